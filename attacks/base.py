@@ -1,0 +1,193 @@
+"""The attack template: one ``__call__`` owns input checks, units and the result; subclasses
+implement only :meth:`Attack.run`.
+
+Budgets enter as a *fraction of the data range* (``8/255`` means ``8/255 * (hi - lo)`` in
+data units) and every result reports both units.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from ganrobust.conventions import Bounds, Direction, DirectionLike, Norm, NormLike
+from ganrobust.diagnostics import Diagnostic
+from ganrobust.scorer import Scorer, check_finite
+from ganrobust.stats import Estimate, wilson
+
+
+@dataclass
+class AttackResult:
+    """What one attack call found, per sample (B = batch size).
+
+    ``success`` is re-checked by ganrobust's own scorer on the returned inputs, whatever the
+    backend claimed; failed samples are returned unperturbed (``x_adv == x``). Samples
+    already on the target side before the attack (``clean_crossed``) are not attacked and
+    are excluded from :attr:`success_rate`.
+    """
+
+    x_adv: torch.Tensor            # (B, ...) perturbed inputs, inside the bounds
+    success: torch.Tensor          # (B,) bool: the decision is on the target side at x_adv
+    clean_crossed: torch.Tensor    # (B,) bool: already on the target side before the attack
+    scores_clean: torch.Tensor     # (B,) s at x
+    scores_adv: torch.Tensor       # (B,) s at x_adv
+    norms: torch.Tensor            # (B,) ||x_adv - x|| in data units (inf: no adversarial found
+                                   #      by a minimum-norm attack)
+    iterations: torch.Tensor       # (B,) gradient evaluations spent on each sample
+    eps: torch.Tensor | None       # (B,) budget in data units; None for unbounded min-norm
+    norm: Norm
+    direction: Direction
+    bounds: Bounds
+    attack: str                    # repr of the exact configuration
+    backend: str = "native"
+    loss: str = "margin"           # what the backend differentiated
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def attacked(self) -> torch.Tensor:
+        return ~self.clean_crossed
+
+    @property
+    def success_rate(self) -> Estimate:
+        """Share of attacked samples (not already crossed) that the attack flipped."""
+        mask = self.attacked
+        return wilson(int((self.success & mask).sum()), int(mask.sum()))
+
+    @property
+    def norms_fraction(self) -> torch.Tensor:
+        return self.norms / self.bounds.width
+
+    @property
+    def eps_fraction(self) -> torch.Tensor | None:
+        return None if self.eps is None else self.eps / self.bounds.width
+
+    def summary(self) -> dict[str, Any]:
+        finite = self.norms[self.attacked & self.success]
+        return {
+            "attack": self.attack, "backend": self.backend, "loss": self.loss,
+            "norm": self.norm.value, "direction": self.direction.value,
+            "success_rate": self.success_rate.to_dict(),
+            "median_norm": float(finite.median()) if finite.numel() else math.inf,
+            "diagnostics": [d.code for d in self.diagnostics],
+        }
+
+
+class Attack:
+    """Base of every attack, native or backend.
+
+    Call as ``attack(scorer, x, eps=8/255, direction="fake->real", seed=0)``. Subclasses set
+    ``minimum_norm = True`` when they search for the smallest adversarial perturbation; for
+    them ``eps`` is optional and caps the search.
+    """
+
+    minimum_norm: ClassVar[bool] = False
+    backend: ClassVar[str] = "native"
+    loss: ClassVar[str] = "margin"
+    norm: Norm
+
+    def __init__(self, *, norm: NormLike) -> None:
+        self.norm = Norm(norm)
+
+    def _params(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v.value if hasattr(v, 'value') else v!r}"
+                           for k, v in self._params().items())
+        return f"{type(self).__name__}({params})"
+
+    def __call__(
+        self,
+        scorer: Scorer,
+        x: torch.Tensor,
+        *,
+        eps: float | torch.Tensor | None = None,
+        direction: DirectionLike = Direction.FAKE_TO_REAL,
+        seed: int = 0,
+    ) -> AttackResult:
+        if not isinstance(scorer, Scorer):
+            raise ValueError(f"expected a ganrobust.Scorer, got {type(scorer).__name__}; wrap D with Scorer(D)")
+        direction = Direction(direction)
+        if not isinstance(x, torch.Tensor) or x.dim() < 2:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"expected a batch x of shape (B, ...), got {shape}")
+        x = x.detach()
+        scorer.bounds.check(x)
+        eps_data = self._budget(eps, x, scorer.bounds)
+        tau = scorer.tau
+        generator = torch.Generator(device=x.device).manual_seed(int(seed))
+
+        with torch.no_grad():
+            s_clean = scorer(x)
+        crossed = direction.crossed(s_clean, tau)
+        x_adv, iterations, result_diagnostics = self.run(
+            scorer, x, eps_data, direction, crossed, generator, seed)
+        if x_adv.shape != x.shape:
+            raise RuntimeError(f"{self!r} returned shape {tuple(x_adv.shape)} for inputs of shape {tuple(x.shape)}")
+        x_adv = scorer.bounds.clamp(x_adv.detach())
+        with torch.no_grad():
+            s_adv = scorer(x_adv)
+        success = direction.crossed(s_adv, tau)
+        norms = self.norm.of(x_adv - x)
+        if eps_data is not None:
+            # a backend that exceeded the budget did not find a valid adversarial
+            over = norms > eps_data * (1 + 1e-5) + 1e-7
+            if over.any() and not self.minimum_norm:
+                result_diagnostics.append(Diagnostic.make(
+                    "budget-exceeded",
+                    f"{self!r} returned {int(over.sum())} perturbation(s) beyond the budget; "
+                    f"they were counted as failures"))
+            success = success & ~over
+        # samples already crossed are returned as they are, with norm 0
+        success = torch.where(crossed, torch.ones_like(success), success)
+        keep = success & ~crossed
+        x_adv = torch.where(_expand(keep, x), x_adv, x)
+        s_adv = torch.where(keep, s_adv, s_clean)
+        norms = torch.where(keep, norms, torch.zeros_like(norms))
+        if self.minimum_norm:
+            norms = torch.where(success, norms, torch.full_like(norms, math.inf))
+        return AttackResult(
+            x_adv=x_adv, success=success, clean_crossed=crossed, scores_clean=s_clean,
+            scores_adv=s_adv, norms=norms, iterations=iterations.to(torch.long),
+            eps=eps_data, norm=self.norm, direction=direction, bounds=scorer.bounds,
+            attack=repr(self), backend=self.backend, loss=self.loss,
+            diagnostics=result_diagnostics,
+        )
+
+    def _budget(self, eps: float | torch.Tensor | None, x: torch.Tensor, bounds: Bounds) -> torch.Tensor | None:
+        if eps is None:
+            if self.minimum_norm:
+                return None
+            raise ValueError(f"{type(self).__name__} needs a budget: pass eps= as a fraction of the data range, e.g. eps=8/255")
+        e = torch.as_tensor(eps, dtype=x.dtype, device=x.device)
+        if e.dim() == 0:
+            e = e.expand(x.shape[0])
+        if e.shape != (x.shape[0],):
+            raise ValueError(f"expected eps as a scalar or one value per sample ({x.shape[0]},), got shape {tuple(e.shape)}")
+        if not torch.isfinite(e).all() or (e <= 0).any():
+            raise ValueError(f"expected eps > 0 (a fraction of the data range, e.g. 8/255), got {_show(e)}")
+        if self.norm is Norm.LINF and (e > 1).any():
+            raise ValueError(f"expected a linf eps <= 1 (the whole data range), got {_show(e)}")
+        return e * bounds.width
+
+    def run(self, scorer: Scorer, x: torch.Tensor, eps: torch.Tensor | None, direction: Direction,
+            crossed: torch.Tensor, generator: torch.Generator, seed: int
+            ) -> tuple[torch.Tensor, torch.Tensor, list[Diagnostic]]:
+        """Return ``(x_adv, iterations per sample, diagnostics)``; ``eps`` is in data units."""
+        raise NotImplementedError
+
+
+def _expand(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return mask.reshape((-1,) + (1,) * (like.dim() - 1))
+
+
+def _show(e: torch.Tensor) -> str:
+    vals = e.unique()
+    return f"{vals.item():g}" if vals.numel() == 1 else np.array2string(vals.cpu().numpy(), threshold=5)
+
+
+__all__ = ["Attack", "AttackResult", "check_finite"]

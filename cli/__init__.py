@@ -1,0 +1,1 @@
+"""The ``ganrobust`` command line: one module per subcommand, registered in :mod:`ganrobust.cli.main`."""

@@ -1,0 +1,29 @@
+"""The ``ganrobust`` click group. Each subcommand lives in its own module."""
+
+from __future__ import annotations
+
+import click
+
+from ganrobust import __version__
+from ganrobust.cli.env import env
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ganrobust")
+def cli() -> None:
+    """Adversarial-robustness audits of GAN discriminators.
+
+    Measures how often a generator update is an accidental attack on the discriminator it
+    was taken against (Odena 2019, Open Questions about GANs, Problem 7).
+    """
+
+
+cli.add_command(env)
+
+
+def main() -> None:
+    cli(prog_name="ganrobust")
+
+
+if __name__ == "__main__":
+    main()

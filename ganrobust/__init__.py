@@ -1,0 +1,17 @@
+"""ganrobust: adversarial-robustness audits of GAN discriminators.
+
+Measures how often a generator update is an *accidental attack* on the discriminator it
+was taken against (Odena 2019, Open Questions about GANs, Problem 7).
+"""
+
+from ganrobust.conventions import BatchNormMode, Bounds, Direction, Norm, ScoreKind
+from ganrobust.diagnostics import Diagnostic, diagnose_scorer
+from ganrobust.scorer import Scorer
+from ganrobust.stats import Estimate, wilson
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BatchNormMode", "Bounds", "Diagnostic", "Direction", "Estimate", "Norm", "ScoreKind",
+    "Scorer", "__version__", "diagnose_scorer", "wilson",
+]

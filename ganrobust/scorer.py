@@ -1,0 +1,271 @@
+"""One discriminator convention: any D wrapped into a realness score ``s`` and threshold ``tau``.
+
+"real" iff ``s >= tau``. A scorer never changes the module it wraps: mode flags, parameter
+``.grad``, buffers (BatchNorm running statistics, spectral-norm ``u``) and the global RNG
+state are exactly as before each call. Attacks differentiate ``s`` with respect to the
+input only (``torch.autograd.grad(..., inputs=x)``), so no parameter gradient is formed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+from typing import Any, Callable, Iterator, Union
+
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from ganrobust.conventions import BatchNormMode, Bounds, Direction, DirectionLike, ScoreKind
+
+Head = Union[int, Callable[[Any], torch.Tensor], None]
+
+#: Probabilities are mapped to logits through ``logit(clamp(p, PROB_CLAMP, 1 - PROB_CLAMP))``
+#: when no trailing ``nn.Sigmoid`` can be stripped; beyond that the gradient is zero.
+PROB_CLAMP = 1e-6
+
+
+class Scorer:
+    """Wrap a discriminator ``module`` into a per-sample realness score.
+
+    Args:
+        module: the discriminator; DDP-style wrappers with ``.module`` are unwrapped.
+        kind: ``logit`` (default), ``prob`` (a trailing ``nn.Sigmoid`` is detected at run
+            time and its input used; otherwise a clamped logit) or ``critic`` (WGAN;
+            ``tau`` must be given or calibrated with :meth:`calibrate`).
+        tau: decision threshold on the score. Defaults to 0 for ``logit`` and ``prob``
+            (p = 0.5), and is required for ``critic``.
+        head: for a D with several outputs (AC-GAN), an index into a tuple/list output
+            (or the last dimension of a tensor), or a callable selecting the realness output.
+        bounds: the data range ``(lo, hi)``; budgets are fractions of ``hi - lo``.
+        bn: ``eval`` scores BatchNorm with running statistics; ``batch`` with the
+            statistics of the scored batch, leaving the running statistics untouched.
+
+    Outputs with more than one value per sample (PatchGAN maps) are averaged per sample.
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        *,
+        kind: ScoreKind | str = ScoreKind.LOGIT,
+        tau: float | None = None,
+        head: Head = None,
+        bounds: Bounds | tuple[float, float] = (-1.0, 1.0),
+        bn: BatchNormMode | str = BatchNormMode.EVAL,
+    ) -> None:
+        if not isinstance(module, nn.Module):
+            raise ValueError(f"expected a torch.nn.Module discriminator, got {type(module).__name__}")
+        while hasattr(module, "module") and isinstance(getattr(module, "module"), nn.Module):
+            module = module.module  # DistributedDataParallel / DataParallel
+        self.module = module
+        self.kind = ScoreKind(kind)
+        if tau is None and self.kind is not ScoreKind.CRITIC:
+            tau = 0.0
+        if tau is not None and not math.isfinite(tau):
+            raise ValueError(f"expected a finite tau, got {tau}")
+        self._tau = None if tau is None else float(tau)
+        if head is not None and not (isinstance(head, int) or callable(head)):
+            raise ValueError(f"expected head to be an int index or a callable, got {head!r}")
+        self.head = head
+        self.bounds = Bounds.coerce(bounds)
+        self.bn = BatchNormMode(bn)
+        self._sigmoids = [m for m in module.modules() if isinstance(m, nn.Sigmoid)]
+        self._depth = 0
+        #: How a ``prob`` output was turned into a logit: "stripped", "clamped" or None.
+        self.prob_conversion: str | None = None
+        #: Number of raw outputs averaged per sample (1 unless a patch discriminator).
+        self.outputs_per_sample: int | None = None
+
+    # -- configuration ---------------------------------------------------------------
+    @property
+    def tau(self) -> float:
+        if self._tau is None:
+            raise ValueError(
+                "this critic scorer has no threshold yet: call scorer.calibrate(real, fake) "
+                "or pass tau= when building it"
+            )
+        return self._tau
+
+    @property
+    def has_tau(self) -> bool:
+        return self._tau is not None
+
+    @property
+    def device(self) -> torch.device:
+        for tensor in self.module.parameters():
+            return tensor.device
+        for tensor in self.module.buffers():
+            return tensor.device
+        return torch.device("cpu")
+
+    def _replace(self, **changes: Any) -> "Scorer":
+        new = copy.copy(self)
+        new.__dict__.update(changes)
+        new._depth = 0
+        return new
+
+    def with_tau(self, tau: float) -> "Scorer":
+        if not math.isfinite(tau):
+            raise ValueError(f"expected a finite tau, got {tau}")
+        return self._replace(_tau=float(tau))
+
+    def calibrate(self, real: torch.Tensor, fake: torch.Tensor) -> "Scorer":
+        """A copy whose ``tau`` is the midpoint of the mean real and mean fake scores."""
+        s_real, s_fake = self.score(real), self.score(fake)
+        return self.with_tau(0.5 * (s_real.mean().item() + s_fake.mean().item()))
+
+    def frozen(self) -> "Scorer":
+        """A scorer over a deep copy of the module with every parameter frozen.
+
+        Backends attack this copy, so whatever they do to parameters, gradients or hooks
+        never reaches the user's module.
+        """
+        module = copy.deepcopy(self.module)
+        module.requires_grad_(False)
+        new = Scorer(module, kind=self.kind, tau=self._tau, head=self.head,
+                     bounds=self.bounds, bn=self.bn)
+        new.prob_conversion, new.outputs_per_sample = self.prob_conversion, self.outputs_per_sample
+        return new
+
+    def __repr__(self) -> str:
+        tau = "uncalibrated" if self._tau is None else f"{self._tau:.4g}"
+        return (f"Scorer({type(self.module).__name__}, kind={self.kind.value}, tau={tau}, "
+                f"bounds=[{self.bounds.lo:g}, {self.bounds.hi:g}], bn={self.bn.value})")
+
+    # -- state -----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def session(self) -> Iterator["Scorer"]:
+        """Enter scoring state once for many forward calls (re-entrant).
+
+        Puts the module in eval mode (BatchNorm in batch-statistics mode without tracking
+        when ``bn='batch'``), forks the global RNG, and restores every flag on exit.
+        """
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self
+            finally:
+                self._depth -= 1
+            return
+        modes = [(m, m.training) for m in self.module.modules()]
+        tracking: list[tuple[_BatchNorm, bool]] = []
+        device = self.device
+        rng_devices = [device] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=rng_devices, enabled=True):
+            try:
+                self.module.eval()
+                if self.bn is BatchNormMode.BATCH:
+                    for m in self.module.modules():
+                        if isinstance(m, _BatchNorm):
+                            tracking.append((m, m.track_running_stats))
+                            m.track_running_stats = False  # batch statistics, no update
+                            m.train()
+                self._depth = 1
+                yield self
+            finally:
+                self._depth = 0
+                for m, was_tracking in tracking:
+                    m.track_running_stats = was_tracking
+                for m, was_training in modes:
+                    m.training = was_training
+
+    # -- scoring ---------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Scores ``(B,)`` of ``x`` (B, ...); call inside :meth:`session`. Differentiable in x."""
+        if self.kind is ScoreKind.PROB and self._sigmoids:
+            record: dict[str, torch.Tensor] = {}
+
+            def _hook(_m: nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+                record["in"], record["out"] = inp[0], out
+
+            handles = [m.register_forward_hook(_hook) for m in self._sigmoids]
+            try:
+                raw = self._select(self.module(x))
+            finally:
+                for h in handles:
+                    h.remove()
+            last = record.get("out")
+            if (last is not None and raw.numel() == last.numel()
+                    and raw.untyped_storage().data_ptr() == last.untyped_storage().data_ptr()):
+                self.prob_conversion = "stripped"
+                return self._reduce(record["in"].reshape(raw.shape), x.shape[0])
+            return self._reduce(self._clamped_logit(raw), x.shape[0])
+        raw = self._select(self.module(x))
+        if self.kind is ScoreKind.PROB:
+            raw = self._clamped_logit(raw)
+        return self._reduce(raw, x.shape[0])
+
+    def _clamped_logit(self, p: torch.Tensor) -> torch.Tensor:
+        self.prob_conversion = "clamped"
+        return torch.logit(p.clamp(PROB_CLAMP, 1 - PROB_CLAMP))
+
+    def _select(self, out: Any) -> torch.Tensor:
+        if self.head is None:
+            if isinstance(out, (tuple, list)):
+                raise ValueError(
+                    f"the discriminator returns {len(out)} outputs; pass head=INDEX or "
+                    f"head=callable selecting the real/fake output"
+                )
+            return out
+        if callable(self.head):
+            return self.head(out)
+        return out[self.head] if isinstance(out, (tuple, list)) else out[..., self.head]
+
+    def _reduce(self, out: torch.Tensor, batch: int) -> torch.Tensor:
+        if not isinstance(out, torch.Tensor) or out.numel() % max(batch, 1) != 0:
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ValueError(
+                f"expected the discriminator output to have {batch} x k values for a batch "
+                f"of {batch}, got {got}; select the realness output with head="
+            )
+        flat = out.reshape(batch, -1)
+        self.outputs_per_sample = flat.shape[1]
+        return flat[:, 0] if flat.shape[1] == 1 else flat.mean(dim=1)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Scores ``(B,)``; raises ValueError on NaN/inf scores."""
+        with self.session():
+            s = self.forward(x)
+        check_finite(s, "scores")
+        return s
+
+    @torch.no_grad()
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        """Scores without a graph."""
+        return self(x)
+
+    def is_real(self, s: torch.Tensor) -> torch.Tensor:
+        return s >= self.tau
+
+    def margin(self, x: torch.Tensor, direction: DirectionLike) -> torch.Tensor:
+        return Direction(direction).margin(self(x), self.tau)
+
+    def margin_grad(self, x: torch.Tensor, direction: DirectionLike) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(s, margin, d margin / d x)`` for a batch; inside or outside a session."""
+        direction = Direction(direction)
+        with self.session(), torch.enable_grad():
+            x = x.detach().requires_grad_(True)
+            s = self.forward(x)
+            m = direction.margin(s, self.tau)
+            (g,) = torch.autograd.grad(m.sum(), x)
+        return s.detach(), m.detach(), g
+
+
+def check_finite(s: torch.Tensor, what: str) -> None:
+    bad = ~torch.isfinite(s)
+    if bad.any():
+        raise ValueError(
+            f"the discriminator returned NaN or inf {what} for {int(bad.sum())} of "
+            f"{s.numel()} samples; check the weights (NaN after a diverged step?) and inputs"
+        )
+
+
+def as_scorer(d: "Scorer | nn.Module", **kwargs: Any) -> Scorer:
+    """Accept either a ready scorer or a bare module (wrapped with ``kwargs``)."""
+    if isinstance(d, Scorer):
+        if kwargs:
+            raise ValueError("pass scorer options when building the Scorer, not with a ready Scorer")
+        return d
+    return Scorer(d, **kwargs)
