@@ -39,6 +39,7 @@ class RobustnessCurve:
     eps: np.ndarray                 # (E,) fractions of the range, ascending
     success: list[Estimate]         # (E,) among samples not already crossed
     eps_star: torch.Tensor          # (B,) data units
+    x_adv: torch.Tensor             # (B, ...) an adversarial of norm eps_star (x where none)
     clean_crossed: torch.Tensor     # (B,) already on the target side
     pgd_settled: np.ndarray         # (E,) samples that only PGD (not DeepFool) settled at each eps
     method: str
@@ -72,7 +73,7 @@ def robustness_curve(
     direction: DirectionLike = Direction.FAKE_TO_REAL,
     max_iter: int = 50,
     overshoot: float = 0.02,
-    verify_steps: int = 3,
+    verify_steps: int = 5,
     seed: int = 0,
 ) -> RobustnessCurve:
     """Success rate at every budget of ``eps`` (fractions of the range) in one pass."""
@@ -98,6 +99,7 @@ def robustness_curve(
                               max_iter=max_iter, overshoot=overshoot)
     eps_df = torch.where(found & active, norm.of(x_df - x), torch.full((x.shape[0],), math.inf, device=x.device))
     eps_star = eps_df.clone()
+    x_best = torch.where(_expand(found & active, x), x_df, x)
     warm = x.clone()
     pgd_settled = np.zeros(grid.size, dtype=int)
     for i, e in enumerate(grid):
@@ -114,13 +116,15 @@ def robustness_curve(
         ok = ok & need
         warm = torch.where(_expand(need, x), x_try, warm)
         realized = norm.of(x_try - x)
-        eps_star = torch.where(ok, torch.minimum(eps_star, realized), eps_star)
+        better = ok & (realized < eps_star)
+        eps_star = torch.where(better, realized, eps_star)
+        x_best = torch.where(_expand(better, x), x_try, x_best)
         pgd_settled[i] = int(ok.sum())
     n = int(active.sum())
     success = [wilson(int((active & (eps_star <= e * width * (1 + 1e-5))).sum()), n) for e in grid]
     eps_star = torch.where(crossed, torch.zeros_like(eps_star), eps_star)
     return RobustnessCurve(
         norm=norm, direction=direction, bounds=scorer.bounds, eps=grid, success=success,
-        eps_star=eps_star, clean_crossed=crossed, pgd_settled=pgd_settled,
+        eps_star=eps_star, x_adv=x_best, clean_crossed=crossed, pgd_settled=pgd_settled,
         method=f"deepfool(max_iter={max_iter}, overshoot={overshoot}) + pgd-verify(steps={verify_steps})",
     )

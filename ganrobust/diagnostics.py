@@ -105,8 +105,10 @@ def diagnose_scorer(scorer: "Scorer", x: torch.Tensor) -> list[Diagnostic]:
     from ganrobust.conventions import Direction, ScoreKind
 
     found: list[Diagnostic] = []
-    with torch.no_grad():
-        s1, s2 = scorer(x), scorer(x)
+    # one session: the scorer forks the RNG per session, so two separate calls of a
+    # stochastic D would replay the same draw
+    with torch.no_grad(), scorer.session():
+        s1, s2 = scorer.forward(x), scorer.forward(x)
     if not torch.equal(s1, s2):
         diff = (s1 - s2).abs().max().item()
         found.append(Diagnostic.make(
@@ -129,3 +131,29 @@ def diagnose_scorer(scorer: "Scorer", x: torch.Tensor) -> list[Diagnostic]:
             found.append(Diagnostic.make(
                 "zero-gradient", f"input gradient is exactly zero for {int(zero.sum())} of {zero.numel()} samples"))
     return found
+
+
+def compare_white_box(white: "AttackLike", control: "AttackLike", slack: float = 0.0) -> list[Diagnostic]:
+    """Flag a gradient attack that flips fewer samples than a control at the same budget.
+
+    ``control`` is random noise or a black-box attack; both results must cover the same
+    samples. ``slack`` tolerates sampling noise (a share of the attacked samples).
+    """
+    w, c = white.success_rate, control.success_rate
+    if w.n and c.n and w.value + slack < c.value:
+        return [Diagnostic.make(
+            "weak-white-box",
+            f"{white.attack} flipped {w.value:.1%} of {w.n} samples, fewer than "
+            f"{control.attack} ({c.value:.1%}) at the same budget")]
+    return []
+
+
+class AttackLike:  # structural type for compare_white_box (an AttackResult)
+    attack: str
+
+    @property
+    def success_rate(self) -> "Estimate":  # pragma: no cover - protocol
+        raise NotImplementedError
+
+
+from ganrobust.stats import Estimate  # noqa: E402  (for the annotation above)
