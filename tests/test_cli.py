@@ -3,6 +3,8 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -25,7 +27,8 @@ def test_help_teaches_and_unknown_commands_exit_2() -> None:
 
 
 def test_console_script_is_installed() -> None:
-    exe = shutil.which("ganrobust")
+    beside = Path(sys.executable).parent / "ganrobust"  # the venv's bin, on PATH or not
+    exe = str(beside) if beside.exists() else shutil.which("ganrobust")
     assert exe is not None
     proc = subprocess.run([exe, "env"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "torch" in proc.stdout
