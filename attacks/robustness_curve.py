@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ganrobust.attacks.base import _expand
+from ganrobust.attacks.base import _expand, settle
 from ganrobust.attacks.minimum_norm import deepfool
 from ganrobust.attacks.projected_gradient_descent import pgd
 from ganrobust.conventions import Bounds, Direction, DirectionLike, Norm, NormLike
@@ -91,10 +91,13 @@ def robustness_curve(
     scorer.bounds.check(x)
     tau, width = scorer.tau, scorer.bounds.width
     generator = torch.Generator(device=x.device).manual_seed(int(seed))
-
     with torch.no_grad():
-        crossed = direction.crossed(scorer(x), tau)
+        s_clean = scorer(x)
+    crossed = direction.crossed(s_clean, tau)
+    user, x_user = scorer, x
+    scorer, x = scorer.for_attack(x)  # search on a frozen (channels-last) copy
     active = ~crossed
+    tau = scorer.tau
     x_df, found, _ = deepfool(scorer, x, norm=norm, direction=direction, active=active,
                               max_iter=max_iter, overshoot=overshoot)
     eps_df = torch.where(found & active, norm.of(x_df - x), torch.full((x.shape[0],), math.inf, device=x.device))
@@ -120,6 +123,14 @@ def robustness_curve(
         eps_star = torch.where(better, realized, eps_star)
         x_best = torch.where(_expand(better, x), x_try, x_best)
         pgd_settled[i] = int(ok.sum())
+    # verify with the user's scorer: a sample counts only if their D flips on it
+    found_any = active & torch.isfinite(eps_star)
+    x_best = settle(user, x_user, x_best.contiguous(), direction, found_any)
+    with torch.no_grad():
+        verified = direction.crossed(user(x_best), user.tau)
+    eps_star = torch.where(found_any & verified, norm.of(x_best - x_user), eps_star)
+    eps_star = torch.where(verified | ~torch.isfinite(eps_star), eps_star, torch.full_like(eps_star, math.inf))
+    x_best = torch.where(_expand(verified, x_best), x_best, x_user)
     n = int(active.sum())
     success = [wilson(int((active & (eps_star <= e * width * (1 + 1e-5))).sum()), n) for e in grid]
     eps_star = torch.where(crossed, torch.zeros_like(eps_star), eps_star)

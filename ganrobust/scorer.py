@@ -116,18 +116,30 @@ class Scorer:
         s_real, s_fake = self.score(real), self.score(fake)
         return self.with_tau(0.5 * (s_real.mean().item() + s_fake.mean().item()))
 
-    def frozen(self) -> "Scorer":
+    def frozen(self, *, channels_last: bool = False) -> "Scorer":
         """A scorer over a deep copy of the module with every parameter frozen.
 
-        Backends attack this copy, so whatever they do to parameters, gradients or hooks
-        never reaches the user's module.
+        Attacks run on this copy, so whatever they (or a backend) do to parameters,
+        gradients or hooks never reaches the user's module. ``channels_last`` stores conv
+        weights in NHWC, which oneDNN runs without layout copies.
         """
         module = copy.deepcopy(self.module)
         module.requires_grad_(False)
+        if channels_last:
+            module = module.to(memory_format=torch.channels_last)
         new = Scorer(module, kind=self.kind, tau=self._tau, head=self.head,
                      bounds=self.bounds, bn=self.bn)
         new.prob_conversion, new.outputs_per_sample = self.prob_conversion, self.outputs_per_sample
         return new
+
+    def for_attack(self, x: torch.Tensor) -> tuple["Scorer", torch.Tensor]:
+        """The scorer and input layout attacks run on: a frozen copy, channels-last for a
+        conv D on CPU images (measured ~1.5x faster forward+backward, benchmarks/attacks.py)."""
+        conv = x.dim() == 4 and x.device.type == "cpu" and any(
+            isinstance(m, nn.Conv2d) for m in self.module.modules())
+        if conv:
+            return self.frozen(channels_last=True), x.contiguous(memory_format=torch.channels_last)
+        return self.frozen(), x
 
     def __repr__(self) -> str:
         tau = "uncalibrated" if self._tau is None else f"{self._tau:.4g}"
