@@ -8,10 +8,12 @@ from ganrobust.conventions import BatchNormMode, Bounds, Direction, Norm, ScoreK
 from ganrobust.diagnostics import Diagnostic, diagnose_scorer
 from ganrobust.scorer import Scorer
 from ganrobust.stats import Estimate, wilson
+from ganrobust.config import WatchConfig
+from ganrobust.hook import Watcher, watch
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BatchNormMode", "Bounds", "Diagnostic", "Direction", "Estimate", "Norm", "ScoreKind",
-    "Scorer", "__version__", "diagnose_scorer", "wilson",
+    "Scorer", "WatchConfig", "Watcher", "__version__", "diagnose_scorer", "watch", "wilson",
 ]

@@ -15,9 +15,9 @@ from typing import Any, Callable, Iterator, Union
 
 import torch
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from ganrobust.conventions import BatchNormMode, Bounds, Direction, DirectionLike, ScoreKind
+from ganrobust.module_state import evaluation_state, preserved_rng
 
 Head = Union[int, Callable[[Any], torch.Tensor], None]
 
@@ -161,27 +161,12 @@ class Scorer:
             finally:
                 self._depth -= 1
             return
-        modes = [(m, m.training) for m in self.module.modules()]
-        tracking: list[tuple[_BatchNorm, bool]] = []
-        device = self.device
-        rng_devices = [device] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=rng_devices, enabled=True):
+        with preserved_rng(self.device), evaluation_state(self.module, self.bn):
+            self._depth = 1
             try:
-                self.module.eval()
-                if self.bn is BatchNormMode.BATCH:
-                    for m in self.module.modules():
-                        if isinstance(m, _BatchNorm):
-                            tracking.append((m, m.track_running_stats))
-                            m.track_running_stats = False  # batch statistics, no update
-                            m.train()
-                self._depth = 1
                 yield self
             finally:
                 self._depth = 0
-                for m, was_tracking in tracking:
-                    m.track_running_stats = was_tracking
-                for m, was_training in modes:
-                    m.training = was_training
 
     # -- scoring ---------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,70 @@
+"""One source of defaults for the hook, ``audit`` and the command line (torch-fidelity's
+``defaults.py`` pattern): a frozen config, changed with :meth:`WatchConfig.replace`."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ganrobust.conventions import BatchNormMode, Norm, ScoreKind
+
+
+@dataclass(frozen=True)
+class WatchConfig:
+    """What the hook measures, how often, and what it keeps.
+
+    Budgets are fractions of the data range ``bounds``. The defaults keep the measurement
+    under ~10% of a DCGAN-32 training step on a 2-core CPU (``benchmarks/watch.py``); set
+    ``every=1`` to measure every generator update.
+    """
+
+    every: int = 10                  # measure every N-th generator step
+    n_probes: int = 128              # held-out probe latents, fixed for the whole run
+    eps: float = 8 / 255             # Odena's "small": linf(p) <= eps (fraction of range)
+    eps_l2: float | None = None      # optionally also l2(p) <= eps_l2
+    efficiency_steps: int = 5        # L2 PGD steps for s_pgd (0 disables efficiency)
+    noise_draws: int = 1             # random-direction control draws per sample
+    min_norm_every: int = 10         # eps_star every N measured steps (0 disables)
+    min_norm_probes: int = 32        # probes attacked for eps_star
+    min_norm_norm: Norm = Norm.LINF  # norm of eps_star and ratio (same as "small")
+    ring_size: int = 4               # D snapshots kept in memory
+    snapshot_every: int = 100        # persist D (and G before/after) every N generator steps
+    persist_measured: bool = False   # also persist snapshots at every measured step
+    kind: ScoreKind = ScoreKind.LOGIT
+    tau: float | None = None
+    bounds: tuple[float, float] = (-1.0, 1.0)
+    bn: BatchNormMode = BatchNormMode.EVAL       # how D's BatchNorm scores
+    g_bn: BatchNormMode = BatchNormMode.BATCH    # how G's BatchNorm generates the probes
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", ScoreKind(self.kind))
+        object.__setattr__(self, "bn", BatchNormMode(self.bn))
+        object.__setattr__(self, "g_bn", BatchNormMode(self.g_bn))
+        object.__setattr__(self, "min_norm_norm", Norm(self.min_norm_norm))
+        object.__setattr__(self, "bounds", (float(self.bounds[0]), float(self.bounds[1])))
+        for name in ("every", "n_probes", "ring_size", "snapshot_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"expected {name} >= 1, got {getattr(self, name)}")
+        for name in ("efficiency_steps", "min_norm_every", "min_norm_probes", "noise_draws"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"expected {name} >= 0, got {getattr(self, name)}")
+        if not 0 < self.eps <= 1:
+            raise ValueError(f"expected 0 < eps <= 1 (a fraction of the data range), got {self.eps}")
+        if self.eps_l2 is not None and self.eps_l2 <= 0:
+            raise ValueError(f"expected eps_l2 > 0, got {self.eps_l2}")
+
+    def replace(self, **changes: Any) -> "WatchConfig":
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ValueError(f"unknown watch options {sorted(unknown)}; see ganrobust.WatchConfig")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        for key, value in out.items():
+            if hasattr(value, "value"):
+                out[key] = value.value
+        return out

@@ -1,0 +1,134 @@
+"""Built-in offline data: nothing is downloaded, ever.
+
+* ``shapes``: procedurally generated 32x32 RGB images of circles, squares and triangles
+  (labels 0, 1, 2) in random colours, sizes and positions on a dark background; seeded.
+* ``8gaussians``: the ring of eight Gaussians (labels = mode), the standard mode-collapse toy.
+* ``digits``: scikit-learn's bundled 8x8 handwritten digits (the ``digits`` extra), upsampled.
+* any ``.npz`` (array ``x``, optional ``y``) or ``.npy`` file of samples in the data range.
+
+Every loader returns a :class:`Dataset` with samples in its ``bounds``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+BUILTIN = ("shapes", "8gaussians", "digits")
+
+
+@dataclass
+class Dataset:
+    name: str
+    x: torch.Tensor                 # (N, ...) in bounds
+    y: torch.Tensor | None          # (N,) integer labels, when known
+    bounds: tuple[float, float]
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def batch(self, size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A random batch (global RNG unless a generator is given, like a DataLoader)."""
+        idx = torch.randint(0, len(self), (size,), generator=generator)
+        return self.x[idx]
+
+
+def shapes(n: int = 10000, *, seed: int = 0, size: int = 32) -> Dataset:
+    """Circles (0), squares (1) and triangles (2) in [-1, 1], shape (n, 3, size, size)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
+    label = rng.integers(0, 3, n)
+    radius = rng.uniform(0.18, 0.34, n).astype(np.float32) * size
+    cx = rng.uniform(0.0, 1.0, n).astype(np.float32) * (size - 2 * radius) + radius
+    cy = rng.uniform(0.0, 1.0, n).astype(np.float32) * (size - 2 * radius) + radius
+    dx = xx[None] - cx[:, None, None]
+    dy = yy[None] - cy[:, None, None]
+    r = radius[:, None, None]
+    circle = dx**2 + dy**2 <= r**2
+    square = (np.abs(dx) <= r * 0.85) & (np.abs(dy) <= r * 0.85)
+    # upward triangle: apex at the top, base at the bottom
+    triangle = (dy <= r * 0.8) & (dy >= -r) & (np.abs(dx) <= (dy + r) * 0.6)
+    mask = np.where(label[:, None, None] == 0, circle, np.where(label[:, None, None] == 1, square, triangle))
+    colour = rng.uniform(0.35, 1.0, (n, 3, 1, 1)).astype(np.float32)
+    background = rng.uniform(0.0, 0.25, (n, 3, 1, 1)).astype(np.float32)
+    img = np.where(mask[:, None], colour, background)
+    img = img + rng.normal(0.0, 0.02, img.shape).astype(np.float32)
+    x = torch.from_numpy(np.clip(img, 0.0, 1.0) * 2 - 1)
+    return Dataset("shapes", x, torch.from_numpy(label), (-1.0, 1.0))
+
+
+def eight_gaussians(n: int = 10000, *, seed: int = 0, radius: float = 2.0, std: float = 0.02) -> Dataset:
+    """The ring of eight Gaussians (n, 2); bounds generous enough for a generator's tails."""
+    rng = np.random.default_rng(seed)
+    mode = rng.integers(0, 8, n)
+    angle = mode * (2 * math.pi / 8)
+    centers = np.stack([np.cos(angle), np.sin(angle)], 1) * radius
+    x = centers + rng.normal(0, std, (n, 2))
+    return Dataset("8gaussians", torch.from_numpy(x.astype(np.float32)), torch.from_numpy(mode), (-4.0, 4.0))
+
+
+def ring_modes(radius: float = 2.0) -> torch.Tensor:
+    angle = torch.arange(8) * (2 * math.pi / 8)
+    return torch.stack([torch.cos(angle), torch.sin(angle)], 1) * radius
+
+
+def digits(*, size: int = 32) -> Dataset:
+    """scikit-learn's 1,797 bundled 8x8 digits, upsampled to ``size`` (bilinear), in [-1, 1]."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise ValueError("the digits dataset needs scikit-learn: pip install 'ganrobust[digits]'") from None
+    bunch = load_digits()
+    x = torch.from_numpy(bunch.images.astype(np.float32) / 16.0)[:, None]
+    if size != 8:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    return Dataset("digits", x.clamp(0, 1) * 2 - 1, torch.from_numpy(bunch.target), (-1.0, 1.0))
+
+
+def load_array(path: str | Path, bounds: tuple[float, float] = (-1.0, 1.0)) -> Dataset:
+    """Samples from ``.npz`` (array ``x`` or the first array; optional ``y``) or ``.npy``."""
+    p = Path(path)
+    if not p.exists():
+        raise ValueError(f"{p} does not exist; pass a built-in dataset ({', '.join(BUILTIN)}) or an .npz/.npy file")
+    try:
+        if p.suffix == ".npy":
+            x, y = np.load(p, allow_pickle=False), None
+        elif p.suffix == ".npz":
+            with np.load(p, allow_pickle=False) as arrays:
+                if not arrays.files:
+                    raise ValueError(f"{p} holds no arrays")
+                x = arrays["x"] if "x" in arrays.files else arrays[arrays.files[0]]
+                y = arrays["y"] if "y" in arrays.files else None
+        else:
+            raise ValueError(f"expected an .npz or .npy file, got {p.name}")
+    except (OSError, EOFError) as err:
+        raise ValueError(f"{p} could not be read as a numpy file ({err}); is it truncated?") from None
+    if not np.issubdtype(x.dtype, np.number) or x.ndim < 2:
+        raise ValueError(f"expected a numeric array of samples (N, ...) in {p}, got dtype {x.dtype}, shape {x.shape}")
+    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    if not torch.isfinite(xt).all():
+        raise ValueError(f"{p} contains NaN or inf samples")
+    lo, hi = float(xt.min()), float(xt.max())
+    if lo < bounds[0] - 1e-6 or hi > bounds[1] + 1e-6:
+        raise ValueError(f"samples in {p} span [{lo:.3g}, {hi:.3g}], outside the data range [{bounds[0]:g}, {bounds[1]:g}]; "
+                         f"rescale them or pass the matching range")
+    yt = None if y is None else torch.from_numpy(np.asarray(y).astype(np.int64))
+    return Dataset(p.stem, xt, yt, bounds)
+
+
+def load_dataset(name: str, *, n: int = 10000, seed: int = 0, size: int = 32) -> Dataset:
+    """A built-in dataset by name, or an array file by path."""
+    if name == "shapes":
+        return shapes(n, seed=seed, size=size)
+    if name in ("8gaussians", "eight_gaussians", "ring"):
+        return eight_gaussians(n, seed=seed)
+    if name == "digits":
+        return digits(size=size)
+    if name.endswith((".npz", ".npy")):
+        return load_array(name)
+    raise ValueError(f"unknown dataset {name!r}: expected one of {', '.join(BUILTIN)} or a path to an .npz/.npy file")

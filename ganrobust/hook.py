@@ -1,0 +1,324 @@
+"""``ganrobust.watch``: one line added to a GAN training loop, nothing else changed.
+
+    with ganrobust.watch(netG, netD, "runs/dcgan"):
+        for real in loader:
+            ...                      # the loop exactly as it was
+            optimizerD.step()
+            ...
+            optimizerG.step()
+
+The hook observes the loop through PyTorch's global optimizer step hooks and recognises G's
+and D's optimizers by parameter identity, so it needs nothing about them. At G's optimizer
+*pre*-hook it snapshots D (so WGAN clipping or an EMA applied after ``opt_d.step()`` is part
+of the D that G's step is taken against) and, on measured steps, generates the probes with
+G before the step; at G's *post*-hook it generates them again and measures the update
+against that snapshot. A forward pre-hook on G records the latents of the step itself.
+
+Zero interference: everything runs on shadow copies of G and D loaded from snapshots, under
+``no_grad`` (input gradients only, on frozen copies), with the global RNG forked. The user's
+modules are only read; training is bit-identical with and without the hook (tested).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import time
+import traceback
+import warnings
+import weakref
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+
+from ganrobust.attacks.minimum_norm import MinimumNormAttack
+from ganrobust.config import WatchConfig
+from ganrobust.conventions import ScoreKind
+from ganrobust.measure import Measurement, measure_update, persistence
+from ganrobust.module_state import evaluation_state, preserved_rng
+from ganrobust.runs import RunWriter
+from ganrobust.scorer import Scorer
+from ganrobust.snapshots import SnapshotRing, StateView, save_state
+
+MAX_ERRORS = 3
+
+
+def unwrap(module: nn.Module) -> nn.Module:
+    """The module inside DistributedDataParallel/DataParallel/FSDP-style wrappers."""
+    while isinstance(getattr(module, "module", None), nn.Module):
+        module = module.module
+    return module
+
+
+def describe(module: nn.Module) -> dict[str, Any]:
+    """An architecture reference: import path, constructor kwargs when the model records them."""
+    cls = type(module)
+    config = getattr(module, "config", None)
+    return {
+        "class": f"{cls.__module__}:{cls.__qualname__}",
+        "kwargs": dict(config) if isinstance(config, dict) else None,
+        "parameters": sum(p.numel() for p in module.parameters()),
+    }
+
+
+def _is_rank0() -> bool:
+    dist = torch.distributed
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+class Watcher:
+    """The handle ``watch`` returns: a context manager; :meth:`close` ends the run."""
+
+    def __init__(self, G: nn.Module, D: nn.Module, run_dir: str | Path, config: WatchConfig, *,
+                 real: torch.Tensor | None = None, latent_shape: tuple[int, ...] | None = None) -> None:
+        self.config = config
+        self.G, self.D = unwrap(G), unwrap(D)
+        self.active = _is_rank0()
+        self.g_step = 0
+        self.d_steps_since = 0
+        self._d_steps_before = 0
+        self.errors = 0
+        self._closed = False
+        self._handles: list[Any] = []
+        if not self.active:  # other ranks: no hooks, no files, no collectives
+            return
+        if config.kind is ScoreKind.CRITIC and config.tau is None and real is None:
+            raise ValueError("a critic (WGAN) D needs real samples to calibrate tau: pass real=<batch of real data> "
+                             "or tau=")
+        self._g_ids = {id(p) for p in self.G.parameters()}
+        self._d_ids = {id(p) for p in self.D.parameters()}
+        if self._g_ids & self._d_ids:
+            raise ValueError("G and D share parameters; pass the generator and discriminator modules separately")
+        self._kinds: "weakref.WeakKeyDictionary[torch.optim.Optimizer, str | None]" = weakref.WeakKeyDictionary()
+        self._optimizers: dict[str, "weakref.ref[torch.optim.Optimizer]"] = {}
+
+        self._d_view, self._g_view = StateView(self.D), StateView(self.G)
+        self._ring = SnapshotRing(self._d_view, config.ring_size)
+        self._theta = self._g_view.empty_like()
+        self._shadow_d = copy.deepcopy(self.D).requires_grad_(False)
+        self._shadow_g = copy.deepcopy(self.G).requires_grad_(False)
+        self._shadow_d_view, self._shadow_g_view = StateView(self._shadow_d), StateView(self._shadow_g)
+        self.scorer = Scorer(self._shadow_d, kind=config.kind, tau=config.tau, bounds=config.bounds, bn=config.bn)
+        self._real = None if real is None else real.detach().clone()
+        self._min_norm = (MinimumNormAttack(norm=config.min_norm_norm, bisection_steps=5)
+                          if config.min_norm_every else None)
+        self._measured = 0
+        self._z_train_ref: torch.Tensor | None = None
+        self._current: dict[str, Any] | None = None
+        self._pending: dict[str, Any] | None = None
+        self.Z: torch.Tensor | None = None
+
+        from ganrobust import __version__
+
+        self.writer = RunWriter(run_dir, {
+            "ganrobust": __version__, "torch": torch.__version__,
+            "config": config.to_dict(),
+            "models": {"generator": describe(self.G), "discriminator": describe(self.D)},
+            "data_range": list(config.bounds),
+            "score": {"kind": config.kind.value, "tau": config.tau, "bn": config.bn.value, "g_bn": config.g_bn.value},
+            "seeds": {"probes": config.seed, "torch_initial_seed": torch.initial_seed()},
+            "snapshot_bytes": {"D": self._d_view.nbytes, "G": self._g_view.nbytes, "ring": self._ring.nbytes},
+        })
+        if latent_shape is not None:
+            self._init_probes(tuple(latent_shape), torch.float32, self._device())
+        self._handles = [
+            register_optimizer_step_pre_hook(self._on_pre),
+            register_optimizer_step_post_hook(self._on_post),
+            self.G.register_forward_pre_hook(self._capture),
+        ]
+
+    # -- context manager -------------------------------------------------------------
+    def __enter__(self) -> "Watcher":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def run_dir(self) -> Path:
+        return self.writer.dir
+
+    def close(self) -> None:
+        """Remove every hook, write ``checkpoint.pt`` and mark the run complete (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+        if not self.active:
+            return
+        self._write_checkpoint()
+        self.writer.close(generator_steps=self.g_step, measured_steps=self._measured, errors=self.errors)
+
+    # -- recognising the loop ----------------------------------------------------------
+    def _kind(self, optimizer: torch.optim.Optimizer) -> str | None:
+        if optimizer not in self._kinds:
+            ids = {id(p) for group in optimizer.param_groups for p in group["params"]}
+            kind = "G" if ids and ids <= self._g_ids else "D" if ids and ids <= self._d_ids else None
+            self._kinds[optimizer] = kind
+            if kind:
+                self._optimizers[kind] = weakref.ref(optimizer)
+        return self._kinds[optimizer]
+
+    def _capture(self, _module: nn.Module, args: tuple[Any, ...]) -> None:
+        if args and isinstance(args[0], torch.Tensor):
+            self._z_train_ref = args[0]  # cloned at G's step: no copy per forward
+
+    def _device(self) -> torch.device:
+        for p in self.G.parameters():
+            return p.device
+        return torch.device("cpu")
+
+    @contextlib.contextmanager
+    def _guarded(self, what: str) -> Iterator[None]:
+        """Fork the RNG, disable grad, and turn a failure into a recorded error, not a crash."""
+        try:
+            with preserved_rng(self._device()), torch.no_grad():
+                yield
+        except Exception as err:  # the user's training must go on
+            self.errors += 1
+            self.writer.append({"kind": "error", "step": self.g_step, "where": what,
+                                "error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()})
+            warnings.warn(f"ganrobust.watch: {what} failed at generator step {self.g_step} ({err}); "
+                          f"recorded in steps.jsonl" + ("; measurement stopped" if self.errors >= MAX_ERRORS else ""),
+                          RuntimeWarning, stacklevel=3)
+
+    # -- the two hooks ---------------------------------------------------------------
+    def _on_pre(self, optimizer: torch.optim.Optimizer, _args: Any, _kwargs: Any) -> None:
+        if self._kind(optimizer) != "G" or self.errors >= MAX_ERRORS:
+            return
+        self.g_step += 1
+        step = self.g_step
+        with self._guarded("snapshot"):
+            snapshot = self._ring.take(step)  # D_t, as G's step sees it
+            if self._pending is not None:
+                self._resolve_persists(snapshot)
+            self._d_steps_before, self.d_steps_since = self.d_steps_since, 0
+            if not self._is_measured(step):
+                return
+            z_train = None if self._z_train_ref is None else self._z_train_ref.detach().clone()
+            if self.Z is None:
+                if z_train is None:
+                    raise ValueError("no latent batch was seen in G's forward; pass latent_shape= to watch()")
+                self._init_probes(tuple(z_train.shape[1:]), z_train.dtype, z_train.device)
+            self._g_view.copy_to(self._theta)  # θ, before the step
+            self._current = {"step": step, "z_train": z_train,
+                             "x": self._generate(self._theta, self.Z),
+                             "x_train": None if z_train is None else self._generate(self._theta, z_train)}
+
+    def _on_post(self, optimizer: torch.optim.Optimizer, _args: Any, _kwargs: Any) -> None:
+        kind = self._kind(optimizer)
+        if kind == "D":
+            self.d_steps_since += 1
+            return
+        if kind != "G" or self._current is None or self._current["step"] != self.g_step or self.errors >= MAX_ERRORS:
+            return
+        current, self._current = self._current, None
+        with self._guarded("measurement"):
+            self._measure(current)
+
+    # -- measuring -----------------------------------------------------------------
+    def _is_measured(self, step: int) -> bool:
+        return step % self.config.every == 0 or step % self.config.snapshot_every == 0
+
+    def _init_probes(self, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> None:
+        gen = torch.Generator().manual_seed(self.config.seed)
+        self.Z = torch.randn((self.config.n_probes,) + shape, generator=gen).to(device=device, dtype=dtype)
+        save_state(self.writer.dir / "probes.safetensors", ["z"], [self.Z])
+
+    def _generate(self, theta: list[torch.Tensor], z: torch.Tensor) -> torch.Tensor:
+        self._shadow_g_view.load(theta)
+        with evaluation_state(self._shadow_g, self.config.g_bn):
+            return self._shadow_g(z).detach()
+
+    def _measure(self, current: dict[str, Any]) -> None:
+        cfg, step = self.config, current["step"]
+        started = time.perf_counter()
+        x_next = self._generate(self._g_view.tensors, self.Z)  # θ', after the step
+        snapshot = self._ring.get(step)
+        self._shadow_d_view.load(snapshot)
+        scorer = self.scorer
+        if cfg.kind is ScoreKind.CRITIC and cfg.tau is None:
+            scorer = scorer.calibrate(self._real.to(current["x"].device), current["x"])
+        with_min_norm = self._min_norm is not None and self._measured % cfg.min_norm_every == 0
+        probe = measure_update(
+            scorer, current["x"], x_next, eps=cfg.eps, eps_l2=cfg.eps_l2, efficiency_steps=cfg.efficiency_steps,
+            noise_draws=cfg.noise_draws, min_norm=self._min_norm if with_min_norm else None,
+            min_norm_probes=cfg.min_norm_probes, seed=cfg.seed + step)
+        record: dict[str, Any] = {"kind": "step", "step": step, "d_steps": self._d_steps_before,
+                                  "tau": scorer.tau, "probe": probe.summary,
+                                  "samples": {"probe": self.writer.save_samples(step, "probe", probe.samples)}}
+        train: Measurement | None = None
+        if current["x_train"] is not None:
+            x_train_next = self._generate(self._g_view.tensors, current["z_train"])
+            train = measure_update(scorer, current["x_train"], x_train_next, eps=cfg.eps, eps_l2=cfg.eps_l2,
+                                   efficiency_steps=0, noise_draws=cfg.noise_draws, seed=cfg.seed + step)
+            record["train"] = train.summary
+            record["samples"]["train"] = self.writer.save_samples(step, "train", train.samples)
+        if step % cfg.snapshot_every == 0 or cfg.persist_measured:
+            record["snapshots"] = self._persist(step, snapshot)
+        record["seconds"] = time.perf_counter() - started
+        self.writer.append(record)
+        self._measured += 1
+        self._pending = {"step": step, "x_next": x_next, "flip": probe.samples["flip"], "tau": scorer.tau}
+
+    def _resolve_persists(self, snapshot: list[torch.Tensor]) -> None:
+        pending, self._pending = self._pending, None
+        assert pending is not None
+        if self.d_steps_since == 0:  # D did not move: nothing to learn about persistence
+            return
+        self._shadow_d_view.load(snapshot)
+        with torch.no_grad():
+            s_later = self.scorer.score(pending["x_next"]).cpu().numpy()
+        self.writer.append({"kind": "persists", "step": pending["step"], "d_steps": self.d_steps_since,
+                            "persists": persistence(s_later, pending["flip"], pending["tau"]).to_dict()})
+
+    def _persist(self, step: int, snapshot: list[torch.Tensor]) -> dict[str, str]:
+        snap = self.writer.dir / "snapshots"
+        names = {"D": f"snapshots/d_{step:07d}.safetensors", "G_before": f"snapshots/g_{step:07d}_before.safetensors",
+                 "G_after": f"snapshots/g_{step:07d}_after.safetensors"}
+        meta = {"step": str(step)}
+        save_state(snap / Path(names["D"]).name, self._d_view.names, snapshot, meta)
+        save_state(snap / Path(names["G_before"]).name, self._g_view.names, self._theta, meta)
+        save_state(snap / Path(names["G_after"]).name, self._g_view.names, self._g_view.tensors, meta)
+        return names
+
+    def _write_checkpoint(self) -> None:
+        opt_g, opt_d = (self._optimizers.get(k) for k in ("G", "D"))
+        checkpoint = {
+            "format": "ganrobust.checkpoint/1",
+            "G": {k: v.detach().cpu() for k, v in self.G.state_dict().items()},
+            "D": {k: v.detach().cpu() for k, v in self.D.state_dict().items()},
+            "optimizer_G": None if opt_g is None or opt_g() is None else opt_g().state_dict(),
+            "optimizer_D": None if opt_d is None or opt_d() is None else opt_d().state_dict(),
+            "optimizer_G_class": None if opt_g is None or opt_g() is None else type(opt_g()).__name__,
+            "arch": {"generator": describe(self.G), "discriminator": describe(self.D)},
+            "score": self.writer.manifest["score"], "data_range": list(self.config.bounds),
+            "generator_steps": self.g_step,
+        }
+        with preserved_rng(self._device()):
+            tmp = self.writer.dir / "checkpoint.pt.tmp"
+            torch.save(checkpoint, tmp)
+            tmp.replace(self.writer.dir / "checkpoint.pt")
+
+
+def watch(G: nn.Module, D: nn.Module, run_dir: str | Path, *, config: WatchConfig | None = None,
+          real: torch.Tensor | None = None, latent_shape: tuple[int, ...] | None = None,
+          **options: Any) -> Watcher:
+    """Start watching a training loop; returns a :class:`Watcher` (use ``with`` or ``.close()``).
+
+    Args:
+        G, D: the generator and discriminator (DDP wrappers are unwrapped; only rank 0 records).
+        run_dir: where the run directory is written.
+        config: a :class:`WatchConfig`; keyword ``options`` override its fields
+            (``every=1``, ``n_probes=256``, ``kind="prob"``, ``bounds=(0, 1)``, ...).
+        real: a batch of real samples, needed to calibrate ``tau`` for a critic (WGAN) D.
+        latent_shape: the shape of one latent (``(nz,)`` or ``(nz, 1, 1)``) when G's forward
+            does not take the latent batch as its first argument.
+    """
+    cfg = (config or WatchConfig()).replace(**options) if options else (config or WatchConfig())
+    return Watcher(G, D, run_dir, cfg, real=real, latent_shape=latent_shape)

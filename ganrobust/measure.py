@@ -1,0 +1,166 @@
+"""The measurement of one generator update against the discriminator it was taken against.
+
+Inputs: a scorer over D_t, probe samples ``x = G_θ(Z)`` and ``x' = G_θ'(Z)``; ``p = x' − x``.
+Per sample (DESIGN.md, "The measurement of one generator update"):
+
+    s, s_next     D_t(x), D_t(x')
+    fake          s < tau: the samples an update can flip (the denominator of every rate)
+    flip          s < tau <= s_next
+    linf, l2      norms of p in data units
+    small         linf <= eps (and l2 <= eps_l2 when set)          — Odena's "small"
+    accidental    flip and small                                   — the headline (AAR)
+    cos_grad      cos(p, ∇ₓ D_t(x));  cos_z = cos·sqrt(dim) is ~N(0, 1) for random directions
+    s_pgd         best D_t score by L2 PGD within ‖p‖₂ of x
+    efficiency    (s_next − s) / (s_pgd − s): 1 = the update is as good as the best attack
+    noise_flip    fake and D_t(x + ‖p‖₂·u) >= tau, u a random unit direction: the null control
+    eps_star      minimum adversarial norm of D_t at x (``min_norm_norm``), on a subset
+    ratio         norm(p) / eps_star: ~1 means the update is as efficient as the best attack
+    persists      D_{t+1}(x') >= tau (filled in when D's next step is seen)
+
+Rates are over fake-classified samples with Wilson intervals; continuous fields are
+summarised by their median with a distribution-free interval.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ganrobust.attacks.base import _expand
+from ganrobust.attacks.minimum_norm import MinimumNormAttack
+from ganrobust.attacks.projected_gradient_descent import pgd
+from ganrobust.attacks.random_noise import random_direction
+from ganrobust.conventions import Direction, Norm
+from ganrobust.scorer import Scorer
+from ganrobust.stats import Estimate, median_ci, wilson
+
+F2R = Direction.FAKE_TO_REAL
+
+
+@dataclass
+class Measurement:
+    """Per-sample arrays (numpy, length N) and their summary."""
+
+    samples: dict[str, np.ndarray]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return len(self.samples["s"])
+
+
+def measure_update(
+    scorer: Scorer,
+    x: torch.Tensor,
+    x_next: torch.Tensor,
+    *,
+    eps: float,
+    eps_l2: float | None = None,
+    efficiency_steps: int = 5,
+    noise_draws: int = 1,
+    min_norm: MinimumNormAttack | None = None,
+    min_norm_probes: int | None = None,
+    seed: int = 0,
+) -> Measurement:
+    """Measure the update ``x -> x_next`` against ``scorer`` (D_t). Budgets are fractions of the range."""
+    if x.shape != x_next.shape:
+        raise ValueError(f"expected x and x_next of the same shape, got {tuple(x.shape)} and {tuple(x_next.shape)}")
+    x, x_next = x.detach(), x_next.detach()
+    bounds, tau = scorer.bounds, scorer.tau
+    generator = torch.Generator(device=x.device).manual_seed(int(seed))
+    n, dim = x.shape[0], x[0].numel()
+
+    s, _, grad = scorer.margin_grad(x, F2R)  # (N,), (N, ...)
+    with torch.no_grad():
+        s_next = scorer(x_next)
+    p = x_next - x
+    linf, l2 = Norm.LINF.of(p), Norm.L2.of(p)
+    fake = s < tau
+    flip = fake & (s_next >= tau)
+    small = linf <= bounds.to_data(eps) * (1 + 1e-6)
+    if eps_l2 is not None:
+        small = small & (l2 <= bounds.to_data(eps_l2) * (1 + 1e-6))
+    accidental = flip & small
+
+    g_norm = grad.reshape(n, -1).norm(dim=1)
+    cos = (p * grad).reshape(n, -1).sum(1) / (l2 * g_norm).clamp_min(1e-30)
+    cos = torch.where((l2 > 0) & (g_norm > 0), cos, torch.full_like(cos, math.nan))
+
+    moved = l2 > 0
+    if efficiency_steps > 0 and moved.any():
+        work = scorer.frozen()
+        x_pgd, _, _ = pgd(work, x, l2.clamp_min(1e-12), norm=Norm.L2, direction=F2R, steps=efficiency_steps,
+                          rel_stepsize=2.5 / efficiency_steps, random_start=False, early_stop=False,
+                          generator=generator, active=moved)
+        with torch.no_grad():
+            s_pgd = scorer(x_pgd)
+        gain = s_pgd - s
+        efficiency = torch.where(moved & (gain > 0), (s_next - s) / gain.clamp_min(1e-30),
+                                 torch.full_like(s, math.nan))
+    else:
+        s_pgd = torch.full_like(s, math.nan)
+        efficiency = torch.full_like(s, math.nan)
+
+    noise_flip = torch.zeros_like(fake)
+    with torch.no_grad(), scorer.session():
+        for _ in range(noise_draws):
+            x_noise = bounds.clamp(x + _expand(l2, x) * random_direction(x, Norm.L2, generator))
+            noise_flip |= fake & (scorer.forward(x_noise) >= tau)
+
+    eps_star = torch.full_like(s, math.nan)
+    ratio = torch.full_like(s, math.nan)
+    if min_norm is not None:
+        k = n if min_norm_probes is None else min(n, min_norm_probes)
+        result = min_norm(scorer, x[:k], direction=F2R, seed=seed)
+        eps_star[:k] = torch.where(result.attacked, result.norms, torch.full_like(result.norms, math.nan))
+        p_norm = min_norm.norm.of(p[:k])
+        ratio[:k] = p_norm / eps_star[:k]
+
+    samples = {
+        "s": s, "s_next": s_next, "fake": fake, "flip": flip, "linf": linf, "l2": l2, "small": small,
+        "accidental": accidental, "cos_grad": cos, "cos_z": cos * math.sqrt(dim), "s_pgd": s_pgd,
+        "efficiency": efficiency, "noise_flip": noise_flip, "eps_star": eps_star, "ratio": ratio,
+    }
+    arrays = {k: v.detach().cpu().numpy() for k, v in samples.items()}
+    return Measurement(arrays, summarize(arrays, width=bounds.width))
+
+
+def summarize(samples: dict[str, np.ndarray], *, width: float) -> dict[str, Any]:
+    """Aggregates of per-sample arrays: rates over fake-classified samples, medians with intervals."""
+    fake = samples["fake"].astype(bool)
+    n_fake = int(fake.sum())
+
+    def share(key: str) -> dict[str, float | int]:
+        return wilson(int((samples[key].astype(bool) & fake).sum()), n_fake).to_dict()
+
+    def median(key: str, scale: float = 1.0, mask: np.ndarray | None = None) -> dict[str, float | int]:
+        values = samples[key] if mask is None else samples[key][mask]
+        values = values[~np.isnan(values)] / scale
+        return median_ci(values).to_dict()
+
+    return {
+        "n": int(len(fake)),
+        "n_fake": n_fake,
+        "aar": share("accidental"),
+        "flip_rate": share("flip"),
+        "noise_flip_rate": share("noise_flip"),
+        "small_rate": wilson(int(samples["small"].sum()), len(fake)).to_dict(),
+        "linf": median("linf", width),
+        "l2": median("l2", width),
+        "cos_z": median("cos_z"),
+        "efficiency": median("efficiency", mask=fake),
+        "eps_star": median("eps_star", width, mask=fake),
+        "ratio": median("ratio", mask=fake),
+        "score": median("s"),
+        "score_next": median("s_next"),
+    }
+
+
+def persistence(s_later: np.ndarray, flip: np.ndarray, tau: float) -> Estimate:
+    """Share of flipped samples that D_{t+1} still calls real."""
+    flip = flip.astype(bool)
+    return wilson(int(((s_later >= tau) & flip).sum()), int(flip.sum()))

@@ -1,0 +1,188 @@
+"""Runs on disk: what the hook writes and what ``audit``, ``report`` and ``compare`` read.
+
+    run_dir/
+      manifest.json          schema, versions, config, models, data range, score convention, seeds
+      steps.jsonl            one JSON object per line, appended and flushed as steps finish
+      samples/step_*.safetensors   per-sample arrays of each measured step
+      probes.safetensors     the held-out probe latents Z
+      snapshots/*.safetensors      D (and G before/after) at persisted steps
+      checkpoint.pt          G, D, optimizer states and architecture references (weights_only)
+
+Only this module and the report writers touch the file system. A reader accepts runs that
+were cut off mid-write (a killed process) and says what was missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+from safetensors.numpy import load_file as load_numpy
+from safetensors.numpy import save_file as save_numpy
+
+from ganrobust.stats import Estimate
+
+RUN_SCHEMA = "ganrobust.run/1"
+SUPPORTED_SCHEMAS = (RUN_SCHEMA,)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def to_jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        v = float(value)
+        return None if v != v else (v if abs(v) != float("inf") else ("inf" if v > 0 else "-inf"))
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    if hasattr(value, "value") and isinstance(getattr(value, "value"), str):
+        return value.value
+    return value
+
+
+class RunWriter:
+    """Append-only writer of a run directory."""
+
+    def __init__(self, run_dir: str | os.PathLike[str], manifest: dict[str, Any]) -> None:
+        self.dir = Path(run_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "samples").mkdir(exist_ok=True)
+        (self.dir / "snapshots").mkdir(exist_ok=True)
+        self.manifest = {"schema": RUN_SCHEMA, "status": "running", "started": time.time(), **manifest}
+        self.write_manifest()
+        self._steps = open(self.dir / "steps.jsonl", "a", encoding="utf-8")
+
+    def write_manifest(self, **updates: Any) -> None:
+        self.manifest.update(updates)
+        _atomic_write(self.dir / "manifest.json", json.dumps(to_jsonable(self.manifest), indent=2))
+
+    def append(self, record: dict[str, Any]) -> None:
+        self._steps.write(json.dumps(to_jsonable(record)) + "\n")
+        self._steps.flush()
+
+    def save_samples(self, step: int, prefix: str, samples: dict[str, np.ndarray]) -> str:
+        rel = f"samples/step_{step:07d}_{prefix}.safetensors"
+        arrays = {k: np.ascontiguousarray(v) for k, v in samples.items()}
+        tmp = self.dir / (rel + ".tmp")
+        save_numpy(arrays, str(tmp))
+        tmp.replace(self.dir / rel)
+        return rel
+
+    def close(self, **updates: Any) -> None:
+        if not self._steps.closed:
+            self._steps.close()
+        self.write_manifest(status="complete", finished=time.time(), **updates)
+
+
+@dataclass
+class StepRecord:
+    """One measured generator step, as written by the hook."""
+
+    step: int
+    raw: dict[str, Any]
+    persists: Estimate | None = None
+
+    def estimate(self, key: str, batch: str = "probe") -> Estimate:
+        d = self.raw[batch][key]
+        return Estimate(*(float("nan") if d[k] is None else float(d[k]) for k in ("value", "ci_low", "ci_high")), int(d["n"]))
+
+    @property
+    def aar(self) -> Estimate:
+        return self.estimate("aar")
+
+    @property
+    def flip_rate(self) -> Estimate:
+        return self.estimate("flip_rate")
+
+    @property
+    def noise_flip_rate(self) -> Estimate:
+        return self.estimate("noise_flip_rate")
+
+
+@dataclass
+class Run:
+    dir: Path
+    manifest: dict[str, Any]
+    steps: list[StepRecord]
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return self.manifest.get("status") == "complete" and not self.problems
+
+    def samples(self, step: int, prefix: str = "probe") -> dict[str, np.ndarray]:
+        path = self.dir / f"samples/step_{step:07d}_{prefix}.safetensors"
+        if not path.exists():
+            raise FileNotFoundError(f"{path} is missing: per-sample arrays of step {step} were not written")
+        return load_numpy(str(path))
+
+    def probes(self) -> torch.Tensor:
+        from safetensors.torch import load_file
+
+        return load_file(str(self.dir / "probes.safetensors"))["z"]
+
+
+def read_run(run_dir: str | os.PathLike[str]) -> Run:
+    """Read a run directory, tolerating a run that was killed mid-write.
+
+    Raises ValueError (with the fix) for a missing or unreadable manifest or an unknown schema.
+    """
+    path = Path(run_dir)
+    manifest_path = path / "manifest.json"
+    if not manifest_path.exists():
+        raise ValueError(f"{path} is not a ganrobust run: manifest.json is missing")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{manifest_path} is not valid JSON ({err.msg}); the run cannot be read") from None
+    schema = manifest.get("schema")
+    if schema not in SUPPORTED_SCHEMAS:
+        raise ValueError(f"{path} has run schema {schema!r}; this ganrobust reads {', '.join(SUPPORTED_SCHEMAS)} — "
+                         f"upgrade ganrobust to read it")
+    problems: list[str] = []
+    if manifest.get("status") != "complete":
+        problems.append("the run did not finish (manifest status is not 'complete'): it was stopped or is still running")
+    records: dict[int, StepRecord] = {}
+    lines = _lines(path / "steps.jsonl", problems)
+    for number, obj in lines:
+        kind = obj.get("kind", "step")
+        if kind == "step":
+            records[int(obj["step"])] = StepRecord(int(obj["step"]), obj)
+        elif kind == "persists" and int(obj["step"]) in records:
+            p = obj["persists"]
+            records[int(obj["step"])].persists = Estimate(
+                float("nan") if p["value"] is None else p["value"], p["ci_low"], p["ci_high"], p["n"])
+    return Run(path, manifest, [records[k] for k in sorted(records)], problems)
+
+
+def _lines(path: Path, problems: list[str]) -> Iterable[tuple[int, dict[str, Any]]]:
+    if not path.exists():
+        problems.append("steps.jsonl is missing: no step was recorded")
+        return []
+    out = []
+    text = path.read_text(encoding="utf-8", errors="replace")
+    lines = text.split("\n")
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            out.append((number, json.loads(line)))
+        except json.JSONDecodeError:
+            last = number == len(lines) or (number == len(lines) - 1 and not lines[-1])
+            problems.append(f"steps.jsonl line {number} is {'cut off (the run was killed mid-write)' if last else 'corrupt'}; skipped")
+    return out

@@ -1,0 +1,179 @@
+"""The reference trainer: a small GAN loop written like a user's, with the hook on or off.
+
+It is deliberately the loop of pytorch/examples ``dcgan/main.py`` — D kept in train mode
+during G's step, the global RNG drawn for latents and batches — so that it exercises the hook
+the way real loops do. ``loss="wgan"`` is the original WGAN: ``n_critic`` D steps per G step
+and weight clipping after ``opt_d.step()``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganrobust.config import WatchConfig
+from ganrobust.data import Dataset, load_dataset
+from ganrobust.models import (DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator,
+                              init_dcgan_weights)
+
+LOSSES = ("ns", "hinge", "wgan")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    arch: str = "dcgan"              # dcgan | mlp
+    data: str = "shapes"             # a built-in dataset name or an .npz/.npy path
+    steps: int = 300                 # generator steps
+    batch: int = 64
+    nz: int = 64
+    ngf: int = 32
+    ndf: int = 32
+    image_size: int = 32
+    spectral_norm: bool = False
+    loss: str = "ns"                 # ns (non-saturating BCE) | hinge | wgan
+    n_critic: int = 1
+    clip: float = 0.01               # WGAN weight clipping
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    n_data: int = 10000
+    seed: int = 0
+    device: str = "cpu"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.arch not in ("dcgan", "mlp"):
+            raise ValueError(f"expected arch 'dcgan' or 'mlp', got {self.arch!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"expected loss among {LOSSES}, got {self.loss!r}")
+        for name in ("steps", "batch", "n_critic", "nz"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"expected {name} >= 1, got {getattr(self, name)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    G: nn.Module
+    D: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    data: Dataset
+    history: list[dict[str, float]]
+    run_dir: Path | None
+
+
+def build_models(cfg: TrainConfig, data: Dataset) -> tuple[nn.Module, nn.Module]:
+    if cfg.arch == "dcgan":
+        nc = data.x.shape[1]
+        G = DCGANGenerator(nz=cfg.nz, ngf=cfg.ngf, nc=nc, image_size=cfg.image_size)
+        D = DCGANDiscriminator(ndf=cfg.ndf, nc=nc, image_size=cfg.image_size, spectral_norm=cfg.spectral_norm)
+        G.apply(init_dcgan_weights)
+        D.apply(init_dcgan_weights)
+    else:
+        dim = data.x[0].numel()
+        G = MLPGenerator(nz=cfg.nz, hidden=128, dim=dim)
+        D = MLPDiscriminator(dim=dim, hidden=128, spectral_norm=cfg.spectral_norm)
+    return G, D
+
+
+def d_loss(loss: str, s_real: torch.Tensor, s_fake: torch.Tensor) -> torch.Tensor:
+    if loss == "ns":
+        return F.softplus(-s_real).mean() + F.softplus(s_fake).mean()
+    if loss == "hinge":
+        return F.relu(1 - s_real).mean() + F.relu(1 + s_fake).mean()
+    return s_fake.mean() - s_real.mean()
+
+
+def g_loss(loss: str, s_fake: torch.Tensor) -> torch.Tensor:
+    return F.softplus(-s_fake).mean() if loss == "ns" else -s_fake.mean()
+
+
+DLossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def train(
+    cfg: TrainConfig,
+    *,
+    run_dir: str | Path | None = None,
+    watch_config: WatchConfig | None = None,
+    data: Dataset | None = None,
+    d_loss_fn: DLossFn | None = None,
+    progress: bool = False,
+    on_step: Callable[[int, dict[str, float]], None] | None = None,
+) -> TrainResult:
+    """Train a GAN; with ``run_dir`` the loop runs under ``ganrobust.watch``.
+
+    ``d_loss_fn(D, real, fake) -> loss`` replaces D's loss (adversarial training, R1, GP);
+    it is called with D in train mode, exactly where the standard loss would be.
+    """
+    torch.manual_seed(cfg.seed)
+    device = torch.device(cfg.device)
+    data = data or load_dataset(cfg.data, n=cfg.n_data, seed=cfg.seed, size=cfg.image_size)
+    G, D = build_models(cfg, data)
+    G.to(device)
+    D.to(device)
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=cfg.betas)
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=cfg.betas)
+    latent = (cfg.nz, 1, 1) if cfg.arch == "dcgan" else (cfg.nz,)
+
+    watcher = None
+    if run_dir is not None:
+        from ganrobust.hook import watch
+
+        wcfg = (watch_config or WatchConfig()).replace(bounds=data.bounds)
+        if cfg.loss == "wgan":
+            wcfg = wcfg.replace(kind="critic")
+        real_probe = data.x[: wcfg.n_probes].to(device)
+        watcher = watch(G, D, run_dir, config=wcfg, real=real_probe if cfg.loss == "wgan" else None)
+        watcher.writer.write_manifest(train_config=cfg.to_dict(), data={"name": data.name, "n": len(data)})
+
+    history: list[dict[str, float]] = []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.steps, desc="training", unit="step", dynamic_ncols=True)
+    try:
+        G.train()
+        D.train()
+        for step in range(cfg.steps):
+            for _ in range(cfg.n_critic):
+                real = data.batch(cfg.batch).to(device)
+                z = torch.randn((cfg.batch,) + latent, device=device)
+                fake = G(z).detach()
+                opt_d.zero_grad(set_to_none=True)
+                loss_d = d_loss(cfg.loss, D(real), D(fake)) if d_loss_fn is None else d_loss_fn(D, real, fake)
+                loss_d.backward()
+                opt_d.step()
+                if cfg.loss == "wgan":
+                    with torch.no_grad():
+                        for p in D.parameters():
+                            p.clamp_(-cfg.clip, cfg.clip)
+            z = torch.randn((cfg.batch,) + latent, device=device)
+            opt_g.zero_grad(set_to_none=True)
+            loss_g = g_loss(cfg.loss, D(G(z)))  # D stays in train mode, as in pytorch/examples
+            loss_g.backward()
+            opt_g.step()
+            stats = {"loss_d": loss_d.item(), "loss_g": loss_g.item()}
+            if not (math.isfinite(stats["loss_d"]) and math.isfinite(stats["loss_g"])):
+                raise FloatingPointError(f"training diverged at step {step + 1}: {stats}")
+            history.append(stats)
+            if on_step is not None:
+                on_step(step + 1, stats)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss_d=f"{stats['loss_d']:.3f}", loss_g=f"{stats['loss_g']:.3f}")
+    finally:
+        if bar is not None:
+            bar.close()
+        if watcher is not None:
+            watcher.close()
+    return TrainResult(G, D, opt_g, opt_d, data, history, None if watcher is None else watcher.run_dir)
