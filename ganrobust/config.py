@@ -19,14 +19,14 @@ class WatchConfig:
     ``every=1`` to measure every generator update.
     """
 
-    every: int = 10                  # measure every N-th generator step
-    n_probes: int = 128              # held-out probe latents, fixed for the whole run
+    every: int = 25                  # measure every N-th generator step
+    n_probes: int = 64               # held-out probe latents, fixed for the whole run
     eps: float = 8 / 255             # Odena's "small": linf(p) <= eps (fraction of range)
     eps_l2: float | None = None      # optionally also l2(p) <= eps_l2
-    efficiency_steps: int = 5        # L2 PGD steps for s_pgd (0 disables efficiency)
+    efficiency_steps: int = 3        # L2 PGD steps for s_pgd (0 disables efficiency)
     noise_draws: int = 1             # random-direction control draws per sample
-    min_norm_every: int = 10         # eps_star every N measured steps (0 disables)
-    min_norm_probes: int = 32        # probes attacked for eps_star
+    min_norm_every: int = 4          # eps_star every N measured steps (0 disables)
+    min_norm_probes: int = 16        # probes attacked for eps_star
     min_norm_norm: Norm = Norm.LINF  # norm of eps_star and ratio (same as "small")
     ring_size: int = 4               # D snapshots kept in memory
     snapshot_every: int = 100        # persist D (and G before/after) every N generator steps

@@ -1,0 +1,114 @@
+"""Hook overhead benchmark: the DCGAN-32 reference trainer without the hook, with snapshots
+only, and with the default measurement, runs alternating in one process.
+
+Prints time ratios against plain training, resident-memory growth over the run (it should
+be bounded by the ring buffer plus a constant, whatever the number of steps), and the
+snapshot copy against a plain copy of the same number of bytes.
+
+    python benchmarks/watch.py            # 60 steps x 5 repeats (~4 minutes on 2 cores)
+    python benchmarks/watch.py --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from ganrobust.config import WatchConfig
+from ganrobust.snapshots import SnapshotRing, StateView
+from ganrobust.train import TrainConfig, build_models, train
+from ganrobust.data import shapes
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * PAGE
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    if args.quick:
+        args.steps, args.repeats = 30, 2
+    torch.set_num_threads(os.cpu_count() or 1)
+    cfg = TrainConfig(steps=args.steps)
+    data = shapes(cfg.n_data, seed=0)
+    default = WatchConfig()
+    configs = {
+        "plain": None,
+        "snapshots only": default.replace(every=10**9, snapshot_every=10**9),
+        "default measurement": default,
+    }
+    times: dict[str, list[float]] = {k: [] for k in configs}
+    memory: dict[str, list[tuple[int, int]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        train(TrainConfig(steps=3), data=data)  # warm-up
+        for r in range(args.repeats):
+            for name, wcfg in configs.items():
+                samples: list[tuple[int, int]] = []
+                start = time.perf_counter()
+                train(cfg, data=data, run_dir=None if wcfg is None else Path(tmp) / f"{name}-{r}".replace(" ", "_"),
+                      watch_config=wcfg, on_step=lambda step, _: samples.append((step, rss())))
+                times[name].append(time.perf_counter() - start)
+                memory[name] = samples
+    plain = statistics.median(times["plain"])
+    print(f"DCGAN-32 trainer (ngf={cfg.ngf}, ndf={cfg.ndf}, batch {cfg.batch}), {args.steps} generator steps, "
+          f"{args.repeats} alternating repeats, threads {torch.get_num_threads()}")
+    print(f"default measurement: every={default.every}, n_probes={default.n_probes}, "
+          f"efficiency_steps={default.efficiency_steps}, min_norm_every={default.min_norm_every}\n")
+    print(f"{'configuration':22s} {'median s':>9s} {'s/step':>8s} {'vs plain':>9s}  target")
+    targets = {"plain": "", "snapshots only": "<= 1.02x", "default measurement": "<= 1.10x"}
+    for name in configs:
+        med = statistics.median(times[name])
+        print(f"{name:22s} {med:9.2f} {med / args.steps:8.3f} {med / plain:8.3f}x  {targets[name]}")
+
+    G, D = build_models(cfg, data)
+    view = StateView(D)
+    ring = SnapshotRing(view, default.ring_size)
+    print(f"\nD state: {view.nbytes / 2**20:.2f} MiB; ring of {default.ring_size}: {ring.nbytes / 2**20:.2f} MiB")
+    for name, samples in memory.items():
+        half = len(samples) // 2
+        growth = samples[-1][1] - samples[half][1]
+        print(f"resident memory growth over steps {samples[half][0]}..{samples[-1][0]} ({name}): {growth / 2**20:+.2f} MiB")
+
+    flat_src = torch.empty(view.nbytes // 4)
+    flat_dst = torch.empty_like(flat_src)
+    n = 200
+    for _ in range(10):
+        ring.take(0)
+        flat_dst.copy_(flat_src)
+    snap = min(_time(lambda: ring.take(1), n) for _ in range(5))
+    plain_copy = min(_time(lambda: flat_dst.copy_(flat_src), n) for _ in range(5))
+    print(f"\nsnapshot copy {snap * 1e6:.0f} us vs plain copy of the same bytes {plain_copy * 1e6:.0f} us: "
+          f"{snap / plain_copy:.2f}x (target <= 1.5x)")
+    from ganrobust.models import DCGANDiscriminator
+
+    big = StateView(DCGANDiscriminator(ndf=64, image_size=64))  # the pytorch/examples size, for context
+    big_ring = SnapshotRing(big, 2)
+    big_src, big_dst = torch.empty(big.nbytes // 4), torch.empty(big.nbytes // 4)
+    snap = min(_time(lambda: big_ring.take(1), 50) for _ in range(5))
+    plain_copy = min(_time(lambda: big_dst.copy_(big_src), 50) for _ in range(5))
+    print(f"DCGAN-64 D ({big.nbytes / 2**20:.1f} MiB): snapshot {snap * 1e6:.0f} us vs plain {plain_copy * 1e6:.0f} us: "
+          f"{snap / plain_copy:.2f}x")
+
+
+def _time(fn, n: int) -> float:
+    start = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - start) / n
+
+
+if __name__ == "__main__":
+    main()
