@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ganrobust import __version__
+from ganrobust.cli.audit import audit
 from ganrobust.cli.env import env
 
 
@@ -18,6 +19,7 @@ def cli() -> None:
     """
 
 
+cli.add_command(audit)
 cli.add_command(env)
 
 

@@ -1,0 +1,288 @@
+"""Offline audit of a checkpoint: replay the next generator update, test Odena's three
+arguments, sweep D's robustness. Pure computation: returns a report dict, writes nothing.
+
+Odena's arguments why accidental attacks may be rare, each turned into a number:
+
+1. *One step* — G takes one gradient step before D moves, attacks take tens. Replay
+   k = 1..K generator steps against the frozen D_t and compare the flip rate after k steps
+   with the PGD iterations (at the same linf budget) that reach the same flip rate.
+2. *New batch* — each G step uses a new batch of z. Compare the update's flip rate and AAR on
+   the batch it was optimised on with fresh held-out latents.
+3. *Parameter space* — G moves θ, not pixels. A parameter-space attack (one step of size
+   ``‖θ' − θ‖₂`` along ``∇_θ mean D(G_θ(Z))``) against the real update and against pixel-space
+   L2 PGD at the same pixel norm.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganrobust.attacks.projected_gradient_descent import pgd
+from ganrobust.attacks.robustness_curve import robustness_curve
+from ganrobust.conventions import BatchNormMode, Direction, Norm
+from ganrobust.measure import measure_update, summarize
+from ganrobust.attacks.minimum_norm import MinimumNormAttack
+from ganrobust.module_state import evaluation_state
+from ganrobust.scorer import Scorer
+from ganrobust.stats import median_ci, wilson
+
+REPORT_SCHEMA = "ganrobust.report/1"
+G_LOSSES = ("ns", "bce", "hinge", "wasserstein")
+OPTIMIZERS = {"Adam": torch.optim.Adam, "AdamW": torch.optim.AdamW, "SGD": torch.optim.SGD,
+              "RMSprop": torch.optim.RMSprop}
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    n_probes: int = 256
+    batch: int = 64                 # the replayed step's latent batch
+    eps: float = 8 / 255            # "small" (linf, fraction of range)
+    k_steps: int = 10               # argument 1: replayed steps
+    pgd_iterations: int = 50        # argument 1: PGD iterations tracked
+    g_loss: str = "ns"
+    g_lr: float = 2e-4
+    g_betas: tuple[float, float] = (0.5, 0.999)
+    efficiency_steps: int = 10
+    min_norm_probes: int = 64
+    eps_grid: tuple[float, ...] = (0.5 / 255, 1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255)
+    l2_scale: float = 16.0          # l2 grid = eps_grid * l2_scale (fractions of the range)
+    g_bn: BatchNormMode = BatchNormMode.BATCH
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.g_loss not in G_LOSSES:
+            raise ValueError(f"expected --g-loss among {G_LOSSES}, got {self.g_loss!r}")
+        for name in ("n_probes", "batch", "k_steps", "pgd_iterations"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"expected {name} >= 1, got {getattr(self, name)}")
+        if not 0 < self.eps <= 1:
+            raise ValueError(f"expected 0 < eps <= 1 (fraction of the data range), got {self.eps}")
+        if self.g_lr <= 0:
+            raise ValueError(f"expected a positive --g-lr, got {self.g_lr}")
+
+
+def generator_loss(kind: str, s: torch.Tensor) -> torch.Tensor:
+    """ns: softplus(−s) (non-saturating); bce: −softplus(s) (the saturating minimax loss);
+    hinge and wasserstein: −s."""
+    if kind == "ns":
+        return F.softplus(-s).mean()
+    if kind == "bce":
+        return -F.softplus(s).mean()
+    return -s.mean()
+
+
+def make_optimizer(G: nn.Module, state: dict[str, Any] | None, cls_name: str | None, cfg: AuditConfig
+                   ) -> torch.optim.Optimizer:
+    """G's optimizer: the checkpoint's (state and moments included) or a fresh Adam."""
+    cls = OPTIMIZERS.get(cls_name or "Adam", torch.optim.Adam)
+    opt = cls(G.parameters(), lr=cfg.g_lr, **({"betas": cfg.g_betas} if cls in (torch.optim.Adam, torch.optim.AdamW) else {}))
+    if state is not None:
+        try:
+            opt.load_state_dict(state)
+        except (ValueError, KeyError, RuntimeError) as err:
+            raise ValueError(f"G's optimizer state in the checkpoint does not fit G ({err}); pass --fresh-optimizer") from None
+    return opt
+
+
+def replay_steps(G: nn.Module, D_scorer: Scorer, opt_state: dict[str, Any] | None, opt_class: str | None,
+                 cfg: AuditConfig, latent_shape: tuple[int, ...], k: int, z_first: torch.Tensor
+                 ) -> list[nn.Module]:
+    """k generator steps against the frozen D, on copies: G_1 .. G_k. The first step uses
+    ``z_first``, later ones fresh latents from the audit's seed (a new batch each step, as in
+    training). G is in train mode, as in a training loop; D scores as the scorer says."""
+    work = copy.deepcopy(G).train()
+    opt = make_optimizer(work, opt_state, opt_class, cfg)
+    frozen = D_scorer.frozen()
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    states = []
+    device = next(work.parameters()).device
+    for i in range(k):
+        z = z_first if i == 0 else torch.randn((cfg.batch,) + latent_shape, generator=gen).to(device)
+        opt.zero_grad(set_to_none=True)
+        with frozen.session(), torch.enable_grad():
+            loss = generator_loss(cfg.g_loss, frozen.forward(work(z)))
+        loss.backward()
+        opt.step()
+        states.append(copy.deepcopy(work))
+    return states
+
+
+def generate(G: nn.Module, z: torch.Tensor, bn: BatchNormMode) -> torch.Tensor:
+    with torch.no_grad(), evaluation_state(G, bn):
+        return G(z)
+
+
+def _flat_params(G: nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().reshape(-1) for p in G.parameters()])
+
+
+def param_space_attack(G: nn.Module, scorer: Scorer, z: torch.Tensor, size: float, bn: BatchNormMode) -> nn.Module:
+    """θ + size·g/‖g‖ with g = ∇_θ mean s(G_θ(z)): the steepest parameter step of the given size."""
+    attacked = copy.deepcopy(G)
+    frozen = scorer.frozen()
+    params = [p for p in attacked.parameters() if p.requires_grad]
+    with frozen.session(), torch.enable_grad(), evaluation_state(attacked, bn):
+        objective = frozen.forward(attacked(z)).mean()
+        grads = torch.autograd.grad(objective, params, allow_unused=True)
+    grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
+    norm = torch.sqrt(sum((g**2).sum() for g in grads)).clamp_min(1e-30)
+    with torch.no_grad():
+        for p, g in zip(params, grads):
+            p.add_(g * (size / norm))
+    return attacked
+
+
+def _rates(summary: dict[str, Any]) -> dict[str, Any]:
+    return {k: summary[k] for k in ("aar", "flip_rate", "noise_flip_rate", "efficiency", "cos_z", "linf", "l2")}
+
+
+def audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], latent_shape: tuple[int, ...],
+              opt_state: dict[str, Any] | None = None, opt_class: str | None = None, cfg: AuditConfig = AuditConfig(),
+              real: torch.Tensor | None = None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """The whole audit of one (G, D) pair; returns the report's measured sections."""
+    tick = progress or (lambda _msg: None)
+    torch.manual_seed(cfg.seed)  # restored by the caller; the audit's own draws come from generators
+    gen = torch.Generator().manual_seed(cfg.seed)
+    device = next(G.parameters()).device
+    Z = torch.randn((cfg.n_probes,) + latent_shape, generator=gen).to(device)
+    Z_train = torch.randn((cfg.batch,) + latent_shape, generator=gen).to(device)
+    scorer = Scorer(D, **scorer_options)
+    x = generate(G, Z, cfg.g_bn)
+    if scorer_options.get("kind") == "critic" and scorer_options.get("tau") is None:
+        if real is None:
+            raise ValueError("a critic D needs real samples to calibrate tau: pass --data")
+        scorer = scorer.calibrate(real[: cfg.n_probes].to(device), x)
+    min_norm = MinimumNormAttack(norm=Norm.LINF, bisection_steps=6)
+
+    tick("replaying the next generator update")
+    steps = replay_steps(G, scorer, opt_state, opt_class, cfg, latent_shape, cfg.k_steps, Z_train)
+    theta, theta_next = _flat_params(G), _flat_params(steps[0])
+    update_size = float((theta_next - theta).norm())
+    x_next = generate(steps[0], Z, cfg.g_bn)
+    tick("measuring the update")
+    update = measure_update(scorer, x, x_next, eps=cfg.eps, efficiency_steps=cfg.efficiency_steps,
+                            min_norm=min_norm, min_norm_probes=cfg.min_norm_probes, seed=cfg.seed)
+
+    tick("argument 1: one step")
+    fake = update.samples["fake"]
+    one_step = []
+    for k, Gk in enumerate(steps, 1):
+        xk = generate(Gk, Z, cfg.g_bn)
+        m = measure_update(scorer, x, xk, eps=cfg.eps, efficiency_steps=0, noise_draws=0)
+        one_step.append({"k": k, "flip_rate": m.summary["flip_rate"], "aar": m.summary["aar"],
+                         "linf": m.summary["linf"]})
+    x_fake = x[torch.from_numpy(fake).to(device)]
+    pgd_curve: list[dict[str, Any]] = []
+    if x_fake.shape[0]:
+        work = scorer.frozen()
+        eps_data = torch.full((x_fake.shape[0],), scorer.bounds.to_data(cfg.eps), device=device)
+        _, iters, ok = pgd(work, x_fake, eps_data, norm=Norm.LINF, direction=Direction.FAKE_TO_REAL,
+                           steps=cfg.pgd_iterations, rel_stepsize=0.1, random_start=False, early_stop=True,
+                           generator=torch.Generator(device=device).manual_seed(cfg.seed))
+        for t in range(cfg.pgd_iterations + 1):
+            pgd_curve.append({"iterations": t, "flip_rate": wilson(int((ok & (iters <= t)).sum()), len(ok)).to_dict()})
+        for row in one_step:
+            target = row["flip_rate"]["value"]
+            reach = next((r["iterations"] for r in pgd_curve if r["flip_rate"]["value"] >= target), None)
+            row["pgd_iterations_for_same_flip_rate"] = reach if target and target > 0 else 0
+
+    tick("argument 2: new batch")
+    xt, xt_next = generate(G, Z_train, cfg.g_bn), generate(steps[0], Z_train, cfg.g_bn)
+    trained_on = measure_update(scorer, xt, xt_next, eps=cfg.eps, efficiency_steps=cfg.efficiency_steps, seed=cfg.seed)
+    new_batch = {"trained_batch": _rates(trained_on.summary), "fresh_latents": _rates(update.summary),
+                 "n_trained": cfg.batch, "n_fresh": cfg.n_probes}
+
+    tick("argument 3: parameter space")
+    attacked = param_space_attack(G, scorer, Z, update_size, cfg.g_bn)
+    x_param = generate(attacked, Z, cfg.g_bn)
+    param = measure_update(scorer, x, x_param, eps=cfg.eps, efficiency_steps=cfg.efficiency_steps, seed=cfg.seed)
+    l2_param = torch.from_numpy(param.samples["l2"]).to(device)
+    moved = l2_param > 0
+    x_pix, _, _ = pgd(scorer.frozen(), x, l2_param.clamp_min(1e-12), norm=Norm.L2, direction=Direction.FAKE_TO_REAL,
+                      steps=cfg.efficiency_steps, rel_stepsize=2.5 / cfg.efficiency_steps, random_start=False,
+                      early_stop=False, generator=torch.Generator(device=device).manual_seed(cfg.seed), active=moved)
+    pixel = measure_update(scorer, x, x_pix, eps=cfg.eps, efficiency_steps=0, seed=cfg.seed)
+    param_space = {"update_size_theta": update_size, "real_update": _rates(update.summary),
+                   "parameter_attack": _rates(param.summary), "pixel_pgd_same_norm": _rates(pixel.summary)}
+
+    tick("robustness sweep")
+    robustness: list[dict[str, Any]] = []
+    eps_star: dict[str, Any] = {}
+    clean: dict[str, Any] = {}
+    sets = [("fake->real", x)] + ([("real->fake", real[: cfg.n_probes].to(device))] if real is not None else [])
+    for direction, xs in sets:
+        for norm, grid in (("linf", cfg.eps_grid), ("l2", tuple(e * cfg.l2_scale for e in cfg.eps_grid))):
+            curve = robustness_curve(scorer, xs, grid, norm=norm, direction=direction, seed=cfg.seed)
+            robustness += curve.rows()
+            eps_star[f"{norm} {direction}"] = curve.median_eps_star.to_dict()
+            clean[direction] = curve.clean_accuracy.to_dict()
+    gradients = {"fake": _grad_norms(scorer, x)}
+    if real is not None:
+        r = real[: cfg.n_probes].to(device)
+        k = min(len(r), len(x))
+        alpha = torch.rand((k,) + (1,) * (x.dim() - 1), generator=gen).to(device)
+        gradients["real"] = _grad_norms(scorer, r)
+        gradients["interpolated"] = _grad_norms(scorer, alpha * r[:k] + (1 - alpha) * x[:k])
+
+    return {
+        "summary": {"aar": update.summary["aar"], "flip_rate": update.summary["flip_rate"],
+                    "noise_flip_rate": update.summary["noise_flip_rate"], "ratio": update.summary["ratio"],
+                    "cos_z": update.summary["cos_z"], "efficiency": update.summary["efficiency"],
+                    "eps_star": update.summary["eps_star"], "linf": update.summary["linf"],
+                    "n": update.summary["n"], "n_fake": update.summary["n_fake"], "tau": scorer.tau},
+        "update": update.summary,
+        "odena": {"one_step": {"steps": one_step, "pgd": pgd_curve}, "new_batch": new_batch, "param_space": param_space},
+        "robustness": robustness,
+        "robustness_summary": {"median_eps_star": eps_star, "clean_accuracy": clean, "input_gradient_norm": gradients},
+        "samples": update.samples,
+        "images": {"x": x[:8].cpu(), "x_next": x_next[:8].cpu()},
+    }
+
+
+def _grad_norms(scorer: Scorer, x: torch.Tensor) -> dict[str, float | int]:
+    _, _, g = scorer.margin_grad(x, Direction.FAKE_TO_REAL)
+    return median_ci(g.reshape(g.shape[0], -1).norm(dim=1).cpu().numpy()).to_dict()
+
+
+def config_dict(cfg: AuditConfig) -> dict[str, Any]:
+    out = asdict(cfg)
+    out["g_bn"] = cfg.g_bn.value
+    return out
+
+
+def verdicts(report: dict[str, Any]) -> dict[str, str]:
+    """One sentence per argument, computed from the numbers."""
+    out = {}
+    steps = report["odena"]["one_step"]["steps"]
+    first, last = steps[0]["flip_rate"], steps[-1]["flip_rate"]
+    out["one_step"] = (f"one generator step flips {first['value']:.1%} of fake-classified probes "
+                       f"[{first['ci_low']:.1%}, {first['ci_high']:.1%}]; {len(steps)} steps flip {last['value']:.1%}"
+                       + (f"; PGD needs {steps[0].get('pgd_iterations_for_same_flip_rate')} iterations for the one-step rate"
+                          if steps[0].get("pgd_iterations_for_same_flip_rate") is not None else ""))
+    nb = report["odena"]["new_batch"]
+    a, b = nb["trained_batch"]["flip_rate"], nb["fresh_latents"]["flip_rate"]
+    overlap = not (a["ci_low"] > b["ci_high"] or b["ci_low"] > a["ci_high"])
+    out["new_batch"] = (f"flip rate {a['value']:.1%} on the batch the step was optimised on vs {b['value']:.1%} on fresh "
+                        f"latents: {'no significant difference' if overlap else 'a significant difference'} (95% intervals)")
+    ps = report["odena"]["param_space"]
+    out["param_space"] = (f"at the update's parameter norm, a parameter-space attack flips "
+                          f"{ps['parameter_attack']['flip_rate']['value']:.1%}, the real update "
+                          f"{ps['real_update']['flip_rate']['value']:.1%}, pixel PGD at the same pixel norm "
+                          f"{ps['pixel_pgd_same_norm']['flip_rate']['value']:.1%}")
+    return out
+
+
+def is_nan(value: float) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+__all__ = ["AuditConfig", "REPORT_SCHEMA", "audit_gan", "replay_steps", "generator_loss", "verdicts",
+           "summarize", "np"]
