@@ -30,6 +30,7 @@ from ganrobust.attacks.robustness_curve import robustness_curve
 from ganrobust.conventions import BatchNormMode, Direction, Norm
 from ganrobust.measure import measure_update, summarize
 from ganrobust.attacks.minimum_norm import MinimumNormAttack
+from ganrobust.diagnostics import Diagnostic, diagnose_scorer
 from ganrobust.module_state import evaluation_state
 from ganrobust.scorer import Scorer
 from ganrobust.stats import median_ci, wilson
@@ -86,7 +87,9 @@ def make_optimizer(G: nn.Module, state: dict[str, Any] | None, cls_name: str | N
     opt = cls(G.parameters(), lr=cfg.g_lr, **({"betas": cfg.g_betas} if cls in (torch.optim.Adam, torch.optim.AdamW) else {}))
     if state is not None:
         try:
-            opt.load_state_dict(state)
+            # load_state_dict keeps same-device tensors by reference: without the copy the
+            # replay's step would advance the caller's Adam moments in place
+            opt.load_state_dict(copy.deepcopy(state))
         except (ValueError, KeyError, RuntimeError) as err:
             raise ValueError(f"G's optimizer state in the checkpoint does not fit G ({err}); pass --fresh-optimizer") from None
     return opt
@@ -224,6 +227,11 @@ def audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], lat
             robustness += curve.rows()
             eps_star[f"{norm} {direction}"] = curve.median_eps_star.to_dict()
             clean[direction] = curve.clean_accuracy.to_dict()
+    diagnostics = [d.to_dict() for d in diagnose_scorer(scorer, x)]
+    if real is not None and clean.get("real->fake", {}).get("value", 1.0) < 0.5:
+        diagnostics.append(Diagnostic.make(
+            "real-called-fake", f"D calls {1 - clean['real->fake']['value']:.0%} of real samples fake "
+                                f"(bn={scorer.bn.value})").to_dict())
     gradients = {"fake": _grad_norms(scorer, x)}
     if real is not None:
         r = real[: cfg.n_probes].to(device)
@@ -242,6 +250,7 @@ def audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], lat
         "odena": {"one_step": {"steps": one_step, "pgd": pgd_curve}, "new_batch": new_batch, "param_space": param_space},
         "robustness": robustness,
         "robustness_summary": {"median_eps_star": eps_star, "clean_accuracy": clean, "input_gradient_norm": gradients},
+        "diagnostics": diagnostics,
         "samples": update.samples,
         "images": {"x": x[:8].cpu(), "x_next": x_next[:8].cpu()},
     }
@@ -263,10 +272,14 @@ def verdicts(report: dict[str, Any]) -> dict[str, str]:
     out = {}
     steps = report["odena"]["one_step"]["steps"]
     first, last = steps[0]["flip_rate"], steps[-1]["flip_rate"]
-    out["one_step"] = (f"one generator step flips {first['value']:.1%} of fake-classified probes "
-                       f"[{first['ci_low']:.1%}, {first['ci_high']:.1%}]; {len(steps)} steps flip {last['value']:.1%}"
-                       + (f"; PGD needs {steps[0].get('pgd_iterations_for_same_flip_rate')} iterations for the one-step rate"
-                          if steps[0].get("pgd_iterations_for_same_flip_rate") is not None else ""))
+    flipping = next((row for row in steps if row["flip_rate"]["value"] and row["flip_rate"]["value"] > 0), None)
+    sentence = (f"one replayed generator step flips {first['value']:.1%} of fake-classified probes "
+                f"[{first['ci_low']:.1%}, {first['ci_high']:.1%}]; {len(steps)} steps flip {last['value']:.1%}")
+    if flipping is not None and flipping.get("pgd_iterations_for_same_flip_rate") is not None:
+        sentence += (f"; the first flips appear after {flipping['k']} step(s) ({flipping['flip_rate']['value']:.1%}), "
+                     f"a rate linf PGD at the same budget reaches in {flipping['pgd_iterations_for_same_flip_rate']} "
+                     f"iteration(s)")
+    out["one_step"] = sentence
     nb = report["odena"]["new_batch"]
     a, b = nb["trained_batch"]["flip_rate"], nb["fresh_latents"]["flip_rate"]
     overlap = not (a["ci_low"] > b["ci_high"] or b["ci_low"] > a["ci_high"])

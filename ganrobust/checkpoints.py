@@ -65,7 +65,7 @@ def _read(path: Path, trust: bool) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=not trust)
     except pickle.UnpicklingError as err:
-        if not trust:
+        if not trust and "Unsupported global" in str(err):  # a pickled class, not bad bytes
             raise CheckpointError(
                 f"{path} holds pickled Python objects (a whole saved module?), which weights-only loading refuses: "
                 f"unpickling can run arbitrary code. If you trust its source, pass --trust-checkpoint") from None

@@ -66,6 +66,14 @@ DOCS: dict[str, DiagnosticDoc] = {
             "gradient vanishes once |s - tau| is large; the backend's low number is an "
             "artefact of the loss, not robustness."),
     ),
+    "real-called-fake": DiagnosticDoc(
+        raised_if="with real data given, D classifies fewer than half of the real samples as real",
+        explanation=(
+            "most often BatchNorm in eval mode: a loop that calls D on separate real and fake "
+            "batches trains with batch statistics, and the running statistics (an average of "
+            "both) describe neither. Score with bn='batch' (CLI: --bn batch) to see the D that "
+            "training saw; otherwise every real->fake number here is vacuous."),
+    ),
     "budget-exceeded": DiagnosticDoc(
         raised_if="a backend returned a perturbation larger than the requested budget",
         explanation="those samples are counted as failures and returned unperturbed.",

@@ -1,0 +1,110 @@
+"""The audit: an exact replay, Odena's three experiments, and the command end to end."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from ganrobust import Scorer
+from ganrobust.audit import AuditConfig, audit_gan, generator_loss, replay_steps
+from ganrobust.cli.main import cli
+from ganrobust.config import WatchConfig
+from ganrobust.train import TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A small DCGAN trained by the reference trainer with the hook on."""
+    run = tmp_path_factory.mktemp("runs") / "dcgan"
+    result = train(TrainConfig(steps=150, batch=32, nz=16, ngf=16, ndf=16, n_data=2000), run_dir=run,
+                   watch_config=WatchConfig(every=50, n_probes=16))
+    return result, run
+
+
+def test_replay_is_identical_to_a_step_taken_by_hand(trained) -> None:
+    result, _ = trained
+    G, D, opt = result.G, result.D, result.opt_g
+    cfg = AuditConfig(batch=8, g_lr=2e-4)
+    z = torch.randn(8, 16, 1, 1, generator=torch.Generator().manual_seed(5))
+    (replayed,) = replay_steps(G, Scorer(D), opt.state_dict(), "Adam", cfg, (16, 1, 1), 1, z)
+
+    by_hand = copy.deepcopy(G).train()
+    hand_opt = torch.optim.Adam(by_hand.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    hand_opt.load_state_dict(opt.state_dict())
+    d = copy.deepcopy(D).eval().requires_grad_(False)
+    hand_opt.zero_grad()
+    generator_loss("ns", d(by_hand(z))).backward()
+    hand_opt.step()
+    for a, b in zip(replayed.state_dict().values(), by_hand.state_dict().values()):
+        assert torch.equal(a, b)
+    assert not torch.equal(next(G.parameters()), next(replayed.parameters()))  # the original is untouched
+
+
+def test_three_experiments_on_a_trained_dcgan(trained) -> None:
+    result, _ = trained
+    cfg = AuditConfig(n_probes=48, batch=16, k_steps=4, pgd_iterations=20, efficiency_steps=3, min_norm_probes=8,
+                      eps_grid=(1 / 255, 4 / 255, 16 / 255))
+    real = result.data.x[:48]
+    report = audit_gan(result.G, result.D, scorer_options={"bn": "batch"}, latent_shape=(16, 1, 1),
+                       opt_state=result.opt_g.state_dict(), opt_class="Adam", cfg=cfg, real=real)
+    steps = report["odena"]["one_step"]["steps"]
+    assert [s["k"] for s in steps] == [1, 2, 3, 4]
+    flips = [s["flip_rate"]["value"] for s in steps]
+    assert flips[-1] >= flips[0]  # more steps against a frozen D flip at least as much
+    pgd = report["odena"]["one_step"]["pgd"]
+    assert [r["iterations"] for r in pgd] == list(range(21))
+    assert all(a["flip_rate"]["value"] <= b["flip_rate"]["value"] for a, b in zip(pgd, pgd[1:]))
+    nb = report["odena"]["new_batch"]
+    assert nb["n_trained"] == 16 and nb["fresh_latents"]["flip_rate"]["n"] <= 48
+    ps = report["odena"]["param_space"]
+    assert ps["update_size_theta"] > 0
+    # pixel PGD at the parameter attack's pixel norm is the pixel-space optimum: it flips at least as much
+    assert ps["pixel_pgd_same_norm"]["flip_rate"]["value"] >= ps["parameter_attack"]["flip_rate"]["value"]
+    rows = report["robustness"]
+    assert {(r["norm"], r["direction"]) for r in rows} == {("linf", "fake->real"), ("l2", "fake->real"),
+                                                          ("linf", "real->fake"), ("l2", "real->fake")}
+    assert set(report["robustness_summary"]["input_gradient_norm"]) == {"fake", "real", "interpolated"}
+
+
+def test_same_seed_same_numbers(trained) -> None:
+    result, _ = trained
+    cfg = AuditConfig(n_probes=16, batch=8, k_steps=2, pgd_iterations=5, efficiency_steps=2, min_norm_probes=4,
+                      eps_grid=(4 / 255,))
+    a = audit_gan(result.G, result.D, scorer_options={}, latent_shape=(16, 1, 1), cfg=cfg)
+    b = audit_gan(result.G, result.D, scorer_options={}, latent_shape=(16, 1, 1), cfg=cfg)
+    assert json.dumps(a["summary"]) == json.dumps(b["summary"])
+    assert a["robustness"] == b["robustness"]
+
+
+def test_audit_command_on_a_run_directory(trained, tmp_path) -> None:
+    _, run = trained
+    out = tmp_path / "report"
+    result = CliRunner().invoke(cli, ["audit", str(run), "--out", str(out), "--json", "--n-probes", "32",
+                                      "--k-steps", "2", "--data", "shapes"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout[result.stdout.index("{"):])
+    for key in ("aar", "flip_rate", "noise_flip_rate"):
+        assert set(summary[key]) == {"value", "ci_low", "ci_high", "n"}
+    report = json.loads((out / "report.json").read_text())
+    assert report["schema"] == "ganrobust.report/1"
+    assert report["source"]["replay"] == "checkpoint optimizer state"
+    for key in ("one_step", "new_batch", "param_space", "verdicts"):
+        assert key in report["odena"]
+    assert {"norm", "direction", "eps", "success_rate", "n"} <= set(report["robustness"][0])
+    assert (out / "summary.md").exists() and (out / "samples.npz").exists()
+    assert "config" in report and "versions" in report
+
+
+def test_replay_leaves_the_given_optimizer_state_untouched(trained) -> None:
+    result, _ = trained
+    state = result.opt_g.state_dict()
+    before = {k: {n: t.clone() for n, t in v.items() if torch.is_tensor(t)} for k, v in state["state"].items()}
+    replay_steps(result.G, Scorer(result.D), state, "Adam", AuditConfig(batch=4), (16, 1, 1), 2,
+                 torch.randn(4, 16, 1, 1))
+    for k, tensors in before.items():
+        for name, t in tensors.items():
+            assert torch.equal(t, state["state"][k][name])
