@@ -95,6 +95,9 @@ def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path |
         bar.close()
     except (CheckpointError, ValueError, FileNotFoundError) as err:
         fail(str(err))
+    except RuntimeError as err:  # a model that cannot run on its own generator's output, shapes, devices
+        fail(f"running the models failed: {str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}; "
+             f"check that G's output fits D (--arch, --generator-class) and --device")
     report = {
         "schema": REPORT_SCHEMA, "kind": "audit",
         "source": {"checkpoint": str(checkpoint) if checkpoint else None,

@@ -200,22 +200,27 @@ def _build(spec: str, kwargs: dict[str, Any] | str | None) -> nn.Module:
 
 
 def _load_into(module: nn.Module, state: dict[str, torch.Tensor], which: str, where: str) -> None:
-    result = module.load_state_dict(state, strict=False)
-    mismatched = []
     own = module.state_dict()
-    for key, value in state.items():
-        if key in own and own[key].shape != value.shape:
-            mismatched.append(f"{key} {tuple(value.shape)} vs {tuple(own[key].shape)}")
-    if result.missing_keys or result.unexpected_keys or mismatched:
-        parts = []
-        if result.missing_keys:
-            parts.append(f"missing {result.missing_keys[:3]}")
-        if result.unexpected_keys:
-            parts.append(f"unexpected {result.unexpected_keys[:3]}")
-        if mismatched:
-            parts.append(f"shape mismatch {mismatched[:2]}")
-        raise CheckpointError(f"{where}: {which} weights do not fit {type(module).__name__} ({'; '.join(parts)}); "
-                              f"check --arch or the class and its kwargs")
+    mismatched = [f"{key} {tuple(value.shape)} vs {tuple(own[key].shape)}"
+                  for key, value in state.items() if key in own and own[key].shape != value.shape]
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if not (missing or unexpected or mismatched):
+        try:
+            module.load_state_dict(state, strict=True)
+            return
+        except RuntimeError as err:
+            raise CheckpointError(f"{where}: {which} weights do not load into {type(module).__name__}: "
+                                  f"{_first_line(err)}") from None
+    parts = []
+    if missing:
+        parts.append(f"missing {missing[:3]}")
+    if unexpected:
+        parts.append(f"unexpected {unexpected[:3]}")
+    if mismatched:
+        parts.append(f"shape mismatch {mismatched[:2]}")
+    raise CheckpointError(f"{where}: {which} weights do not fit {type(module).__name__} ({'; '.join(parts)}); "
+                          f"check --arch or the class and its kwargs")
 
 
 def _latent_shape(G: nn.Module) -> tuple[int, ...]:
