@@ -19,7 +19,7 @@ import torch
 
 from ganrobust.attacks.base import Attack, _expand
 from ganrobust.attacks.projected_gradient_descent import pgd
-from ganrobust.conventions import Direction, Norm, NormLike
+from ganrobust.conventions import BatchNormMode, Direction, Norm, NormLike
 from ganrobust.diagnostics import Diagnostic
 from ganrobust.scorer import Scorer
 
@@ -36,23 +36,27 @@ def deepfool(
     found = torch.zeros(batch, dtype=torch.bool, device=x.device)
     todo = active.clone()
     iterations = torch.zeros(batch, dtype=torch.long, device=x.device)
+    # with batch statistics a sample's score depends on the whole batch: never subset it
+    whole = scorer.bn is BatchNormMode.BATCH
+    everyone = torch.arange(batch, device=x.device)
     with scorer.session():
         for it in range(max_iter + 1):
-            idx = todo.nonzero().squeeze(1)
-            if idx.numel() == 0:
+            if not todo.any():
                 break
+            idx = everyone if whole else todo.nonzero().squeeze(1)
+            live = todo.index_select(0, idx)
             with torch.enable_grad():
                 xa = adv.index_select(0, idx).requires_grad_(True)
                 s = scorer.forward(xa)
                 m = direction.margin(s, tau)
                 (g,) = torch.autograd.grad(m.sum(), xa)
             m, s = m.detach(), s.detach()
-            hit = direction.crossed(s, tau)
+            hit = live & direction.crossed(s, tau)
             found.index_fill_(0, idx[hit], True)
             flat = g.reshape(g.shape[0], -1)
             dual = flat.abs().sum(1) if norm is Norm.LINF else flat.pow(2).sum(1)
             stuck = (dual == 0) | ~torch.isfinite(dual)
-            keep = ~hit & ~stuck
+            keep = live & ~hit & ~stuck
             todo.index_copy_(0, idx, keep)
             if it == max_iter or not keep.any():
                 break

@@ -2,7 +2,11 @@
 
 Per-eps PGD costs one attack per grid point. Here a single DeepFool run gives each sample an
 adversarial example of norm ``eps_df`` (an upper bound on its minimum norm), which settles
-every grid point ``e >= eps_df`` at once. Only samples that DeepFool has not settled at ``e``
+every grid point ``e >= eps_df`` at once.
+
+With ``bn='batch'`` a sample's score depends on the rest of the batch, so a per-sample
+minimum norm is only approximately defined: the curve is verified on the final joint batch
+and can sit a few points below per-eps PGD, which attacks the whole batch jointly. Only samples that DeepFool has not settled at ``e``
 are attacked there, by a short PGD warm-started along DeepFool's direction scaled onto the
 e-ball; a success lowers the sample's ``eps_star`` for every larger ``e`` too. Success at
 ``e`` is then ``eps_star <= e``: a verified adversarial exists for each counted sample.

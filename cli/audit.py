@@ -36,12 +36,14 @@ from ganrobust.cli.common import fail, parse_pair
 @click.option("--g-lr", type=float, default=2e-4, show_default=True, help="Learning rate when the checkpoint has no G optimizer state.")
 @click.option("--g-betas", default="0.5,0.999", show_default=True, help="Adam betas when the checkpoint has no G optimizer state.")
 @click.option("--fresh-optimizer", is_flag=True, help="Ignore G's optimizer state in the checkpoint.")
+@click.option("--snapshots", "snapshot_selection", help="For a run directory: also audit its persisted snapshots "
+              "('all', 'last' or steps like 100,200). Resumable: finished steps are skipped on a rerun.")
 @click.option("--device", default="cpu", show_default=True)
 def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path | None, arch: str | None,
           generator_class: str | None, generator_kwargs: str | None, discriminator_class: str | None,
           discriminator_kwargs: str | None, d_output: str | None, bn: str, trust_checkpoint: bool, data: str | None,
           out: Path | None, as_json: bool, seed: int, n_probes: int, eps: float, k_steps: int, g_loss: str,
-          g_lr: float, g_betas: str, fresh_optimizer: bool, device: str) -> None:
+          g_lr: float, g_betas: str, fresh_optimizer: bool, snapshot_selection: str | None, device: str) -> None:
     """Audit a GAN checkpoint: replay its next generator update, measure whether it is an
     accidental attack on D, test Odena's three arguments, and sweep D's robustness.
 
@@ -62,7 +64,7 @@ def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path |
     from ganrobust.checkpoints import CheckpointError, load_gan
     from ganrobust.data import load_dataset
     from ganrobust.environment import environment
-    from ganrobust.reporting import write_audit
+    from ganrobust.reporting import write_report
 
     started = time.time()
     try:
@@ -88,6 +90,18 @@ def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path |
         name = (checkpoint or generator or Path("audit")).resolve()
         out_dir = out or Path("reports") / (name.parent.name if name.name == "checkpoint.pt" else name.stem)
 
+        snapshots = None
+        if snapshot_selection is not None:
+            if checkpoint is None or not checkpoint.is_dir():
+                raise ValueError("--snapshots needs a run directory written by ganrobust.watch")
+            from tqdm import tqdm
+
+            from ganrobust.run_audit import audit_run_snapshots, parse_selection, persisted_steps
+
+            total = len(parse_selection(snapshot_selection, persisted_steps(checkpoint)))
+            with tqdm(total=total, desc="snapshots", unit="step", file=sys.stderr, dynamic_ncols=True) as sbar:
+                snapshots = audit_run_snapshots(checkpoint, loaded, out_dir, selection=snapshot_selection, cfg=cfg,
+                                                scorer_options=scorer_options, tick=lambda _s: sbar.update(1))
         bar = _progress()
         measured = audit_gan(loaded.G, loaded.D, scorer_options=scorer_options, latent_shape=loaded.latent_shape,
                              opt_state=None if fresh_optimizer else loaded.optimizer_g,
@@ -106,14 +120,22 @@ def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path |
                    "format": loaded.source, "notes": loaded.notes,
                    "replay": "checkpoint optimizer state" if loaded.optimizer_g and not fresh_optimizer
                    else f"fresh Adam(lr={g_lr}, betas={betas})"},
-        "config": config_dict(cfg), "score": scorer_options,
+        "config": config_dict(cfg), "score": {**scorer_options, "bounds": list(loaded.bounds)},
         "versions": environment(), "command": " ".join(["ganrobust", *sys.argv[1:]]),
         "seconds": time.time() - started,
         **{k: v for k, v in measured.items() if k not in ("samples", "images")},
     }
     report["odena"]["verdicts"] = verdicts(report)
-    write_audit(out_dir, report, measured["samples"], measured["images"])
-    click.echo(f"wrote {out_dir}/report.json, summary.md, samples.npz ({time.time() - started:.0f} s)", err=True)
+    if snapshots is not None:
+        report["snapshots"] = snapshots
+    if checkpoint is not None and checkpoint.is_dir() and (checkpoint / "steps.jsonl").exists():
+        from ganrobust.reporting import training_rows
+        from ganrobust.runs import read_run
+
+        report["training"] = training_rows(read_run(checkpoint))
+    report["title"] = str(checkpoint or generator)
+    index = write_report(out_dir, report, measured["samples"], measured["images"])
+    click.echo(f"wrote {index} (+ report.json, summary.md, samples.npz) in {time.time() - started:.0f} s", err=True)
     if as_json:
         from ganrobust.runs import to_jsonable
 

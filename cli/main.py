@@ -6,7 +6,9 @@ import click
 
 from ganrobust import __version__
 from ganrobust.cli.audit import audit
+from ganrobust.cli.demo import demo
 from ganrobust.cli.env import env
+from ganrobust.cli.report import report
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,7 +22,9 @@ def cli() -> None:
 
 
 cli.add_command(audit)
+cli.add_command(demo)
 cli.add_command(env)
+cli.add_command(report)
 
 
 def main() -> None:

@@ -252,8 +252,18 @@ def audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], lat
         "robustness_summary": {"median_eps_star": eps_star, "clean_accuracy": clean, "input_gradient_norm": gradients},
         "diagnostics": diagnostics,
         "samples": update.samples,
-        "images": {"x": x[:8].cpu(), "x_next": x_next[:8].cpu()},
+        "images": {"x": x[:8].cpu(), "x_next": x_next[:8].cpu(), "x_pgd": _pgd_within(scorer, x[:8], x_next[:8], cfg).cpu()},
     }
+
+
+def _pgd_within(scorer: Scorer, x: torch.Tensor, x_next: torch.Tensor, cfg: AuditConfig) -> torch.Tensor:
+    """L2 PGD within each update's own ‖p‖₂: the perturbation the update could have been."""
+    l2 = Norm.L2.of(x_next - x)
+    out, _, _ = pgd(scorer.frozen(), x, l2.clamp_min(1e-12), norm=Norm.L2, direction=Direction.FAKE_TO_REAL,
+                    steps=max(cfg.efficiency_steps, 1), rel_stepsize=2.5 / max(cfg.efficiency_steps, 1),
+                    random_start=False, early_stop=False, generator=torch.Generator(device=x.device).manual_seed(cfg.seed),
+                    active=l2 > 0)
+    return out
 
 
 def _grad_norms(scorer: Scorer, x: torch.Tensor) -> dict[str, float | int]:
@@ -299,3 +309,16 @@ def is_nan(value: float) -> bool:
 
 __all__ = ["AuditConfig", "REPORT_SCHEMA", "audit_gan", "replay_steps", "generator_loss", "verdicts",
            "summarize", "np"]
+
+
+def audit_snapshot(G_before: nn.Module, G_after: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any],
+                   Z: torch.Tensor, cfg: AuditConfig) -> dict[str, Any]:
+    """One persisted step of a watched run: the exact recorded update against the exact D
+    snapshot, and D's linf fake->real robustness curve at that step."""
+    scorer = Scorer(D, **scorer_options)
+    x, x_next = generate(G_before, Z, cfg.g_bn), generate(G_after, Z, cfg.g_bn)
+    m = measure_update(scorer, x, x_next, eps=cfg.eps, efficiency_steps=cfg.efficiency_steps,
+                       min_norm=MinimumNormAttack(norm=Norm.LINF, bisection_steps=6),
+                       min_norm_probes=cfg.min_norm_probes, seed=cfg.seed)
+    curve = robustness_curve(scorer, x, cfg.eps_grid, norm="linf", direction="fake->real", seed=cfg.seed)
+    return {"update": m.summary, "robustness": curve.rows(), "median_eps_star": curve.median_eps_star.to_dict()}

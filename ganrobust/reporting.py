@@ -1,66 +1,211 @@
-"""Report writers: the only place besides the run store that touches the file system.
-
-``write_audit`` writes ``report.json`` (schema ``ganrobust.report/1``), ``summary.md`` and the
-per-sample arrays ``samples.npz``.
+"""Report writers: ``report.json`` (schema ``ganrobust.report/1``), ``summary.md`` for a terminal or
+a pull request, and a self-contained ``index.html`` (figures embedded as data URIs, styles
+inline, no external request; Jinja2 with autoescaping, so a run named ``<script>`` shows as
+text). The run store and these writers are the only code that touches the file system.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from jinja2 import Environment, select_autoescape
 
-from ganrobust.runs import to_jsonable
+from ganrobust import figures
+from ganrobust.runs import Run, to_jsonable
+
+SECTIONS = ("headline", "training", "updates", "odena", "robustness", "images", "diagnostics", "configuration")
 
 
-def _fmt(est: dict[str, Any], pct: bool = True) -> str:
-    if not est or not est.get("n"):
+def _fmt(est: dict[str, Any] | None, pct: bool = True) -> str:
+    if not est or not est.get("n") or est.get("value") is None:
         return "n/a (n=0)"
     f = (lambda v: f"{v:.1%}") if pct else (lambda v: f"{v:.3g}")
-    return f"{f(est['value'])} [{f(est['ci_low'])}, {f(est['ci_high'])}] (n={est['n']})"
+    lo, hi = est.get("ci_low"), est.get("ci_high")
+    interval = f" [{f(lo)}, {f(hi)}]" if lo is not None and hi is not None else ""
+    return f"{f(est['value'])}{interval} (n={est['n']})"
+
+
+HEADLINE = [
+    ("aar", True, "accidental-attack rate",
+     "share of fake-classified probes that the update turned real with linf(p) <= eps"),
+    ("flip_rate", True, "flip rate", "share turned real, whatever the size of p"),
+    ("noise_flip_rate", True, "random-direction control", "flips by a random perturbation of the same L2 size: the null"),
+    ("ratio", False, "median ‖p‖∞ / eps*", "~1: the update is as efficient as the smallest attack"),
+    ("cos_z", False, "median alignment z", "cos(p, ∇D)·sqrt(dim); ~N(0, 1) for random directions"),
+    ("efficiency", False, "median efficiency", "score gain of the update / of L2 PGD within ‖p‖₂"),
+]
+
+
+def headline_rows(summary: dict[str, Any]) -> list[dict[str, str]]:
+    return [{"name": name, "value": _fmt(summary.get(key), pct), "meaning": meaning}
+            for key, pct, name, meaning in HEADLINE]
 
 
 def summary_markdown(report: dict[str, Any]) -> str:
-    s = report["summary"]
-    lines = [
-        "# ganrobust audit",
-        "",
-        f"Source: `{report['source'].get('checkpoint') or report['source'].get('generator')}` "
-        f"({report['source']['format']}); replay: {report['source']['replay']}.",
-        "",
-        "| metric | value [95% interval] (n) | meaning |",
-        "| --- | --- | --- |",
-        f"| accidental-attack rate | {_fmt(s['aar'])} | share of fake-classified probes the replayed update turned real with linf(p) <= eps |",
-        f"| flip rate | {_fmt(s['flip_rate'])} | share turned real, whatever the size |",
-        f"| random-direction control | {_fmt(s['noise_flip_rate'])} | flips by a random perturbation of the same L2 size |",
-        f"| median ratio ‖p‖ / eps* | {_fmt(s['ratio'], False)} | ~1: the update is as efficient as the best attack |",
-        f"| median alignment z | {_fmt(s['cos_z'], False)} | cos(p, ∇D)·sqrt(dim); ~N(0,1) for random directions |",
-        f"| median efficiency | {_fmt(s['efficiency'], False)} | score gain of the update / of L2 PGD within ‖p‖₂ |",
-        "",
-        "## Odena's three arguments",
-        "",
-    ]
-    for key, text in report["odena"].get("verdicts", {}).items():
-        lines.append(f"* **{key.replace('_', ' ')}**: {text}")
-    lines += ["", "## Robustness of D", "", "| norm | direction | eps (fraction of range) | success rate [95%] | n |",
-              "| --- | --- | --- | --- | --- |"]
-    for row in report["robustness"]:
-        lines.append(f"| {row['norm']} | {row['direction']} | {row['eps']:.4g} | "
-                     f"{row['success_rate']:.1%} [{row['ci_low']:.1%}, {row['ci_high']:.1%}] | {row['n']} |")
+    lines = [f"# ganrobust {report.get('kind', 'audit')} report", ""]
+    src = report.get("source", {})
+    if src:
+        lines += [f"Source: `{src.get('checkpoint') or src.get('generator') or src.get('run')}` "
+                  f"({src.get('format', '')}); replay: {src.get('replay', 'n/a')}.", ""]
+    lines += ["| metric | value [95% interval] (n) | meaning |", "| --- | --- | --- |"]
+    lines += [f"| {r['name']} | {r['value']} | {r['meaning']} |" for r in headline_rows(report["summary"])]
+    if report.get("training"):
+        last = report["training"][-1]
+        lines += ["", f"Over training: {len(report['training'])} measured generator steps; last (step {last['step']}): "
+                      f"flip rate {_fmt(last['flip_rate'])}, AAR {_fmt(last['aar'])}."]
+    if report.get("odena"):
+        lines += ["", "## Odena's three arguments", ""]
+        lines += [f"* **{k.replace('_', ' ')}**: {v}" for k, v in report["odena"].get("verdicts", {}).items()]
+    if report.get("robustness"):
+        lines += ["", "## Robustness of D", "", "| norm | direction | eps (fraction of range) | success rate [95%] | n |",
+                  "| --- | --- | --- | --- | --- |"]
+        lines += [f"| {r['norm']} | {r['direction']} | {r['eps']:.4g} | {r['success_rate']:.1%} "
+                  f"[{r['ci_low']:.1%}, {r['ci_high']:.1%}] | {r['n']} |" for r in report["robustness"]
+                  if r.get("success_rate") is not None]
+    if report.get("diagnostics"):
+        lines += ["", "## Diagnostics", ""] + [f"* `{d['code']}`: {d['message']}" for d in report["diagnostics"]]
     lines += ["", f"Command: `{report.get('command', '')}`", ""]
     return "\n".join(lines)
 
 
-def write_audit(out_dir: Path, report: dict[str, Any], samples: dict[str, np.ndarray],
-                images: dict[str, torch.Tensor] | None = None) -> None:
+TEMPLATE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>ganrobust report: {{ title }}</title>
+<style>
+body { font: 14px/1.45 system-ui, sans-serif; max-width: 1000px; margin: 2em auto; color: #222; padding: 0 1em; }
+h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2em; margin-top: 2em; }
+table { border-collapse: collapse; margin: .5em 0; } td, th { border: 1px solid #ccc; padding: .3em .6em; text-align: left; }
+th { background: #f4f4f4; } .explain { color: #555; margin: .2em 0 .8em; } img { max-width: 100%; }
+code, pre { background: #f6f6f6; padding: .1em .3em; } pre { padding: .6em; overflow-x: auto; }
+</style></head><body>
+<h1>ganrobust report: {{ title }}</h1>
+<p class="explain">How often is a generator update an <em>accidental attack</em> on the discriminator it was
+taken against? (Odena 2019, Open Questions about GANs, Problem 7.) Every rate is over the probes D classifies
+as fake, with a Wilson 95% interval and its n.</p>
+
+<section id="headline"><h2>Headline</h2>
+<p class="explain">The replayed or measured generator update against the D it was taken against.</p>
+<table><tr><th>metric</th><th>value [95% interval] (n)</th><th>meaning</th></tr>
+{% for row in headline %}<tr><td>{{ row.name }}</td><td>{{ row.value }}</td><td>{{ row.meaning }}</td></tr>
+{% endfor %}</table></section>
+
+<section id="training"><h2>Over training</h2>
+{% if figs.training %}<p class="explain">Accidental-attack rate and flip rate per measured generator step, against
+the random-direction control of the same size; shaded: 95% intervals.</p>
+<img alt="AAR over training" src="data:image/png;base64,{{ figs.training }}">
+{% else %}<p class="explain">No training run was watched for this report.</p>{% endif %}</section>
+
+<section id="updates"><h2>Update size against the smallest attack</h2>
+<p class="explain">If updates were accidental attacks, ‖p‖∞ would sit near eps*, the smallest perturbation that
+flips D at the same sample.</p>
+{% if figs.histogram %}<img alt="norm histogram" src="data:image/png;base64,{{ figs.histogram }}">{% endif %}</section>
+
+<section id="odena"><h2>Odena's three arguments</h2>
+{% if verdicts %}<ul>{% for key, text in verdicts.items() %}<li><b>{{ key.replace('_', ' ') }}</b>: {{ text }}</li>{% endfor %}</ul>{% endif %}
+{% for key, label in [("one_step", "Argument 1: one step"), ("new_batch", "Argument 2: new batch"), ("param_space", "Argument 3: parameter space")] %}
+{% if figs[key] %}<p class="explain">{{ label }}</p><img alt="{{ label }}" src="data:image/png;base64,{{ figs[key] }}">{% endif %}
+{% endfor %}</section>
+
+<section id="robustness"><h2>Robustness of D</h2>
+<p class="explain">Attack success rate against budget, from one minimum-norm run verified by PGD at every grid point.</p>
+{% if figs.robustness %}<img alt="robustness curves" src="data:image/png;base64,{{ figs.robustness }}">{% endif %}
+{% if figs.robustness_training %}<p class="explain">Per audited snapshot: D's median minimum adversarial norm and its
+success rate at each budget, over training.</p>
+<img alt="robustness over training" src="data:image/png;base64,{{ figs.robustness_training }}">{% endif %}
+<table><tr><th>norm</th><th>direction</th><th>eps (fraction)</th><th>success rate [95%]</th><th>n</th></tr>
+{% for r in robustness %}<tr><td>{{ r.norm }}</td><td>{{ r.direction }}</td><td>{{ "%.4g"|format(r.eps) }}</td>
+<td>{{ "%.1f"|format(100 * (r.success_rate or 0)) }}% [{{ "%.1f"|format(100 * (r.ci_low or 0)) }}, {{ "%.1f"|format(100 * (r.ci_high or 0)) }}]</td><td>{{ r.n }}</td></tr>
+{% endfor %}</table></section>
+
+<section id="images"><h2>Samples</h2>
+<p class="explain">x = G(z), x' after the update, the update p and the PGD perturbation δ within the same L2 norm,
+both amplified to the full range.</p>
+{% if figs.images %}<img alt="image grid" src="data:image/png;base64,{{ figs.images }}">{% else %}<p>Not image data.</p>{% endif %}</section>
+
+<section id="diagnostics"><h2>Diagnostics</h2>
+{% if diagnostics %}<table><tr><th>code</th><th>message</th><th>raised if</th><th>explanation</th></tr>
+{% for d in diagnostics %}<tr><td><code>{{ d.code }}</code></td><td>{{ d.message }}</td><td>{{ d.raised_if }}</td><td>{{ d.explanation }}</td></tr>{% endfor %}
+</table>{% else %}<p class="explain">None raised.</p>{% endif %}</section>
+
+<section id="configuration"><h2>Configuration, versions, command</h2>
+<p>Reproduce with: <code>{{ command }}</code></p>
+<pre>{{ config }}</pre></section>
+</body></html>
+"""
+
+
+def _b64(png: bytes | None) -> str | None:
+    return None if png is None else base64.b64encode(png).decode()
+
+
+def render_html(report: dict[str, Any], samples: dict[str, np.ndarray] | None) -> str:
+    width = float(np.subtract(*reversed(report.get("score", {}).get("bounds", (-1.0, 1.0)))))
+    figs: dict[str, str | None] = {}
+    if report.get("training"):
+        figs["training"] = _b64(figures.over_training(report["training"]))
+    if samples is not None and "linf" in samples:
+        figs["histogram"] = _b64(figures.norm_histogram(samples, width))
+        figs["images"] = _b64(figures.image_grid(samples, tuple(report.get("score", {}).get("bounds", (-1.0, 1.0)))))
+    odena = report.get("odena")
+    if odena:
+        figs["one_step"] = _b64(figures.one_step(odena))
+        nb = odena["new_batch"]
+        figs["new_batch"] = _b64(figures.bars({"trained batch": nb["trained_batch"], "fresh latents": nb["fresh_latents"]},
+                                              "Argument 2: the batch the step was optimised on vs fresh latents"))
+        ps = odena["param_space"]
+        figs["param_space"] = _b64(figures.bars({"real update": ps["real_update"], "parameter attack": ps["parameter_attack"],
+                                                 "pixel PGD": ps["pixel_pgd_same_norm"]},
+                                                "Argument 3: parameter space vs pixel space, same size"))
+    if report.get("robustness"):
+        figs["robustness"] = _b64(figures.robustness(report["robustness"]))
+    if report.get("snapshots"):
+        figs["robustness_training"] = _b64(figures.robustness_over_training(report["snapshots"]))
+    env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
+    config = {k: report.get(k) for k in ("config", "score", "source", "versions", "seconds")}
+    return env.from_string(TEMPLATE).render(
+        title=report.get("title", "audit"), headline=headline_rows(report["summary"]), figs=figs,
+        verdicts=(odena or {}).get("verdicts", {}), robustness=report.get("robustness", []),
+        diagnostics=report.get("diagnostics", []), command=report.get("command", ""),
+        config=json.dumps(to_jsonable(config), indent=2))
+
+
+def write_report(out_dir: Path, report: dict[str, Any], samples: dict[str, np.ndarray] | None = None,
+                 images: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write report.json, summary.md, samples.npz (when given) and index.html; returns index.html."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    arrays = dict(samples or {})
+    for key, value in (images or {}).items():
+        arrays[f"image_{key}"] = value.numpy() if isinstance(value, torch.Tensor) else value
+    if arrays:
+        np.savez_compressed(out_dir / "samples.npz", **arrays)
     (out_dir / "report.json").write_text(json.dumps(to_jsonable(report), indent=2))
     (out_dir / "summary.md").write_text(summary_markdown(report))
-    arrays = dict(samples)
-    for key, value in (images or {}).items():
-        arrays[f"image_{key}"] = value.numpy()
-    np.savez_compressed(out_dir / "samples.npz", **arrays)
+    (out_dir / "index.html").write_text(render_html(report, arrays or None))
+    return out_dir / "index.html"
+
+
+write_audit = write_report
+
+
+def training_rows(run: Run) -> list[dict[str, Any]]:
+    """Per measured step of a watched run: the probe rates and persistence."""
+    rows = []
+    for record in run.steps:
+        probe = record.raw["probe"]
+        rows.append({"step": record.step, "aar": probe["aar"], "flip_rate": probe["flip_rate"],
+                     "noise_flip_rate": probe["noise_flip_rate"], "cos_z": probe["cos_z"], "linf": probe["linf"],
+                     "eps_star": probe["eps_star"], "d_steps": record.raw.get("d_steps"),
+                     "persists": None if record.persists is None else record.persists.to_dict()})
+    return rows
+
+
+def load_report(directory: Path) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
+    report = json.loads((directory / "report.json").read_text())
+    samples_path = directory / "samples.npz"
+    samples = dict(np.load(samples_path)) if samples_path.exists() else None
+    return report, samples

@@ -108,3 +108,21 @@ def test_replay_leaves_the_given_optimizer_state_untouched(trained) -> None:
     for k, tensors in before.items():
         for name, t in tensors.items():
             assert torch.equal(t, state["state"][k][name])
+
+
+def test_audit_of_persisted_snapshots_resumes(trained, tmp_path) -> None:
+    _, run = trained
+    out = tmp_path / "snap"
+    args = ["audit", str(run), "--out", str(out), "--n-probes", "16", "--k-steps", "2", "--snapshots", "all"]
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    done = sorted(p.name for p in (out / "snapshots").glob("step_*.json"))
+    assert done == ["step_0000100.json"]
+    stamp = (out / "snapshots" / done[0]).stat().st_mtime_ns
+    second = CliRunner().invoke(cli, args)  # a rerun skips what is finished
+    assert second.exit_code == 0 and (out / "snapshots" / done[0]).stat().st_mtime_ns == stamp
+    report = json.loads((out / "report.json").read_text())
+    assert report["snapshots"][0]["step"] == 100 and report["training"]
+    assert "robustness over training" in (out / "index.html").read_text()
+    bad = CliRunner().invoke(cli, [*args[:-1], "7"])
+    assert bad.exit_code == 2 and "no persisted snapshot" in bad.output

@@ -1,0 +1,161 @@
+"""Figures for reports: matplotlib on the Agg backend (no display), returned as PNG bytes."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _band(ax: Any, x: list[float], rows: list[dict[str, Any]], label: str, color: str) -> None:
+    v = np.array([np.nan if r["value"] is None else r["value"] for r in rows], dtype=float)
+    lo = np.array([np.nan if r["ci_low"] is None else r["ci_low"] for r in rows], dtype=float)
+    hi = np.array([np.nan if r["ci_high"] is None else r["ci_high"] for r in rows], dtype=float)
+    ax.plot(x, v, "o-", color=color, label=label, ms=3)
+    ax.fill_between(x, lo, hi, color=color, alpha=0.2)
+
+
+def over_training(training: list[dict[str, Any]]) -> bytes:
+    """AAR, flip rate and the random-direction control per measured step, with 95% bands."""
+    steps = [r["step"] for r in training]
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    _band(ax, steps, [r["flip_rate"] for r in training], "flip rate", "tab:blue")
+    _band(ax, steps, [r["aar"] for r in training], "accidental-attack rate", "tab:red")
+    _band(ax, steps, [r["noise_flip_rate"] for r in training], "random-direction control", "tab:gray")
+    ax.set_xlabel("generator step")
+    ax.set_ylabel("share of fake-classified probes")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=8)
+    ax.set_title("Generator updates that flip D, over training")
+    return _png(fig)
+
+
+def norm_histogram(samples: dict[str, np.ndarray], width: float) -> bytes:
+    """‖p‖∞ of the update against eps* of the same samples (fractions of the range)."""
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    p = samples["linf"] / width
+    ax.hist(p[np.isfinite(p)], bins=30, alpha=0.6, label="‖p‖∞ of the update", color="tab:blue")
+    e = samples["eps_star"] / width
+    e = e[np.isfinite(e)]
+    if e.size:
+        ax.hist(e, bins=30, alpha=0.6, label="eps* (minimum adversarial linf)", color="tab:orange")
+    ax.set_xlabel("fraction of the data range")
+    ax.set_ylabel("probes")
+    ax.legend(fontsize=8)
+    ax.set_title("Update size against the smallest attack")
+    return _png(fig)
+
+
+def one_step(odena: dict[str, Any]) -> bytes:
+    steps, pgd = odena["one_step"]["steps"], odena["one_step"]["pgd"]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    _band(axes[0], [s["k"] for s in steps], [s["flip_rate"] for s in steps], "flip rate", "tab:blue")
+    _band(axes[0], [s["k"] for s in steps], [s["aar"] for s in steps], "AAR", "tab:red")
+    axes[0].set_xlabel("replayed generator steps k (D frozen)")
+    axes[0].set_ylim(-0.02, 1.02)
+    axes[0].legend(fontsize=8)
+    axes[0].set_title("Argument 1: one step")
+    if pgd:
+        _band(axes[1], [r["iterations"] for r in pgd], [r["flip_rate"] for r in pgd], "PGD (same linf budget)", "tab:green")
+    axes[1].set_xlabel("PGD iterations")
+    axes[1].set_ylim(-0.02, 1.02)
+    axes[1].legend(fontsize=8)
+    axes[1].set_title("Attack iterations for the same budget")
+    return _png(fig)
+
+
+def bars(groups: dict[str, dict[str, Any]], title: str) -> bytes:
+    """Flip rate and AAR with intervals for a few named settings."""
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    names = list(groups)
+    x = np.arange(len(names))
+    for offset, key, color in ((-0.2, "flip_rate", "tab:blue"), (0.2, "aar", "tab:red")):
+        v = np.array([groups[n][key]["value"] or 0.0 for n in names])
+        lo = np.array([groups[n][key]["ci_low"] or 0.0 for n in names])
+        hi = np.array([groups[n][key]["ci_high"] or 0.0 for n in names])
+        ax.bar(x + offset, v, 0.4, yerr=[np.clip(v - lo, 0, None), np.clip(hi - v, 0, None)], color=color, alpha=0.8, capsize=3,
+               label="flip rate" if key == "flip_rate" else "AAR")
+    ax.set_xticks(x, [n.replace("_", " ") for n in names], fontsize=8)
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    return _png(fig)
+
+
+def robustness(rows: list[dict[str, Any]]) -> bytes:
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    for ax, norm in zip(axes, ("linf", "l2")):
+        for direction, color in (("fake->real", "tab:red"), ("real->fake", "tab:blue")):
+            sel = [r for r in rows if r["norm"] == norm and r["direction"] == direction]
+            if sel:
+                _band(ax, [r["eps"] for r in sel], [{"value": r["success_rate"], "ci_low": r["ci_low"],
+                                                     "ci_high": r["ci_high"]} for r in sel], direction, color)
+        ax.set_xscale("log")
+        ax.set_xlabel(f"{norm} budget (fraction of the range)")
+        ax.set_ylim(-0.02, 1.02)
+        ax.legend(fontsize=8)
+        ax.set_title(f"D's robustness, {norm}")
+    axes[0].set_ylabel("attack success rate")
+    return _png(fig)
+
+
+def image_grid(images: dict[str, np.ndarray], bounds: tuple[float, float]) -> bytes | None:
+    """Rows: x, x', the update p amplified to the range, the PGD perturbation δ amplified."""
+    x = images.get("image_x")
+    if x is None or x.ndim != 4 or x.shape[1] not in (1, 3):
+        return None
+    lo, hi = bounds
+    rows = [("x = G(z)", x), ("x' after the update", images["image_x_next"])]
+    p = images["image_x_next"] - x
+    rows.append(("p, amplified", p / (np.abs(p).reshape(len(p), -1).max(1)[:, None, None, None] + 1e-12) * (hi - lo) / 2
+                 + (lo + hi) / 2))
+    if "image_x_pgd" in images:
+        d = images["image_x_pgd"] - x
+        rows.append(("PGD δ, amplified", d / (np.abs(d).reshape(len(d), -1).max(1)[:, None, None, None] + 1e-12)
+                     * (hi - lo) / 2 + (lo + hi) / 2))
+    n = x.shape[0]
+    fig, axes = plt.subplots(len(rows), n, figsize=(n * 1.0, len(rows) * 1.1))
+    for r, (label, imgs) in enumerate(rows):
+        for c in range(n):
+            ax = axes[r, c]
+            img = np.clip((imgs[c] - lo) / (hi - lo), 0, 1).transpose(1, 2, 0)
+            ax.imshow(img.squeeze(), cmap="gray" if img.shape[-1] == 1 else None)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(label, fontsize=6)
+    return _png(fig)
+
+
+def robustness_over_training(snapshots: list[dict[str, Any]]) -> bytes:
+    """Median eps* (linf, fake->real) and the curve at each grid budget, per audited snapshot."""
+    steps = [s["step"] for s in snapshots]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    _band(axes[0], steps, [s["median_eps_star"] for s in snapshots], "median eps* (linf)", "tab:orange")
+    axes[0].set_xlabel("generator step")
+    axes[0].set_ylabel("fraction of the range")
+    axes[0].legend(fontsize=8)
+    axes[0].set_title("D's robustness over training")
+    grid = sorted({r["eps"] for s in snapshots for r in s["robustness"]})
+    cmap = plt.get_cmap("viridis")
+    for i, eps in enumerate(grid):
+        rows = [next(r for r in s["robustness"] if r["eps"] == eps) for s in snapshots]
+        axes[1].plot(steps, [r["success_rate"] for r in rows], "o-", ms=3, color=cmap(i / max(len(grid) - 1, 1)),
+                     label=f"eps={eps * 255:.3g}/255")
+    axes[1].set_xlabel("generator step")
+    axes[1].set_ylabel("fake->real success rate")
+    axes[1].set_ylim(-0.02, 1.02)
+    axes[1].legend(fontsize=7)
+    return _png(fig)

@@ -1,0 +1,72 @@
+"""Audit the persisted snapshots of a watched run, resumably.
+
+Each persisted step (``snapshots/d_*.safetensors`` with G before/after) is audited with the
+run's own probe latents; its result is written to ``<out>/snapshots/step_*.json`` as soon as it
+is done, and a rerun skips steps already written: an interrupted audit resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+from typing import Any, Callable
+
+from ganrobust.audit import AuditConfig, audit_snapshot
+from ganrobust.checkpoints import LoadedGAN
+from ganrobust.runs import read_run, to_jsonable
+from ganrobust.snapshots import load_state
+
+
+def persisted_steps(run_dir: Path) -> list[int]:
+    steps = []
+    for path in (run_dir / "snapshots").glob("d_*.safetensors"):
+        m = re.fullmatch(r"d_(\d+)\.safetensors", path.name)
+        if m and (run_dir / "snapshots" / f"g_{m.group(1)}_before.safetensors").exists() and \
+                (run_dir / "snapshots" / f"g_{m.group(1)}_after.safetensors").exists():
+            steps.append(int(m.group(1)))
+    return sorted(steps)
+
+
+def parse_selection(text: str | None, available: list[int]) -> list[int]:
+    """``all`` (or None), ``last``, or a comma list of steps."""
+    if text in (None, "all"):
+        return available
+    if text == "last":
+        return available[-1:]
+    try:
+        wanted = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise ValueError(f"expected --snapshots all, last or a comma list of steps, got {text!r}") from None
+    missing = sorted(set(wanted) - set(available))
+    if missing:
+        raise ValueError(f"no persisted snapshot for step(s) {missing}; available: {available[:10]}")
+    return wanted
+
+
+def audit_run_snapshots(run_dir: Path, loaded: LoadedGAN, out: Path, *, selection: str | None, cfg: AuditConfig,
+                        scorer_options: dict[str, Any], tick: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+    run = read_run(run_dir)
+    steps = parse_selection(selection, persisted_steps(run_dir))
+    Z = run.probes()[: cfg.n_probes]
+    (out / "snapshots").mkdir(parents=True, exist_ok=True)
+    results = []
+    for step in steps:
+        path = out / "snapshots" / f"step_{step:07d}.json"
+        if path.exists():  # resume: done in an earlier, interrupted audit
+            results.append(json.loads(path.read_text()))
+        else:
+            snap = run_dir / "snapshots"
+            D, Gb, Ga = copy.deepcopy(loaded.D), copy.deepcopy(loaded.G), copy.deepcopy(loaded.G)
+            D.load_state_dict(load_state(snap / f"d_{step:07d}.safetensors"))
+            Gb.load_state_dict(load_state(snap / f"g_{step:07d}_before.safetensors"))
+            Ga.load_state_dict(load_state(snap / f"g_{step:07d}_after.safetensors"))
+            result = {"step": step, **audit_snapshot(Gb, Ga, D, scorer_options=scorer_options, Z=Z, cfg=cfg)}
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(to_jsonable(result)))
+            tmp.replace(path)
+            results.append(json.loads(path.read_text()))
+        if tick:
+            tick(step)
+    return results
