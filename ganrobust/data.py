@@ -12,6 +12,7 @@ Every loader returns a :class:`Dataset` with samples in its ``bounds``.
 from __future__ import annotations
 
 import math
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,7 +107,7 @@ def load_array(path: str | Path, bounds: tuple[float, float] = (-1.0, 1.0)) -> D
                 y = arrays["y"] if "y" in arrays.files else None
         else:
             raise ValueError(f"expected an .npz or .npy file, got {p.name}")
-    except (OSError, EOFError) as err:
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as err:
         raise ValueError(f"{p} could not be read as a numpy file ({err}); is it truncated?") from None
     if not np.issubdtype(x.dtype, np.number) or x.ndim < 2:
         raise ValueError(f"expected a numeric array of samples (N, ...) in {p}, got dtype {x.dtype}, shape {x.shape}")

@@ -73,8 +73,10 @@ class Watcher:
     """The handle ``watch`` returns: a context manager; :meth:`close` ends the run."""
 
     def __init__(self, G: nn.Module, D: nn.Module, run_dir: str | Path, config: WatchConfig, *,
-                 real: torch.Tensor | None = None, latent_shape: tuple[int, ...] | None = None) -> None:
+                 real: torch.Tensor | None = None, latent_shape: tuple[int, ...] | None = None,
+                 tensorboard: str | Path | None = None) -> None:
         self.config = config
+        self._tb: Any = None
         self.G, self.D = unwrap(G), unwrap(D)
         self.active = _is_rank0()
         self.g_step = 0
@@ -122,6 +124,12 @@ class Watcher:
             "seeds": {"probes": config.seed, "torch_initial_seed": torch.initial_seed()},
             "snapshot_bytes": {"D": self._d_view.nbytes, "G": self._g_view.nbytes, "ring": self._ring.nbytes},
         })
+        if tensorboard is not None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise ValueError("tensorboard= needs the tensorboard package: pip install tensorboard") from None
+            self._tb = SummaryWriter(str(tensorboard))
         if latent_shape is not None:
             self._init_probes(tuple(latent_shape), torch.float32, self._device())
         self._handles = [
@@ -152,6 +160,8 @@ class Watcher:
         if not self.active:
             return
         self._write_checkpoint()
+        if self._tb is not None:
+            self._tb.close()
         self.writer.close(generator_steps=self.g_step, measured_steps=self._measured, errors=self.errors)
 
     # -- recognising the loop ----------------------------------------------------------
@@ -263,6 +273,12 @@ class Watcher:
             record["snapshots"] = self._persist(step, snapshot)
         record["seconds"] = time.perf_counter() - started
         self.writer.append(record)
+        if self._tb is not None:
+            for key in ("aar", "flip_rate", "noise_flip_rate", "cos_z", "linf", "efficiency", "eps_star"):
+                value = probe.summary[key]["value"]
+                if value is not None and value == value:
+                    self._tb.add_scalar(f"ganrobust/{key}", value, step)
+            self._tb.flush()
         self._measured += 1
         self._pending = {"step": step, "x_next": x_next, "flip": probe.samples["flip"], "tau": scorer.tau}
 
@@ -308,7 +324,7 @@ class Watcher:
 
 def watch(G: nn.Module, D: nn.Module, run_dir: str | Path, *, config: WatchConfig | None = None,
           real: torch.Tensor | None = None, latent_shape: tuple[int, ...] | None = None,
-          **options: Any) -> Watcher:
+          tensorboard: str | Path | None = None, **options: Any) -> Watcher:
     """Start watching a training loop; returns a :class:`Watcher` (use ``with`` or ``.close()``).
 
     Args:
@@ -319,6 +335,8 @@ def watch(G: nn.Module, D: nn.Module, run_dir: str | Path, *, config: WatchConfi
         real: a batch of real samples, needed to calibrate ``tau`` for a critic (WGAN) D.
         latent_shape: the shape of one latent (``(nz,)`` or ``(nz, 1, 1)``) when G's forward
             does not take the latent batch as its first argument.
+        tensorboard: a log directory for TensorBoard scalars (``ganrobust/aar``, ...) per measured
+            step; needs the ``tensorboard`` package (the ``tensorboard`` extra).
     """
     cfg = (config or WatchConfig()).replace(**options) if options else (config or WatchConfig())
-    return Watcher(G, D, run_dir, cfg, real=real, latent_shape=latent_shape)
+    return Watcher(G, D, run_dir, cfg, real=real, latent_shape=latent_shape, tensorboard=tensorboard)

@@ -235,3 +235,15 @@ def test_a_failing_measurement_is_recorded_and_training_goes_on(tmp_path) -> Non
                 opt_g.step()
     lines = [json.loads(x) for x in (tmp_path / "e" / "steps.jsonl").read_text().splitlines()]
     assert lines[0]["kind"] == "error" and "latent_shape" in lines[0]["error"]
+
+
+def test_tensorboard_scalars_per_measured_step(tmp_path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    G, D, opt_g, opt_d = _mlp_pair()
+    with ganrobust.watch(G, D, tmp_path / "t", config=CFG2D, tensorboard=tmp_path / "tb"):
+        _tiny_loop(G, D, opt_g, opt_d, 3)
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("ganrobust/flip_rate")] == [1, 2, 3]
+    assert "ganrobust/cos_z" in events.Tags()["scalars"]
