@@ -8,25 +8,15 @@ a bare AssertionError on out-of-bounds inputs, which ganrobust's own bounds chec
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
-from ganrobust.attacks.base import Attack
 from ganrobust.attacks.torchattacks_backend import CROSS_ENTROPY, _ce_masking
-from ganrobust.attacks.two_logit import TwoLogit, sandbox, scalar_budget
-from ganrobust.conventions import Direction, Norm, NormLike
+from ganrobust.attacks.two_logit import BackendAttack, BackendSpec, TwoLogit, sandbox, scalar_budget
+from ganrobust.conventions import Direction, Norm
 from ganrobust.diagnostics import Diagnostic
 from ganrobust.scorer import Scorer
-
-
-@dataclass(frozen=True)
-class _Spec:
-    norms: tuple[Norm, ...]
-    loss: str
-    minimum_norm: bool
-    build: Callable[[Any, Norm, dict[str, Any]], Any]
 
 
 def _pgd(fa: Any, norm: Norm, kw: dict[str, Any]) -> Any:
@@ -36,13 +26,13 @@ def _pgd(fa: Any, norm: Norm, kw: dict[str, Any]) -> Any:
                random_start=kw.get("random_start", True))
 
 
-SPECS: dict[str, _Spec] = {
-    "PGD": _Spec((Norm.LINF, Norm.L2), CROSS_ENTROPY, False, _pgd),
-    "FGSM": _Spec((Norm.LINF,), CROSS_ENTROPY, False, lambda fa, n, kw: fa.FGSM()),
-    "FMN": _Spec((Norm.LINF, Norm.L2), "logit-difference", True, lambda fa, n, kw: (
+SPECS: dict[str, BackendSpec] = {
+    "PGD": BackendSpec((Norm.LINF, Norm.L2), CROSS_ENTROPY, False, _pgd),
+    "FGSM": BackendSpec((Norm.LINF,), CROSS_ENTROPY, False, lambda fa, n, kw: fa.FGSM()),
+    "FMN": BackendSpec((Norm.LINF, Norm.L2), "logit-difference", True, lambda fa, n, kw: (
         fa.LInfFMNAttack if n is Norm.LINF else fa.L2FMNAttack)(steps=kw.get("steps", 100))),
-    "DDN": _Spec((Norm.L2,), CROSS_ENTROPY, True, lambda fa, n, kw: fa.DDNAttack(steps=kw.get("steps", 100))),
-    "DeepFool": _Spec((Norm.LINF, Norm.L2), "logit-difference", True, lambda fa, n, kw: (
+    "DDN": BackendSpec((Norm.L2,), CROSS_ENTROPY, True, lambda fa, n, kw: fa.DDNAttack(steps=kw.get("steps", 100))),
+    "DeepFool": BackendSpec((Norm.LINF, Norm.L2), "logit-difference", True, lambda fa, n, kw: (
         fa.LinfDeepFoolAttack if n is Norm.LINF else fa.L2DeepFoolAttack)(
         steps=kw.get("steps", 50), overshoot=kw.get("overshoot", 0.02), loss="logits")),
 }
@@ -55,31 +45,13 @@ def import_foolbox() -> Any:
     return foolbox
 
 
-class FoolboxAttack(Attack):
+class FoolboxAttack(BackendAttack):
     """A foolbox attack by name: ``PGD`` (linf or l2), ``FGSM``, and the minimum-norm
     ``FMN`` (linf or l2), ``DDN`` (l2) and ``DeepFool``. Keyword options: ``steps``,
     ``rel_stepsize``, ``random_start``, ``overshoot``."""
 
     backend = "foolbox"
-
-    def __init__(self, name: str, *, norm: NormLike = Norm.LINF, **options: Any) -> None:
-        if name not in SPECS:
-            raise ValueError(f"expected a foolbox attack among {sorted(SPECS)}, got {name!r}")
-        super().__init__(norm=norm)
-        spec = SPECS[name]
-        if self.norm not in spec.norms:
-            raise ValueError(f"foolbox {name} supports {[n.value for n in spec.norms]}, got {self.norm.value!r}")
-        self.name = name
-        self.options = options
-        self._spec = spec
-
-    @property  # type: ignore[override]
-    def minimum_norm(self) -> bool:
-        return self._spec.minimum_norm
-
-    @property  # type: ignore[override]
-    def loss(self) -> str:
-        return self._spec.loss
+    specs = SPECS
 
     def run(self, scorer: Scorer, x: torch.Tensor, eps: torch.Tensor | None, direction: Direction,
             crossed: torch.Tensor, generator: torch.Generator, seed: int

@@ -9,26 +9,17 @@ ganrobust never imports it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from ganrobust.attacks.base import Attack
-from ganrobust.attacks.two_logit import TwoLogit, sandbox, scalar_budget
-from ganrobust.conventions import Direction, Norm, NormLike
+from ganrobust.attacks.two_logit import BackendAttack, BackendSpec, TwoLogit, sandbox, scalar_budget
+from ganrobust.conventions import Direction, Norm
 from ganrobust.diagnostics import SATURATION_MARGIN, Diagnostic
 from ganrobust.scorer import Scorer
 
 CROSS_ENTROPY = "cross-entropy"
-
-
-@dataclass(frozen=True)
-class _Spec:
-    norms: tuple[Norm, ...]
-    loss: str
-    minimum_norm: bool
-    build: Callable[[Any, torch.nn.Module, float, Norm, dict[str, Any]], Any]
 
 
 def _pgd(ta: Any, model: torch.nn.Module, eps: float, norm: Norm, kw: dict[str, Any]) -> Any:
@@ -38,45 +29,27 @@ def _pgd(ta: Any, model: torch.nn.Module, eps: float, norm: Norm, kw: dict[str, 
     return cls(model, eps=eps, alpha=alpha, steps=steps, random_start=kw.get("random_start", True))
 
 
-SPECS: dict[str, _Spec] = {
-    "PGD": _Spec((Norm.LINF, Norm.L2), CROSS_ENTROPY, False, _pgd),
-    "FGSM": _Spec((Norm.LINF,), CROSS_ENTROPY, False, lambda ta, m, e, n, kw: ta.FGSM(m, eps=e)),
-    "APGD": _Spec((Norm.LINF, Norm.L2), CROSS_ENTROPY, False, lambda ta, m, e, n, kw: ta.APGD(
+SPECS: dict[str, BackendSpec] = {
+    "PGD": BackendSpec((Norm.LINF, Norm.L2), CROSS_ENTROPY, False, _pgd),
+    "FGSM": BackendSpec((Norm.LINF,), CROSS_ENTROPY, False, lambda ta, m, e, n, kw: ta.FGSM(m, eps=e)),
+    "APGD": BackendSpec((Norm.LINF, Norm.L2), CROSS_ENTROPY, False, lambda ta, m, e, n, kw: ta.APGD(
         m, norm="Linf" if n is Norm.LINF else "L2", eps=e, steps=kw.get("steps", 10), loss="ce",
         seed=kw.get("seed", 0))),
-    "DeepFool": _Spec((Norm.L2,), "logit-difference", True, lambda ta, m, e, n, kw: ta.DeepFool(
+    "DeepFool": BackendSpec((Norm.L2,), "logit-difference", True, lambda ta, m, e, n, kw: ta.DeepFool(
         m, steps=kw.get("steps", 50), overshoot=kw.get("overshoot", 0.02))),
-    "FAB": _Spec((Norm.LINF, Norm.L2), "logit-difference", True, lambda ta, m, e, n, kw: ta.FAB(
+    "FAB": BackendSpec((Norm.LINF, Norm.L2), "logit-difference", True, lambda ta, m, e, n, kw: ta.FAB(
         m, norm="Linf" if n is Norm.LINF else "L2", eps=e, steps=kw.get("steps", 10), n_classes=2,
         n_restarts=kw.get("n_restarts", 1), seed=kw.get("seed", 0))),
 }
 
 
-class TorchattacksAttack(Attack):
+class TorchattacksAttack(BackendAttack):
     """A torchattacks attack by name: ``PGD`` (linf or l2), ``FGSM``, ``APGD`` (CE loss),
     ``DeepFool`` (l2) and ``FAB`` (minimum-norm). Keyword options: ``steps``,
     ``rel_stepsize``, ``random_start``, ``overshoot``, ``n_restarts``."""
 
     backend = "torchattacks"
-
-    def __init__(self, name: str, *, norm: NormLike = Norm.LINF, **options: Any) -> None:
-        if name not in SPECS:
-            raise ValueError(f"expected a torchattacks attack among {sorted(SPECS)}, got {name!r}")
-        super().__init__(norm=norm)
-        spec = SPECS[name]
-        if self.norm not in spec.norms:
-            raise ValueError(f"torchattacks {name} supports {[n.value for n in spec.norms]}, got {self.norm.value!r}")
-        self.name = name
-        self.options = options
-        self._spec = spec
-
-    @property  # type: ignore[override]
-    def minimum_norm(self) -> bool:
-        return self._spec.minimum_norm
-
-    @property  # type: ignore[override]
-    def loss(self) -> str:
-        return self._spec.loss
+    specs = SPECS
 
     def run(self, scorer: Scorer, x: torch.Tensor, eps: torch.Tensor | None, direction: Direction,
             crossed: torch.Tensor, generator: torch.Generator, seed: int

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import contextlib
 import random
-from typing import Iterator
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
-from ganrobust.conventions import Direction
+from ganrobust.attacks.base import Attack
+from ganrobust.conventions import Direction, Norm, NormLike
 from ganrobust.scorer import Scorer
 
 
@@ -75,3 +77,39 @@ def scalar_budget(eps: torch.Tensor, name: str) -> float:
     if not torch.allclose(eps, eps[0].expand_as(eps)):
         raise ValueError(f"{name} takes one eps for the whole batch, got per-sample budgets; use a native attack")
     return float(eps[0])
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """One attack of a backend library: its norms, the loss it differentiates, whether it
+    searches for minimum norms, and how to build it."""
+
+    norms: tuple[Norm, ...]
+    loss: str
+    minimum_norm: bool
+    build: Callable[..., Any]
+
+
+class BackendAttack(Attack):
+    """A named attack of a backend library (``specs``), validated where it enters."""
+
+    specs: dict[str, BackendSpec] = {}
+
+    def __init__(self, name: str, *, norm: NormLike = Norm.LINF, **options: Any) -> None:
+        if name not in self.specs:
+            raise ValueError(f"expected a {self.backend} attack among {sorted(self.specs)}, got {name!r}")
+        super().__init__(norm=norm)
+        spec = self.specs[name]
+        if self.norm not in spec.norms:
+            raise ValueError(f"{self.backend} {name} supports {[n.value for n in spec.norms]}, got {self.norm.value!r}")
+        self.name = name
+        self.options = options
+        self._spec = spec
+
+    @property  # type: ignore[override]
+    def minimum_norm(self) -> bool:
+        return self._spec.minimum_norm
+
+    @property  # type: ignore[override]
+    def loss(self) -> str:
+        return self._spec.loss

@@ -16,11 +16,9 @@ Odena's arguments why accidental attacks may be rare, each turned into a number:
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -28,7 +26,7 @@ from torch import nn
 from ganrobust.attacks.projected_gradient_descent import pgd
 from ganrobust.attacks.robustness_curve import robustness_curve
 from ganrobust.conventions import BatchNormMode, Direction, Norm
-from ganrobust.measure import measure_update, summarize
+from ganrobust.measure import measure_update
 from ganrobust.attacks.minimum_norm import MinimumNormAttack
 from ganrobust.diagnostics import Diagnostic, diagnose_scorer
 from ganrobust.module_state import evaluation_state
@@ -301,14 +299,6 @@ def verdicts(report: dict[str, Any]) -> dict[str, str]:
                           f"{ps['real_update']['flip_rate']['value']:.1%}, pixel PGD at the same pixel norm "
                           f"{ps['pixel_pgd_same_norm']['flip_rate']['value']:.1%}")
     return out
-
-
-def is_nan(value: float) -> bool:
-    return isinstance(value, float) and math.isnan(value)
-
-
-__all__ = ["AuditConfig", "REPORT_SCHEMA", "audit_gan", "replay_steps", "generator_loss", "verdicts",
-           "summarize", "np"]
 
 
 def audit_snapshot(G_before: nn.Module, G_after: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any],

@@ -6,6 +6,7 @@ import os
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ganrobust.models import DCGANDiscriminator, MLPDiscriminator, init_dcgan_weights
@@ -77,3 +78,19 @@ def sn_mlp() -> MLPDiscriminator:
         for _ in range(50):
             d(torch.randn(16, 8))
     return d.eval()
+
+
+class NoisyD(nn.Module):
+    """Dropout kept on at audit time: a stochastic discriminator."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.dropout(self.lin(x), 0.5, training=True).squeeze(1)
+
+
+@pytest.fixture
+def noisy_d() -> NoisyD:
+    return NoisyD()

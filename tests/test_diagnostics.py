@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ganrobust import Scorer, diagnose_scorer
@@ -18,16 +17,8 @@ def test_every_code_has_a_doc_entry() -> None:
         assert Diagnostic.make(code, "m").to_dict()["raised_if"] == doc.raised_if
 
 
-def test_stochastic_discriminator_is_detected() -> None:
-    class Noisy(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.lin = nn.Linear(4, 1)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return F.dropout(self.lin(x), 0.5, training=True).squeeze(1)
-
-    assert "stochastic-discriminator" in _codes(Scorer(Noisy()), torch.rand(64, 4))
+def test_stochastic_discriminator_is_detected(noisy_d) -> None:
+    assert "stochastic-discriminator" in _codes(Scorer(noisy_d), torch.rand(64, 4))
 
 
 def test_zero_gradient_and_sigmoid_outputs_are_detected() -> None:

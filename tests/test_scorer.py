@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ganrobust import Scorer
@@ -166,16 +165,8 @@ def test_vocabulary_errors_list_the_choices() -> None:
         Scorer(nn.Linear(2, 1), bounds=(1, 1))
 
 
-def test_stochastic_forward_keeps_global_rng() -> None:
-    class Noisy(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.lin = nn.Linear(4, 1)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return F.dropout(self.lin(x), 0.5, training=True).squeeze(1)
-
-    d, x = Noisy(), torch.rand(8, 4)
+def test_stochastic_forward_keeps_global_rng(noisy_d) -> None:
+    d, x = noisy_d, torch.rand(8, 4)
     rng = torch.get_rng_state()
     Scorer(d).score(x)
     assert torch.equal(rng, torch.get_rng_state())
