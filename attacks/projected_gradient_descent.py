@@ -76,8 +76,9 @@ def pgd(
     todo = torch.ones(batch, dtype=torch.bool, device=x.device) if active is None else active.clone()
     start = x if init is None else init.detach()
     delta = start - x
-    if random_start:
-        delta = delta + random_in_ball(x, eps, norm, generator)
+    if random_start:  # drawn for every sample (results do not depend on the mask), applied to active ones
+        noise = random_in_ball(x, eps, norm, generator)
+        delta = delta + (noise if active is None else noise * _expand(active, noise))
     adv = (x + project(delta, eps, norm)).clamp(lo, hi)
     best = adv.clone()
     best_margin = torch.full((batch,), -math.inf, device=x.device, dtype=x.dtype)

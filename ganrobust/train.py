@@ -19,6 +19,7 @@ from torch import nn
 
 from ganrobust.config import WatchConfig
 from ganrobust.data import Dataset, load_dataset
+from ganrobust.robust import METHODS, RobustDLoss, d_loss
 from ganrobust.models import (DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator,
                               init_dcgan_weights)
 
@@ -37,6 +38,10 @@ class TrainConfig:
     image_size: int = 32
     spectral_norm: bool = False
     loss: str = "ns"                 # ns (non-saturating BCE) | hinge | wgan
+    d_training: str = "standard"     # standard | pgd | fgsm-rs | r1 | gp (ganrobust.robust)
+    d_eps: float = 8 / 255           # adversarial budget for pgd / fgsm-rs, fraction of the range
+    d_steps: int = 5                 # PGD steps for d_training="pgd"
+    d_gamma: float = 10.0            # weight of r1 / gp
     n_critic: int = 1
     clip: float = 0.01               # WGAN weight clipping
     lr: float = 2e-4
@@ -49,6 +54,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.arch not in ("dcgan", "mlp"):
             raise ValueError(f"expected arch 'dcgan' or 'mlp', got {self.arch!r}")
+        if self.d_training not in METHODS:
+            raise ValueError(f"expected d_training among {METHODS}, got {self.d_training!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"expected loss among {LOSSES}, got {self.loss!r}")
         for name in ("steps", "batch", "n_critic", "nz"):
@@ -84,14 +91,6 @@ def build_models(cfg: TrainConfig, data: Dataset) -> tuple[nn.Module, nn.Module]
     return G, D
 
 
-def d_loss(loss: str, s_real: torch.Tensor, s_fake: torch.Tensor) -> torch.Tensor:
-    if loss == "ns":
-        return F.softplus(-s_real).mean() + F.softplus(s_fake).mean()
-    if loss == "hinge":
-        return F.relu(1 - s_real).mean() + F.relu(1 + s_fake).mean()
-    return s_fake.mean() - s_real.mean()
-
-
 def g_loss(loss: str, s_fake: torch.Tensor) -> torch.Tensor:
     return F.softplus(-s_fake).mean() if loss == "ns" else -s_fake.mean()
 
@@ -118,6 +117,9 @@ def train(
     device = torch.device(cfg.device)
     data = data or load_dataset(cfg.data, n=cfg.n_data, seed=cfg.seed, size=cfg.image_size)
     G, D = build_models(cfg, data)
+    if d_loss_fn is None and cfg.d_training != "standard":
+        d_loss_fn = RobustDLoss(method=cfg.d_training, eps=cfg.d_eps, steps=cfg.d_steps, gamma=cfg.d_gamma,
+                                loss=cfg.loss, bounds=data.bounds, seed=cfg.seed)
     G.to(device)
     D.to(device)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=cfg.betas)
