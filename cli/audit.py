@@ -38,12 +38,15 @@ from ganrobust.cli.common import fail, parse_pair
 @click.option("--fresh-optimizer", is_flag=True, help="Ignore G's optimizer state in the checkpoint.")
 @click.option("--snapshots", "snapshot_selection", help="For a run directory: also audit its persisted snapshots "
               "('all', 'last' or steps like 100,200). Resumable: finished steps are skipped on a rerun.")
+@click.option("--robust-d", "robust_d", type=int, default=0, show_default=True,
+              help="Fine-tune an adversarially trained copy of D for this many steps (needs --data) and measure the "
+                   "same replayed update against both discriminators.")
 @click.option("--device", default="cpu", show_default=True)
 def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path | None, arch: str | None,
           generator_class: str | None, generator_kwargs: str | None, discriminator_class: str | None,
           discriminator_kwargs: str | None, d_output: str | None, bn: str, trust_checkpoint: bool, data: str | None,
           out: Path | None, as_json: bool, seed: int, n_probes: int, eps: float, k_steps: int, g_loss: str,
-          g_lr: float, g_betas: str, fresh_optimizer: bool, snapshot_selection: str | None, device: str) -> None:
+          g_lr: float, g_betas: str, fresh_optimizer: bool, snapshot_selection: str | None, robust_d: int, device: str) -> None:
     """Audit a GAN checkpoint: replay its next generator update, measure whether it is an
     accidental attack on D, test Odena's three arguments, and sweep D's robustness.
 
@@ -91,6 +94,8 @@ def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path |
         out_dir = out or Path("reports") / (name.parent.name if name.name == "checkpoint.pt" else name.stem)
 
         snapshots = None
+        if robust_d < 0:
+            raise ValueError(f"expected --robust-d >= 0 steps, got {robust_d}")
         if snapshot_selection is not None:
             if checkpoint is None or not checkpoint.is_dir():
                 raise ValueError("--snapshots needs a run directory written by ganrobust.watch")
@@ -102,10 +107,11 @@ def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path |
             with tqdm(total=total, desc="snapshots", unit="step", file=sys.stderr, dynamic_ncols=True) as sbar:
                 snapshots = audit_run_snapshots(checkpoint, loaded, out_dir, selection=snapshot_selection, cfg=cfg,
                                                 scorer_options=scorer_options, tick=lambda _s: sbar.update(1))
-        bar = _progress()
+        bar = _progress(7 if robust_d else 6)
         measured = audit_gan(loaded.G, loaded.D, scorer_options=scorer_options, latent_shape=loaded.latent_shape,
                              opt_state=None if fresh_optimizer else loaded.optimizer_g,
-                             opt_class=loaded.optimizer_g_class, cfg=cfg, real=real, progress=bar)
+                             opt_class=loaded.optimizer_g_class, cfg=cfg, real=real, progress=bar,
+                             robust_d_steps=robust_d)
         bar.close()
     except (CheckpointError, ValueError, FileNotFoundError) as err:
         fail(str(err))
@@ -155,12 +161,11 @@ def _fmt(est: dict[str, Any]) -> str:
 class _progress:
     """A tqdm bar over the audit's stages, on stderr."""
 
-    STAGES = 6
-
-    def __init__(self) -> None:
+    def __init__(self, stages: int) -> None:
         from tqdm import tqdm
 
-        self.bar = tqdm(total=self.STAGES, desc="audit", unit="stage", file=sys.stderr, dynamic_ncols=True)
+        self.stages = stages
+        self.bar = tqdm(total=stages, desc="audit", unit="stage", file=sys.stderr, dynamic_ncols=True)
         self.first = True
 
     def __call__(self, message: str) -> None:
@@ -170,5 +175,5 @@ class _progress:
         self.bar.set_postfix_str(message)
 
     def close(self) -> None:
-        self.bar.update(self.STAGES - self.bar.n)
+        self.bar.update(self.stages - self.bar.n)
         self.bar.close()

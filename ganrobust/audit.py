@@ -145,9 +145,31 @@ def _rates(summary: dict[str, Any]) -> dict[str, Any]:
     return {k: summary[k] for k in ("aar", "flip_rate", "noise_flip_rate", "efficiency", "cos_z", "linf", "l2")}
 
 
+def finetune_robust_d(D: nn.Module, G: nn.Module, real: torch.Tensor, *, steps: int, latent_shape: tuple[int, ...],
+                      cfg: AuditConfig, bounds: tuple[float, float], lr: float = 2e-4) -> nn.Module:
+    """An adversarially trained copy of D: ``steps`` Adam steps of the PGD robust loss
+    (ganrobust.robust, both directions, eps = the audit's eps) against G's samples and ``real``."""
+    from ganrobust.robust import RobustDLoss
+
+    robust = copy.deepcopy(D).train().requires_grad_(True)
+    opt = torch.optim.Adam(robust.parameters(), lr=lr, betas=(0.5, 0.999))
+    loss_fn = RobustDLoss(method="pgd", eps=cfg.eps, steps=5, bounds=bounds, seed=cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed + 2)
+    device = next(robust.parameters()).device
+    for _ in range(steps):
+        idx = torch.randint(0, real.shape[0], (cfg.batch,), generator=gen)
+        z = torch.randn((cfg.batch,) + latent_shape, generator=gen).to(device)
+        fake = generate(G, z, cfg.g_bn)
+        opt.zero_grad(set_to_none=True)
+        loss_fn(robust, real[idx].to(device), fake).backward()
+        opt.step()
+    return robust.eval()
+
+
 def audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], latent_shape: tuple[int, ...],
               opt_state: dict[str, Any] | None = None, opt_class: str | None = None, cfg: AuditConfig = AuditConfig(),
-              real: torch.Tensor | None = None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+              real: torch.Tensor | None = None, progress: Callable[[str], None] | None = None,
+              robust_d_steps: int = 0) -> dict[str, Any]:
     """The whole audit of one (G, D) pair; returns the report's measured sections."""
     tick = progress or (lambda _msg: None)
     torch.manual_seed(cfg.seed)  # restored by the caller; the audit's own draws come from generators
@@ -238,7 +260,28 @@ def audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], lat
         gradients["real"] = _grad_norms(scorer, r)
         gradients["interpolated"] = _grad_norms(scorer, alpha * r[:k] + (1 - alpha) * x[:k])
 
+    robust_d = None
+    if robust_d_steps > 0:
+        if real is None:
+            raise ValueError("--robust-d needs real samples to train on: pass --data")
+        tick("fine-tuning a robust D")
+        D_rob = finetune_robust_d(D, G, real, steps=robust_d_steps, latent_shape=latent_shape, cfg=cfg,
+                                  bounds=(scorer.bounds.lo, scorer.bounds.hi))
+        rob_scorer = Scorer(D_rob, **{**scorer_options, "tau": scorer.tau})
+        same = measure_update(rob_scorer, x, x_next, eps=cfg.eps, efficiency_steps=cfg.efficiency_steps,
+                              min_norm=min_norm, min_norm_probes=cfg.min_norm_probes, seed=cfg.seed)
+        rows = []
+        for which, sc in (("standard", scorer), ("robust", rob_scorer)):
+            for r in robustness_curve(sc, x, cfg.eps_grid, norm="linf", direction="fake->real", seed=cfg.seed).rows():
+                rows.append({**r, "discriminator": which})
+        real_probe = real[: cfg.n_probes].to(device)
+        accuracy = {which: wilson(int((sc.score(real_probe) >= sc.tau).sum()), real_probe.shape[0]).to_dict()
+                    for which, sc in (("standard", scorer), ("robust", rob_scorer))}
+        robust_d = {"steps": robust_d_steps, "real_called_real": accuracy, "method": f"pgd linf eps={cfg.eps:.4g}, 5 steps, both directions",
+                    "standard": _rates(update.summary), "robust": _rates(same.summary), "robustness": rows}
+
     return {
+        "robust_d": robust_d,
         "summary": {"aar": update.summary["aar"], "flip_rate": update.summary["flip_rate"],
                     "noise_flip_rate": update.summary["noise_flip_rate"], "ratio": update.summary["ratio"],
                     "cos_z": update.summary["cos_z"], "efficiency": update.summary["efficiency"],

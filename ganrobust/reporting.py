@@ -67,6 +67,14 @@ def summary_markdown(report: dict[str, Any]) -> str:
         lines += [f"| {r['norm']} | {r['direction']} | {r['eps']:.4g} | {r['success_rate']:.1%} "
                   f"[{r['ci_low']:.1%}, {r['ci_high']:.1%}] | {r['n']} |" for r in report["robustness"]
                   if r.get("success_rate") is not None]
+    rob = report.get("robust_d")
+    if rob:
+        lines += ["", f"## The same update against an adversarially trained D ({rob['steps']} steps, {rob['method']})", "",
+                  "| discriminator | flip rate | AAR | efficiency | alignment z | real called real |", "| --- | --- | --- | --- | --- | --- |"]
+        for which in ("standard", "robust"):
+            r = rob[which]
+            lines.append(f"| {which} | {_fmt(r['flip_rate'])} | {_fmt(r['aar'])} | {_fmt(r['efficiency'], False)} | "
+                         f"{_fmt(r['cos_z'], False)} | {_fmt(rob['real_called_real'][which])} |")
     if report.get("diagnostics"):
         lines += ["", "## Diagnostics", ""] + [f"* `{d['code']}`: {d['message']}" for d in report["diagnostics"]]
     lines += ["", f"Command: `{report.get('command', '')}`", ""]
@@ -121,6 +129,15 @@ success rate at each budget, over training.</p>
 <td>{{ "%.1f"|format(100 * (r.success_rate or 0)) }}% [{{ "%.1f"|format(100 * (r.ci_low or 0)) }}, {{ "%.1f"|format(100 * (r.ci_high or 0)) }}]</td><td>{{ r.n }}</td></tr>
 {% endfor %}</table></section>
 
+{% if robust_d %}<section id="robust-d"><h2>The same update against an adversarially trained D</h2>
+<p class="explain">{{ robust_d.steps }} fine-tuning steps ({{ robust_d.method }}); the replayed generator update is
+measured against both discriminators.</p>
+<table><tr><th>discriminator</th><th>flip rate</th><th>AAR</th><th>efficiency</th><th>alignment z</th><th>real called real</th></tr>
+{% for which in ["standard", "robust"] %}<tr><td>{{ which }}</td><td>{{ fmt(robust_d[which].flip_rate) }}</td>
+<td>{{ fmt(robust_d[which].aar) }}</td><td>{{ fmt(robust_d[which].efficiency, False) }}</td>
+<td>{{ fmt(robust_d[which].cos_z, False) }}</td><td>{{ fmt(robust_d.real_called_real[which]) }}</td></tr>{% endfor %}
+</table></section>{% endif %}
+
 <section id="images"><h2>Samples</h2>
 <p class="explain">x = G(z), x' after the update, the update p and the PGD perturbation δ within the same L2 norm,
 both amplified to the full range.</p>
@@ -170,6 +187,7 @@ def render_html(report: dict[str, Any], samples: dict[str, np.ndarray] | None) -
         title=report.get("title", "audit"), headline=headline_rows(report["summary"]), figs=figs,
         verdicts=(odena or {}).get("verdicts", {}), robustness=report.get("robustness", []),
         diagnostics=report.get("diagnostics", []), command=report.get("command", ""),
+        robust_d=report.get("robust_d"), fmt=_fmt,
         config=json.dumps(to_jsonable(config), indent=2))
 
 

@@ -126,3 +126,16 @@ def test_audit_of_persisted_snapshots_resumes(trained, tmp_path) -> None:
     assert "robustness over training" in (out / "index.html").read_text()
     bad = CliRunner().invoke(cli, [*args[:-1], "7"])
     assert bad.exit_code == 2 and "no persisted snapshot" in bad.output
+
+
+def test_robust_d_swap_measures_the_same_update_against_both(trained, tmp_path) -> None:
+    _, run = trained
+    out = tmp_path / "rob"
+    args = ["audit", str(run), "--out", str(out), "--n-probes", "16", "--k-steps", "2", "--robust-d", "5"]
+    assert CliRunner().invoke(cli, args).exit_code == 2  # no --data: nothing to train on
+    result = CliRunner().invoke(cli, [*args, "--data", "shapes"])
+    assert result.exit_code == 0, result.output
+    rob = json.loads((out / "report.json").read_text())["robust_d"]
+    assert rob["steps"] == 5 and set(rob["real_called_real"]) == {"standard", "robust"}
+    assert {r["discriminator"] for r in rob["robustness"]} == {"standard", "robust"}
+    assert 'id="robust-d"' in (out / "index.html").read_text()
