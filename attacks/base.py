@@ -16,7 +16,7 @@ import torch
 
 from ganrobust.conventions import Bounds, Direction, DirectionLike, Norm, NormLike
 from ganrobust.diagnostics import Diagnostic
-from ganrobust.scorer import Scorer, check_finite
+from ganrobust.scorer import Scorer
 from ganrobust.stats import Estimate, wilson
 
 
@@ -216,5 +216,3 @@ def _show(e: torch.Tensor) -> str:
     vals = e.unique()
     return f"{vals.item():g}" if vals.numel() == 1 else np.array2string(vals.cpu().numpy(), threshold=5)
 
-
-__all__ = ["Attack", "AttackResult", "check_finite"]

@@ -29,7 +29,7 @@ from ganrobust.conventions import BatchNormMode, Direction, Norm
 from ganrobust.measure import measure_update
 from ganrobust.attacks.minimum_norm import MinimumNormAttack
 from ganrobust.diagnostics import Diagnostic, diagnose_scorer
-from ganrobust.module_state import evaluation_state
+from ganrobust.module_state import evaluation_state, preserved_rng
 from ganrobust.scorer import Scorer
 from ganrobust.stats import median_ci, wilson
 
@@ -171,8 +171,19 @@ def audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], lat
               real: torch.Tensor | None = None, progress: Callable[[str], None] | None = None,
               robust_d_steps: int = 0) -> dict[str, Any]:
     """The whole audit of one (G, D) pair; returns the report's measured sections."""
+    # G's forward in the replay may draw (dropout, noise layers): seed it, in a fork, so the
+    # audit is reproducible and the caller's global RNG is left exactly as it was
+    device = next(G.parameters()).device
+    with preserved_rng(device):
+        torch.manual_seed(cfg.seed)
+        return _audit_gan(G, D, scorer_options=scorer_options, latent_shape=latent_shape, opt_state=opt_state,
+                          opt_class=opt_class, cfg=cfg, real=real, progress=progress, robust_d_steps=robust_d_steps)
+
+
+def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], latent_shape: tuple[int, ...],
+               opt_state: dict[str, Any] | None, opt_class: str | None, cfg: AuditConfig, real: torch.Tensor | None,
+               progress: Callable[[str], None] | None, robust_d_steps: int) -> dict[str, Any]:
     tick = progress or (lambda _msg: None)
-    torch.manual_seed(cfg.seed)  # restored by the caller; the audit's own draws come from generators
     gen = torch.Generator().manual_seed(cfg.seed)
     device = next(G.parameters()).device
     Z = torch.randn((cfg.n_probes,) + latent_shape, generator=gen).to(device)

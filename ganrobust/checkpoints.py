@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import math
 import pickle
 import re
 import zipfile
@@ -360,7 +359,3 @@ def load_gan(
     return LoadedGAN(G=G, D=D, source=source, latent_shape=tuple(latent_shape) if latent_shape else _latent_shape(G),
                      optimizer_g=opt_state if isinstance(opt_state, dict) else None, optimizer_g_class=opt_class,
                      score=score, bounds=(float(bounds[0]), float(bounds[1])), notes=notes)
-
-
-def is_finite_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ganrobust.conventions import BatchNormMode, Norm, ScoreKind
@@ -37,7 +37,6 @@ class WatchConfig:
     bn: BatchNormMode = BatchNormMode.EVAL       # how D's BatchNorm scores
     g_bn: BatchNormMode = BatchNormMode.BATCH    # how G's BatchNorm generates the probes
     seed: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", ScoreKind(self.kind))

@@ -7,12 +7,22 @@ means, and the same text appears in reports and in ``docs`` of :data:`DOCS`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 
 if TYPE_CHECKING:
     from ganrobust.scorer import Scorer
+    from ganrobust.stats import Estimate
+
+
+class AttackLike(Protocol):
+    """What compare_white_box reads of an AttackResult."""
+
+    attack: str
+
+    @property
+    def success_rate(self) -> "Estimate": ...
 
 
 @dataclass(frozen=True)
@@ -154,14 +164,3 @@ def compare_white_box(white: "AttackLike", control: "AttackLike", slack: float =
             f"{white.attack} flipped {w.value:.1%} of {w.n} samples, fewer than "
             f"{control.attack} ({c.value:.1%}) at the same budget")]
     return []
-
-
-class AttackLike:  # structural type for compare_white_box (an AttackResult)
-    attack: str
-
-    @property
-    def success_rate(self) -> "Estimate":  # pragma: no cover - protocol
-        raise NotImplementedError
-
-
-from ganrobust.stats import Estimate  # noqa: E402  (for the annotation above)

@@ -207,8 +207,6 @@ def write_report(out_dir: Path, report: dict[str, Any], samples: dict[str, np.nd
     return out_dir / "index.html"
 
 
-write_audit = write_report
-
 
 def training_rows(run: Run) -> list[dict[str, Any]]:
     """Per measured step of a watched run: the probe rates and persistence."""

@@ -9,7 +9,7 @@ and weight clipping after ``opt_d.step()``.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -49,7 +49,6 @@ class TrainConfig:
     n_data: int = 10000
     seed: int = 0
     device: str = "cpu"
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.arch not in ("dcgan", "mlp"):
