@@ -101,7 +101,8 @@ def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path |
                 raise ValueError("--snapshots needs a run directory written by ganrobust.watch")
             from tqdm import tqdm
 
-            from ganrobust.run_audit import audit_run_snapshots, parse_selection, persisted_steps
+            from ganrobust.run_audit import audit_run_snapshots, parse_selection
+            from ganrobust.snapshots import persisted_steps
 
             total = len(parse_selection(snapshot_selection, persisted_steps(checkpoint)))
             with tqdm(total=total, desc="snapshots", unit="step", file=sys.stderr, dynamic_ncols=True) as sbar:

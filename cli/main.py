@@ -6,9 +6,11 @@ import click
 
 from ganrobust import __version__
 from ganrobust.cli.audit import audit
+from ganrobust.cli.compare import compare
 from ganrobust.cli.demo import demo
 from ganrobust.cli.env import env
 from ganrobust.cli.report import report
+from ganrobust.cli.train import train
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,9 +24,11 @@ def cli() -> None:
 
 
 cli.add_command(audit)
+cli.add_command(compare)
 cli.add_command(demo)
 cli.add_command(env)
 cli.add_command(report)
+cli.add_command(train)
 
 
 def main() -> None:

@@ -16,17 +16,18 @@ from ganrobust.cli.common import fail
 def report(directory: Path, out: Path | None) -> None:
     """Write index.html (self-contained), summary.md and report.json for DIRECTORY.
 
-    DIRECTORY is an audit output (it has report.json: the page is rendered again) or a run
+    DIRECTORY is an audit or compare output (it has report.json: the page is rendered again) or a run
     directory written by ganrobust.watch (the measured steps over training are reported;
     run `ganrobust audit RUN` for the replay, Odena's arguments and the robustness sweep).
     """
-    from ganrobust.reporting import load_report, training_rows, write_report
+    from ganrobust.reporting import load_report, training_rows, write_compare_report, write_report
     from ganrobust.runs import read_run
 
     try:
         if (directory / "report.json").exists():
             data, samples = load_report(directory)
-            index = write_report(out or directory, data, samples)
+            writer = write_compare_report if data.get("kind") == "compare" else write_report
+            index = writer(out or directory, data, samples)
         else:
             run = read_run(directory)
             for problem in run.problems:

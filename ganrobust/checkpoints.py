@@ -236,6 +236,59 @@ def _latent_shape(G: nn.Module) -> tuple[int, ...]:
     raise CheckpointError("cannot tell the generator's latent size; pass --latent-shape")
 
 
+def run_models(run_dir: Path) -> tuple[nn.Module, nn.Module, dict[str, Any]]:
+    """Fresh G and D built from a run's manifest (the architecture references the hook wrote),
+    and the manifest itself."""
+    manifest_path = run_dir / "manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{run_dir} is not a ganrobust run (no manifest.json) and holds no checkpoint.pt") from None
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{manifest_path} is not valid JSON ({err.msg})") from None
+    models = manifest.get("models") or {}
+    refs = [models.get("generator") or {}, models.get("discriminator") or {}]
+    if any(ref.get("kwargs") is None or not ref.get("class") for ref in refs):
+        raise CheckpointError(f"{run_dir}: the manifest does not record how to build G and D (their classes keep no "
+                              f"'config' dict of constructor arguments), and there is no checkpoint.pt")
+    G, D = (_build(ref["class"], ref["kwargs"]) for ref in refs)
+    return G, D, manifest
+
+
+def load_run_snapshot(run_dir: Path, step: int | None = None) -> LoadedGAN:
+    """G (after its update) and D of a persisted snapshot — the last one unless ``step`` is given.
+
+    This is how a run that never wrote ``checkpoint.pt`` (killed, or still running) is audited.
+    """
+    from ganrobust.snapshots import load_state, persisted_steps
+
+    G, D, manifest = run_models(run_dir)
+    snap = run_dir / "snapshots"
+    steps = persisted_steps(run_dir)
+    if not steps:
+        raise CheckpointError(f"{run_dir} has no checkpoint.pt and no persisted snapshot yet: the run stopped before "
+                              f"its first snapshot (--snapshot-every / WatchConfig.snapshot_every)")
+    step = steps[-1] if step is None else step
+    if step not in steps:
+        raise CheckpointError(f"{run_dir} has no persisted snapshot of step {step}; available: {steps[:10]}")
+    where = f"{run_dir} snapshot {step}"
+    for module, name, which in ((G, f"g_{step:07d}_after", "generator"), (D, f"d_{step:07d}", "discriminator")):
+        try:
+            state = load_state(snap / f"{name}.safetensors")
+        except Exception as err:  # safetensors raises its own error types for truncated files
+            raise CheckpointError(f"{snap / name}.safetensors cannot be read ({_first_line(err)}); is it truncated?") from None
+        _check_finite(state, which, where)
+        _load_into(module, state, which, where)
+    G.eval()
+    D.eval()
+    bounds = manifest.get("data_range") or (-1.0, 1.0)
+    note = (f"{run_dir} has no checkpoint.pt (the run did not finish): loaded its last persisted snapshot, step {step}; "
+            f"snapshots hold no optimizer state, so the replay uses a fresh Adam") if step == steps[-1] else \
+        f"loaded the persisted snapshot of step {step}"
+    return LoadedGAN(G=G, D=D, source=f"ganrobust run snapshot (step {step})", latent_shape=_latent_shape(G),
+                     score=dict(manifest.get("score") or {}), bounds=(float(bounds[0]), float(bounds[1])), notes=[note])
+
+
 def load_gan(
     path: str | Path | None = None,
     *,
@@ -269,9 +322,9 @@ def load_gan(
     else:
         p = Path(path)
         if p.is_dir():
+            if not (p / "checkpoint.pt").exists():
+                return load_run_snapshot(p)
             p = p / "checkpoint.pt"
-            if not p.exists():
-                raise CheckpointError(f"{path} has no checkpoint.pt: the run did not finish; audit its snapshots with --steps")
         where = str(p)
         obj = _read(p, trust)
         if isinstance(obj, dict) and obj.get("format") == "ganrobust.checkpoint/1":

@@ -159,3 +159,131 @@ def robustness_over_training(snapshots: list[dict[str, Any]]) -> bytes:
     axes[1].set_ylim(-0.02, 1.02)
     axes[1].legend(fontsize=7)
     return _png(fig)
+
+
+RUN_COLORS = ("tab:blue", "tab:red", "tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:pink", "tab:olive")
+
+
+def _errorbars(ax: Any, x: list[float], ests: list[dict[str, Any] | None], label: str, color: str, fmt: str = "o-") -> None:
+    def get(e: dict[str, Any] | None, key: str) -> float:
+        v = None if e is None else e.get(key)
+        return np.nan if v is None or isinstance(v, str) else float(v)
+
+    v = np.array([get(e, "value") for e in ests])
+    lo = np.array([get(e, "ci_low") for e in ests])
+    hi = np.array([get(e, "ci_high") for e in ests])
+    hi = np.where(np.isfinite(hi), hi, v)
+    ax.errorbar(x, v, yerr=[np.clip(v - lo, 0, None), np.clip(hi - v, 0, None)], fmt=fmt, ms=3, capsize=2,
+                color=color, label=label)
+
+
+def compare_training(runs: list[dict[str, Any]]) -> bytes:
+    """AAR and flip rate per measured step, one colour per run, with 95% bands."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
+    for run, color in zip(runs, RUN_COLORS):
+        steps = [r["step"] for r in run["training"]]
+        _band(axes[0], steps, [r["aar"] for r in run["training"]], run["label"], color)
+        _band(axes[1], steps, [r["flip_rate"] for r in run["training"]], run["label"], color)
+    for ax, title in zip(axes, ("accidental-attack rate (flip with linf ≤ eps)", "flip rate (any size)")):
+        ax.set_xlabel("generator step")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("share of fake-classified probes")
+    return _png(fig)
+
+
+def compare_robustness(runs: list[dict[str, Any]]) -> bytes:
+    """Median minimum linf eps* of D over training, per direction and run (error bars: 95%)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    for ax, direction in zip(axes, ("fake->real", "real->fake")):
+        for run, color in zip(runs, RUN_COLORS):
+            pts = [p for p in run["points"] if direction in p.get("robustness", {})]
+            if pts:
+                _errorbars(ax, [p["step"] for p in pts], [p["robustness"][direction]["median_eps_star"] for p in pts],
+                           run["label"], color)
+            if direction == "fake->real":
+                hook = [r for r in run["training"] if r["eps_star"]["n"]]
+                if hook:
+                    ax.plot([r["step"] for r in hook], [r["eps_star"]["value"] for r in hook], ".", color=color,
+                            alpha=0.35, label=f"{run['label']} (hook, 16 probes)")
+        ax.set_xlabel("generator step")
+        ax.set_ylabel("median eps* (linf, fraction of the range)")
+        ax.set_title(f"D's robustness, {direction}", fontsize=10)
+        ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def compare_quality(runs: list[dict[str, Any]], quality: dict[str, Any]) -> bytes | None:
+    """Fréchet distance (with the real-vs-real floor) or the ring's high-quality share and modes covered."""
+    measure = quality.get("measure")
+    if measure not in ("frechet", "ring"):
+        return None
+    fig, axes = plt.subplots(1, 2 if measure == "ring" else 1, figsize=(10 if measure == "ring" else 6.5, 3.4),
+                             squeeze=False)
+    for run, color in zip(runs, RUN_COLORS):
+        pts = [p for p in run["points"] if p.get("quality")]
+        steps = [p["step"] for p in pts]
+        if measure == "frechet":
+            _errorbars(axes[0, 0], steps, [p["quality"]["frechet"] for p in pts], run["label"], color)
+        else:
+            _errorbars(axes[0, 0], steps, [p["quality"]["high_quality"] for p in pts], run["label"], color)
+            axes[0, 1].plot(steps, [p["quality"]["modes_covered"] for p in pts], "o-", ms=3, color=color, label=run["label"])
+    if measure == "frechet":
+        floor = quality.get("floor") or {}
+        if floor.get("value") is not None:
+            axes[0, 0].axhspan(floor["ci_low"], floor["ci_high"], color="gray", alpha=0.2)
+            axes[0, 0].axhline(floor["value"], color="gray", ls="--", label="real vs real (floor)")
+        axes[0, 0].set_yscale("log")
+        axes[0, 0].set_ylabel(f"Fréchet distance (n={quality['n']})")
+        axes[0, 0].set_title("Sample quality: Fréchet distance in a classifier's features (lower is better)", fontsize=9)
+    else:
+        axes[0, 0].set_ylim(-0.02, 1.02)
+        axes[0, 0].set_ylabel("share within 3σ of a mode")
+        axes[0, 0].set_title("High-quality samples", fontsize=10)
+        axes[0, 1].set_ylim(-0.2, 8.2)
+        axes[0, 1].set_ylabel("modes covered (of 8)")
+        axes[0, 1].set_title("Modes covered", fontsize=10)
+        axes[0, 1].legend(fontsize=8)
+    for ax in axes[0]:
+        ax.set_xlabel("generator step")
+    axes[0, 0].legend(fontsize=8)
+    return _png(fig)
+
+
+def compare_samples(samples: dict[str, np.ndarray], labels: list[str], bounds: tuple[float, float]) -> bytes | None:
+    """Each run's final samples, same latents: one image row per run, or one ring scatter per run."""
+    arrays = [samples.get(f"run{i}") for i in range(len(labels))]
+    if not any(a is not None for a in arrays):
+        return None
+    lo, hi = bounds
+    first = next(a for a in arrays if a is not None)
+    if first.ndim == 2 and first.shape[1] == 2:
+        fig, axes = plt.subplots(1, len(labels), figsize=(3.2 * len(labels), 3.2), squeeze=False)
+        from ganrobust.data import ring_modes
+
+        modes = ring_modes().numpy()
+        for ax, label, a in zip(axes[0], labels, arrays):
+            ax.scatter(modes[:, 0], modes[:, 1], marker="x", color="black", s=40)
+            if a is not None:
+                ax.scatter(a[:, 0], a[:, 1], s=2, alpha=0.5)
+            ax.set_xlim(-3, 3)
+            ax.set_ylim(-3, 3)
+            ax.set_aspect("equal")
+            ax.set_title(label, fontsize=9)
+        return _png(fig)
+    if first.ndim != 4 or first.shape[1] not in (1, 3):
+        return None
+    n = first.shape[0]
+    fig, axes = plt.subplots(len(labels), n, figsize=(n * 0.8, len(labels) * 0.9), squeeze=False)
+    for r, (label, a) in enumerate(zip(labels, arrays)):
+        for c in range(n):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if a is not None and c < len(a):
+                img = np.clip((a[c] - lo) / (hi - lo), 0, 1).transpose(1, 2, 0)
+                ax.imshow(img.squeeze(), cmap="gray" if img.shape[-1] == 1 else None)
+            if c == 0:
+                ax.set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
+    return _png(fig)

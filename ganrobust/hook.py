@@ -142,15 +142,19 @@ class Watcher:
     def __enter__(self) -> "Watcher":
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, _tb: object) -> None:
+        self.close(error=None if exc is None else f"{exc_type.__name__}: {exc}")  # type: ignore[union-attr]
 
     @property
     def run_dir(self) -> Path:
         return self.writer.dir
 
-    def close(self) -> None:
-        """Remove every hook, write ``checkpoint.pt`` and mark the run complete (idempotent)."""
+    def close(self, error: str | None = None) -> None:
+        """Remove every hook, write ``checkpoint.pt`` and mark the run complete (idempotent).
+
+        With ``error`` (the loop raised) the run is marked ``stopped`` with the reason instead:
+        everything measured so far is kept, and readers say the run did not finish.
+        """
         if self._closed:
             return
         self._closed = True
@@ -162,7 +166,8 @@ class Watcher:
         self._write_checkpoint()
         if self._tb is not None:
             self._tb.close()
-        self.writer.close(generator_steps=self.g_step, measured_steps=self._measured, errors=self.errors)
+        self.writer.close(status="complete" if error is None else "stopped", stopped_by=error,
+                          generator_steps=self.g_step, measured_steps=self._measured, errors=self.errors)
 
     # -- recognising the loop ----------------------------------------------------------
     def _kind(self, optimizer: torch.optim.Optimizer) -> str | None:

@@ -75,12 +75,17 @@ class DCGANDiscriminator(nn.Module):
 
 
 class MLPGenerator(nn.Module):
-    """``z (B, nz) -> x (B, dim)``, unbounded output (2-D toy data lives in about [-2, 2])."""
+    """``z (B, nz) -> x (B, dim)``; unbounded, or with ``bound`` squashed into (−bound, bound) by
+    ``bound · tanh(h / bound)`` (the identity near 0, like DCGAN's final tanh for images), so
+    that samples stay in the data range the measurements check."""
 
-    def __init__(self, nz: int = 2, hidden: int = 128, dim: int = 2, depth: int = 3) -> None:
+    def __init__(self, nz: int = 2, hidden: int = 128, dim: int = 2, depth: int = 3, bound: float | None = None) -> None:
         super().__init__()
-        self.config = {"nz": nz, "hidden": hidden, "dim": dim, "depth": depth}
+        if bound is not None and not bound > 0:
+            raise ValueError(f"expected bound > 0 or None, got {bound}")
+        self.config = {"nz": nz, "hidden": hidden, "dim": dim, "depth": depth, "bound": bound}
         self.nz = nz
+        self.bound = bound
         layers: list[nn.Module] = []
         width = nz
         for _ in range(depth):
@@ -90,7 +95,8 @@ class MLPGenerator(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z)
+        h = self.net(z)
+        return h if self.bound is None else self.bound * torch.tanh(h / self.bound)
 
 
 class MLPDiscriminator(nn.Module):

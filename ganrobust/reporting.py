@@ -225,3 +225,170 @@ def load_report(directory: Path) -> tuple[dict[str, Any], dict[str, np.ndarray] 
     samples_path = directory / "samples.npz"
     samples = dict(np.load(samples_path)) if samples_path.exists() else None
     return report, samples
+
+
+# -- comparisons (``ganrobust compare``, schema ganrobust.compare/1) ---------------------
+def _num(est: dict[str, Any] | None, digits: str = ".3g") -> str:
+    if not est or not est.get("n") or est.get("value") is None:
+        return "n/a"
+    f = lambda v: "inf" if v in ("inf", float("inf")) else (f"{v:{digits}}" if v is not None else "n/a")  # noqa: E731
+    return f"{f(est['value'])} [{f(est.get('ci_low'))}, {f(est.get('ci_high'))}]"
+
+
+def compare_tables(report: dict[str, Any]) -> dict[str, list[list[str]]]:
+    """The comparison's tables as rows of strings (header first), shared by Markdown and HTML."""
+    runs = report["runs"]
+    tables: dict[str, list[list[str]]] = {}
+    tables["runs"] = [["run", "D training", "generator steps", "status", "directory"]] + [
+        [r["label"], str((r.get("train_config") or {}).get("d_training", "n/a")),
+         str((r.get("train_config") or {}).get("steps", "n/a")), str(r.get("status")), r["dir"]] for r in runs]
+    tables["training"] = [["run", "measured steps", "mean AAR [95%]", "mean flip rate [95%]", "mean control [95%]"]] + [
+        [r["label"], str(len(r["training"])), _fmt(r["mean_over_training"]["aar"]),
+         _fmt(r["mean_over_training"]["flip_rate"]), _fmt(r["mean_over_training"]["noise_flip_rate"])] for r in runs]
+    eps = report["config"]["eps"] * 255
+    rob = [["run", "step", "real called real", "median eps* real->fake", f"real->fake success at {eps:.3g}/255",
+            "fake called fake", "median eps* fake->real", f"fake->real success at {eps:.3g}/255"]]
+    quality = [["run", "step"]]
+    measure = report["quality"]["measure"]
+    quality[0] += {"frechet": ["Fréchet distance [95%]", "classes covered", "class counts"],
+                   "ring": ["modes covered (of 8)", "high-quality share [95%]", "mode KL"]}.get(measure, ["n/a"])
+    for r in runs:
+        final = next((p for p in reversed(r["points"]) if "error" not in p), None)
+        if final is None:
+            continue
+        cells = [r["label"], str(final["step"])]
+        for direction in ("real->fake", "fake->real"):
+            d = final["robustness"].get(direction)
+            cells += ["n/a"] * 3 if d is None else [_fmt(d["clean_accuracy"]), _num(d["median_eps_star"]),
+                                                    _fmt(d["success_at_eps"])]
+        rob.append(cells)
+        q = final.get("quality")
+        if q and measure == "frechet":
+            quality.append([r["label"], str(final["step"]), _fmt(q["frechet"], False),
+                            f"{q['classes_covered']} of {q['classes']}", str(q["class_counts"])])
+        elif q and measure == "ring":
+            quality.append([r["label"], str(final["step"]), str(q["modes_covered"]), _fmt(q["high_quality"]),
+                            "n/a" if q["mode_kl"] is None or q["mode_kl"] != q["mode_kl"] else f"{q['mode_kl']:.3g}"])
+    tables["robustness"] = rob
+    if len(quality) > 1:
+        tables["quality"] = quality
+    return tables
+
+
+def _md_table(rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(rows[0]) + " |", "|" + " --- |" * len(rows[0])] + \
+        ["| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in rows[1:]]
+
+
+def compare_markdown(report: dict[str, Any]) -> str:
+    tables = compare_tables(report)
+    q = report["quality"]
+    lines = ["# ganrobust comparison", "", *_md_table(tables["runs"]), "",
+             "## Accidental attacks over training", "",
+             "Means over the measured generator steps of each run (bootstrap 95% intervals over steps).", "",
+             *_md_table(tables["training"]), "",
+             "## D's robustness at the end", "",
+             "Minimum linf perturbation eps* (fraction of the data range) that flips D, median over samples "
+             "D classifies correctly, with a distribution-free 95% interval.", "", *_md_table(tables["robustness"]), ""]
+    if "quality" in tables:
+        lines += ["## Sample quality at the end", ""]
+        if q["measure"] == "frechet":
+            floor = q.get("floor") or {}
+            lines += [f"Fréchet distance between {q['n']} generated and {q['n_reference']} held-out real samples in the "
+                      f"64-d features of a classifier trained on the dataset's labels (held-out accuracy "
+                      f"{_fmt(q['classifier_accuracy'])}); jackknife 95% intervals. Real vs real at the same n "
+                      f"(the floor): {_fmt(floor, False)}.", ""]
+        else:
+            lines += [f"{q['n']} samples; high quality = within 3σ of a mode; a mode is covered by ≥ 0.8% of the "
+                      f"samples (VEEGAN / PacGAN).", ""]
+        lines += [*_md_table(tables["quality"]), ""]
+    if q.get("note"):
+        lines += [f"Note: {q['note']}", ""]
+    lines += ["## Differences", ""] + [f"* {v}" for v in report.get("verdicts", [])] + [""]
+    notes = [f"* {r['label']}: {n}" for r in report["runs"] for n in r.get("notes", [])]
+    if notes:
+        lines += ["## Notes", "", *notes, ""]
+    lines += [f"Command: `{report.get('command', '')}`", ""]
+    return "\n".join(lines)
+
+
+COMPARE_TEMPLATE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>ganrobust comparison</title>
+<style>
+body { font: 14px/1.45 system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; padding: 0 1em; }
+h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2em; margin-top: 2em; }
+table { border-collapse: collapse; margin: .5em 0; } td, th { border: 1px solid #ccc; padding: .3em .6em; text-align: left; }
+th { background: #f4f4f4; } .explain { color: #555; margin: .2em 0 .8em; } img { max-width: 100%; }
+code, pre { background: #f6f6f6; padding: .1em .3em; } pre { padding: .6em; overflow-x: auto; }
+</style></head><body>
+<h1>ganrobust comparison</h1>
+<p class="explain">Runs lined up on the same probes, real samples, feature space and attacks: how often generator
+updates are accidental attacks, how robust D is, and what the samples look like, over training.</p>
+{% macro table(rows) %}<table><tr>{% for c in rows[0] %}<th>{{ c }}</th>{% endfor %}</tr>
+{% for row in rows[1:] %}<tr>{% for c in row %}<td>{{ c }}</td>{% endfor %}</tr>{% endfor %}</table>{% endmacro %}
+<section id="runs"><h2>Runs</h2>{{ table(tables.runs) }}</section>
+
+<section id="differences"><h2>Differences</h2>
+<p class="explain">Against the first run. Per-step rates: mean of the per-step differences over the measured steps both
+runs share (bootstrap over steps); end-of-run numbers: MOVER intervals from each run's own interval.</p>
+<ul>{% for v in verdicts %}<li>{{ v }}</li>{% endfor %}</ul></section>
+
+<section id="training"><h2>Accidental attacks over training</h2>
+<img alt="AAR over training" src="data:image/png;base64,{{ figs.training }}">
+{{ table(tables.training) }}</section>
+
+<section id="robustness"><h2>D's robustness over training</h2>
+<p class="explain">Median minimum linf perturbation eps* that flips D (fraction of the range; among samples D
+classifies correctly), at every persisted snapshot and the end. Faint dots: the hook's own eps* on 16 probes.</p>
+<img alt="robustness over training" src="data:image/png;base64,{{ figs.robustness }}">
+{{ table(tables.robustness) }}</section>
+
+<section id="quality"><h2>Sample quality over training</h2>
+{% if figs.quality %}<p class="explain">{{ quality_text }}</p>
+<img alt="quality over training" src="data:image/png;base64,{{ figs.quality }}">{{ table(tables.quality) }}
+{% else %}<p class="explain">{{ quality.note or "No sample-quality measure applies." }}</p>{% endif %}
+{% if figs.samples %}<p class="explain">Final samples, the same latents for every run.</p>
+<img alt="samples" src="data:image/png;base64,{{ figs.samples }}">{% endif %}</section>
+
+{% if notes %}<section id="notes"><h2>Notes</h2><ul>{% for n in notes %}<li>{{ n }}</li>{% endfor %}</ul></section>{% endif %}
+
+<section id="configuration"><h2>Configuration, versions, command</h2>
+<p>Reproduce with: <code>{{ command }}</code></p>
+<pre>{{ config }}</pre></section>
+</body></html>
+"""
+
+
+def render_compare_html(report: dict[str, Any], samples: dict[str, np.ndarray] | None) -> str:
+    runs, q = report["runs"], report["quality"]
+    bounds = tuple(report.get("bounds") or (-1.0, 1.0))
+    figs = {"training": _b64(figures.compare_training(runs)), "robustness": _b64(figures.compare_robustness(runs)),
+            "quality": _b64(figures.compare_quality(runs, q)),
+            "samples": _b64(figures.compare_samples(samples or {}, [r["label"] for r in runs], bounds))}  # type: ignore[arg-type]
+    if q["measure"] == "frechet":
+        quality_text = (f"Fréchet distance between {q['n']} generated and {q['n_reference']} held-out real samples in "
+                        f"the features of a classifier trained on the dataset's labels (held-out accuracy "
+                        f"{_fmt(q['classifier_accuracy'])}); error bars: jackknife 95%. Dashed: real vs real at the "
+                        f"same n, {_fmt(q.get('floor'), False)} — the estimator's floor.")
+    else:
+        quality_text = (f"{q['n']} samples per point. High quality: within 3σ of a mode; covered: a mode holding at "
+                        f"least 0.8% of the samples as high-quality ones (VEEGAN / PacGAN).")
+    env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
+    config = {k: report.get(k) for k in ("config", "versions", "seconds", "data")}
+    return env.from_string(COMPARE_TEMPLATE).render(
+        tables=compare_tables(report), figs=figs, verdicts=report.get("verdicts", []), quality=q,
+        quality_text=quality_text, command=report.get("command", ""),
+        notes=[f"{r['label']}: {n}" for r in runs for n in r.get("notes", [])] + ([q["note"]] if q.get("note") else []),
+        config=json.dumps(to_jsonable(config), indent=2))
+
+
+def write_compare_report(out_dir: Path, report: dict[str, Any], samples: dict[str, np.ndarray] | None = None) -> Path:
+    """Write report.json, summary.md, samples.npz (final samples per run) and index.html; returns index.html."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if samples:
+        np.savez_compressed(out_dir / "samples.npz", **samples)
+    (out_dir / "report.json").write_text(json.dumps(to_jsonable(report), indent=2))
+    (out_dir / "summary.md").write_text(compare_markdown(report))
+    (out_dir / "index.html").write_text(render_compare_html(report, samples))
+    return out_dir / "index.html"

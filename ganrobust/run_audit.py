@@ -9,24 +9,13 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 from pathlib import Path
 from typing import Any, Callable
 
 from ganrobust.audit import AuditConfig, audit_snapshot
 from ganrobust.checkpoints import LoadedGAN
 from ganrobust.runs import read_run, to_jsonable
-from ganrobust.snapshots import load_state
-
-
-def persisted_steps(run_dir: Path) -> list[int]:
-    steps = []
-    for path in (run_dir / "snapshots").glob("d_*.safetensors"):
-        m = re.fullmatch(r"d_(\d+)\.safetensors", path.name)
-        if m and (run_dir / "snapshots" / f"g_{m.group(1)}_before.safetensors").exists() and \
-                (run_dir / "snapshots" / f"g_{m.group(1)}_after.safetensors").exists():
-            steps.append(int(m.group(1)))
-    return sorted(steps)
+from ganrobust.snapshots import load_state, persisted_steps
 
 
 def parse_selection(text: str | None, available: list[int]) -> list[int]:

@@ -83,10 +83,10 @@ class RunWriter:
         tmp.replace(self.dir / rel)
         return rel
 
-    def close(self, **updates: Any) -> None:
+    def close(self, status: str = "complete", **updates: Any) -> None:
         if not self._steps.closed:
             self._steps.close()
-        self.write_manifest(status="complete", finished=time.time(), **updates)
+        self.write_manifest(status=status, finished=time.time(), **updates)
 
 
 @dataclass
@@ -155,7 +155,9 @@ def read_run(run_dir: str | os.PathLike[str]) -> Run:
         raise ValueError(f"{path} has run schema {schema!r}; this ganrobust reads {', '.join(SUPPORTED_SCHEMAS)} — "
                          f"upgrade ganrobust to read it")
     problems: list[str] = []
-    if manifest.get("status") != "complete":
+    if manifest.get("status") == "stopped":
+        problems.append(f"the run was stopped by an error in the training loop ({manifest.get('stopped_by')})")
+    elif manifest.get("status") != "complete":
         problems.append("the run did not finish (manifest status is not 'complete'): it was stopped or is still running")
     records: dict[int, StepRecord] = {}
     lines = _lines(path / "steps.jsonl", problems)

@@ -7,6 +7,7 @@ so taking one costs a memory copy and no allocation.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import torch
@@ -71,3 +72,15 @@ def save_state(path: Path, names: list[str], tensors: list[torch.Tensor], metada
 
 def load_state(path: Path) -> dict[str, torch.Tensor]:
     return load_file(str(path))
+
+
+def persisted_steps(run_dir: Path) -> list[int]:
+    """Steps of a run whose D and G before/after snapshots are all on disk, ascending."""
+    snap = Path(run_dir) / "snapshots"
+    steps = []
+    for path in snap.glob("d_*.safetensors"):
+        m = re.fullmatch(r"d_(\d+)\.safetensors", path.name)
+        if m and (snap / f"g_{m.group(1)}_before.safetensors").exists() and \
+                (snap / f"g_{m.group(1)}_after.safetensors").exists():
+            steps.append(int(m.group(1)))
+    return sorted(steps)

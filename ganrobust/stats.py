@@ -82,3 +82,16 @@ def mean_ci(values: Sequence[float] | np.ndarray, *, seed: int = 0, n_boot: int 
     means = arr[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
     lo, hi = np.quantile(means, [0.025, 0.975])
     return Estimate(float(arr.mean()), float(lo), float(hi), n)
+
+
+def mover_difference(a: Estimate, b: Estimate) -> Estimate:
+    """``a − b`` with the MOVER 95% interval from the two estimates' own intervals (Newcombe
+    1998, method 10, for Wilson rates; Zou & Donner 2008 in general). Assumes independence.
+
+        low  = (a − b) − sqrt((a − a_low)² + (b_high − b)²)
+        high = (a − b) + sqrt((a_high − a)² + (b − b_low)²)
+    """
+    d = a.value - b.value
+    low = d - math.sqrt((a.value - a.ci_low) ** 2 + (b.ci_high - b.value) ** 2)
+    high = d + math.sqrt((a.ci_high - a.value) ** 2 + (b.value - b.ci_low) ** 2)
+    return Estimate(d, low, high, min(a.n, b.n))

@@ -85,7 +85,7 @@ def build_models(cfg: TrainConfig, data: Dataset) -> tuple[nn.Module, nn.Module]
         D.apply(init_dcgan_weights)
     else:
         dim = data.x[0].numel()
-        G = MLPGenerator(nz=cfg.nz, hidden=128, dim=dim)
+        G = MLPGenerator(nz=cfg.nz, hidden=128, dim=dim, bound=max(abs(b) for b in data.bounds))
         D = MLPDiscriminator(dim=dim, hidden=128, spectral_norm=cfg.spectral_norm)
     return G, D
 
@@ -142,6 +142,7 @@ def train(
         from tqdm import tqdm
 
         bar = tqdm(total=cfg.steps, desc="training", unit="step", dynamic_ncols=True)
+    error: str | None = None
     try:
         G.train()
         D.train()
@@ -172,9 +173,12 @@ def train(
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss_d=f"{stats['loss_d']:.3f}", loss_g=f"{stats['loss_g']:.3f}")
+    except BaseException as err:
+        error = f"{type(err).__name__}: {err}"
+        raise
     finally:
         if bar is not None:
             bar.close()
         if watcher is not None:
-            watcher.close()
+            watcher.close(error=error)
     return TrainResult(G, D, opt_g, opt_d, data, history, None if watcher is None else watcher.run_dir)

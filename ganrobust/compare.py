@@ -1,0 +1,340 @@
+"""Lining runs up: ``ganrobust compare RUN_A RUN_B [...]``.
+
+For each run (a directory written by ``ganrobust.watch``):
+
+* **accidental attacks over training** — the hook's per-step AAR and flip rate with their
+  Wilson intervals, and their mean over measured steps;
+* **D's robustness over training** — at every persisted snapshot and at the end, the median
+  minimum linf perturbation eps* that flips D (fake->real on G's samples, real->fake on
+  held-out real samples) and the attack success rate at ``eps``;
+* **sample quality over training** — at the same points, :mod:`ganrobust.quality`: modes
+  covered and high-quality share on the 8-Gaussians ring, a Fréchet distance in a small
+  classifier's feature space on labelled images.
+
+Every run is scored with the same latents, real samples, feature space and attacks, so the
+numbers differ only through the runs. Differences against the first run (the baseline) come
+with 95% intervals: paired over the measured steps both runs share for the per-step rates,
+MOVER (Newcombe's method) for end-of-run numbers.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ganrobust.attacks.robustness_curve import robustness_curve
+from ganrobust.audit import generate
+from ganrobust.checkpoints import CheckpointError, LoadedGAN, load_gan
+from ganrobust.conventions import BatchNormMode
+from ganrobust.data import BUILTIN, Dataset, eight_gaussians, load_dataset
+from ganrobust.module_state import preserved_rng
+from ganrobust.quality import FeatureSpace, image_quality, real_floor, ring_quality, train_feature_net
+from ganrobust.reporting import training_rows
+from ganrobust.runs import Run, read_run
+from ganrobust.scorer import Scorer
+from ganrobust.snapshots import load_state, persisted_steps
+from ganrobust.stats import Estimate, mean_ci, mover_difference
+
+COMPARE_SCHEMA = "ganrobust.compare/1"
+DIRECTIONS = ("fake->real", "real->fake")
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """What ``compare`` evaluates at every persisted snapshot and at the end of each run."""
+
+    quality_samples: int = 2000      # generated samples per quality score (images: capped by the reference set)
+    robustness_samples: int = 64     # samples attacked per direction per point
+    eps: float = 8 / 255             # budget of the reported success rate (fraction of the range)
+    eps_grid: tuple[float, ...] = (0.5 / 255, 1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255)
+    classifier_steps: int = 300      # training steps of the feature-space classifier
+    bn: BatchNormMode | None = None  # how D's BatchNorm scores; None: as each run recorded
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.bn is not None:
+            object.__setattr__(self, "bn", BatchNormMode(self.bn))
+        if self.quality_samples < 2 or self.robustness_samples < 1 or self.classifier_steps < 1:
+            raise ValueError(f"expected quality_samples >= 2, robustness_samples >= 1, classifier_steps >= 1; got "
+                             f"{self.quality_samples}, {self.robustness_samples}, {self.classifier_steps}")
+        if not 0 < self.eps <= 1:
+            raise ValueError(f"expected 0 < eps <= 1 (a fraction of the data range), got {self.eps}")
+        if self.eps not in self.eps_grid:
+            object.__setattr__(self, "eps_grid", tuple(sorted({*self.eps_grid, self.eps})))
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["bn"] = None if self.bn is None else self.bn.value
+        return out
+
+
+@dataclass
+class _Quality:
+    """The shared yardstick: real samples, and the ring or the feature space."""
+
+    kind: str                        # "ring" | "frechet" | "none"
+    real: torch.Tensor | None        # real samples for real->fake robustness
+    space: FeatureSpace | None = None
+    n: int = 0
+    floor: Estimate | None = None
+    note: str | None = None
+
+    def score(self, x: torch.Tensor, seed: int) -> dict[str, Any] | None:
+        if self.kind == "ring":
+            return ring_quality(x)
+        if self.kind == "frechet":
+            assert self.space is not None
+            return image_quality(self.space, x, seed=seed)
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"measure": self.kind, "n": self.n, "note": self.note}
+        if self.space is not None:
+            out.update(classifier_accuracy=self.space.accuracy.to_dict(), classes=self.space.classes,
+                       n_reference=len(self.space.reference),
+                       floor=None if self.floor is None else self.floor.to_dict(),
+                       classifier="FeatureNet: 3 stride-2 3x3 convolutions + a 64-d linear layer, trained on the "
+                                  "dataset's labels; features = that 64-d layer")
+        return out
+
+
+def _run_data(runs: list[Run], data: Dataset | None) -> tuple[Dataset | None, str | None]:
+    """The dataset the runs were trained on (they must agree), or why there is none."""
+    if data is not None:
+        return data, None
+    names = {(r.manifest.get("data") or {}).get("name") for r in runs}
+    configs = [r.manifest.get("train_config") or {} for r in runs]
+    if None in names:
+        return None, ("a run does not record its data (runs from your own loop): pass --data to score sample quality "
+                      "and real->fake robustness")
+    if len(names) > 1:
+        raise ValueError(f"the runs were trained on different data ({', '.join(sorted(map(str, names)))}); compare runs "
+                         f"on the same data, or pass --data to score them all against one dataset")
+    name = names.pop()
+    if name not in BUILTIN and name not in ("eight_gaussians", "ring"):
+        return None, f"the runs were trained on {name!r}, not a built-in dataset: pass --data with that file"
+    c = configs[0]
+    return load_dataset(name, n=int(c.get("n_data", 10000)), seed=int(c.get("seed", 0)),
+                        size=int(c.get("image_size", 32))), None
+
+
+def _yardstick(data: Dataset | None, note: str | None, cfg: CompareConfig, tick: Callable[[str], None]) -> _Quality:
+    if data is None:
+        return _Quality("none", None, note=note)
+    if data.name == "8gaussians":
+        # real->fake robustness on a fresh draw of the ring, not the training samples
+        real = eight_gaussians(cfg.robustness_samples, seed=cfg.seed + 1).x
+        return _Quality("ring", real, n=cfg.quality_samples)
+    if data.x.dim() == 4 and data.y is not None:
+        tick("training the feature-space classifier")
+        space = train_feature_net(data, steps=cfg.classifier_steps, seed=cfg.seed)
+        n = min(cfg.quality_samples, space.max_samples)
+        capped = None if n == cfg.quality_samples else (f"quality scored on {n} samples: the held-out reference set "
+                                                        f"of {data.name} has no more")
+        return _Quality("frechet", space.reference[: cfg.robustness_samples], space, n, real_floor(space, n, seed=cfg.seed),
+                        note=capped)
+    return _Quality("none", data.x[: cfg.robustness_samples],
+                    note=f"{data.name} is neither the ring nor labelled images: no sample-quality measure applies")
+
+
+def _points(run: Run, loaded: LoadedGAN | None) -> list[tuple[int, str]]:
+    """Evaluation points: persisted snapshots, then the end of the run (its checkpoint)."""
+    points = [(step, "snapshot") for step in persisted_steps(run.dir)]
+    final = run.manifest.get("generator_steps")
+    if loaded is not None and loaded.source == "ganrobust checkpoint" and final is not None:
+        if not points or points[-1][0] != int(final):
+            points.append((int(final), "checkpoint"))
+    return points
+
+
+def _models_at(run_dir: Path, loaded: LoadedGAN, step: int, where: str) -> tuple[nn.Module, nn.Module]:
+    if where == "checkpoint":
+        return loaded.G, loaded.D
+    G, D = copy.deepcopy(loaded.G), copy.deepcopy(loaded.D)
+    snap = run_dir / "snapshots"
+    G.load_state_dict(load_state(snap / f"g_{step:07d}_after.safetensors"))
+    D.load_state_dict(load_state(snap / f"d_{step:07d}.safetensors"))
+    return G.eval(), D.eval()
+
+
+def _generate(G: nn.Module, Z: torch.Tensor, batch: int) -> torch.Tensor:
+    """G's samples in batches of the training batch size (its BatchNorm uses batch statistics,
+    as in the training loop; running statistics untouched)."""
+    return torch.cat([generate(G, Z[i:i + batch], BatchNormMode.BATCH) for i in range(0, len(Z), batch)])
+
+
+def _robustness(scorer: Scorer, x: torch.Tensor, direction: str, cfg: CompareConfig) -> dict[str, Any]:
+    curve = robustness_curve(scorer, x, cfg.eps_grid, norm="linf", direction=direction, seed=cfg.seed)
+    at_eps = next(r for r in curve.rows() if math.isclose(r["eps"], cfg.eps))
+    return {"median_eps_star": curve.median_eps_star.to_dict(), "clean_accuracy": curve.clean_accuracy.to_dict(),
+            "success_at_eps": {"value": at_eps["success_rate"], "ci_low": at_eps["ci_low"],
+                               "ci_high": at_eps["ci_high"], "n": at_eps["n"]}}
+
+
+def _mean_over_steps(rows: list[dict[str, Any]], key: str, seed: int) -> dict[str, Any]:
+    values = [r[key]["value"] for r in rows if r[key]["n"] and r[key]["value"] is not None]
+    return mean_ci(values, seed=seed).to_dict()
+
+
+def _label(paths: list[Path], labels: list[str] | None) -> list[str]:
+    if labels:
+        if len(labels) != len(paths):
+            raise ValueError(f"expected one label per run ({len(paths)}), got {len(labels)}")
+        return list(labels)
+    names = [p.resolve().name for p in paths]
+    if len(set(names)) < len(names):
+        names = [f"{p.resolve().parent.name}/{p.resolve().name}" for p in paths]
+    return names
+
+
+def compare_runs(run_dirs: list[Path], *, labels: list[str] | None = None, data: Dataset | None = None,
+                 cfg: CompareConfig = CompareConfig(), device: str = "cpu",
+                 progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Evaluate and line up runs; returns the comparison's sections (schema ganrobust.compare/1).
+
+    Raises ValueError (CheckpointError) with the fix for unreadable runs or runs on different data.
+    The global RNG is left as it was; the same inputs and seed give the same numbers.
+    """
+    if len(run_dirs) < 2:
+        raise ValueError(f"expected at least two runs to compare, got {len(run_dirs)}")
+    tick = progress or (lambda _msg: None)
+    runs = [read_run(p) for p in run_dirs]
+    names = _label([Path(p) for p in run_dirs], labels)
+    with preserved_rng(torch.device(device)):
+        torch.manual_seed(cfg.seed)
+        dataset, note = _run_data(runs, data)
+        yardstick = _yardstick(dataset, note, cfg, tick)
+        results = [_evaluate_run(run, name, yardstick, cfg, device, tick) for run, name in zip(runs, names)]
+    bounds = runs[0].manifest.get("data_range") or [-1.0, 1.0]
+    return {"runs": results, "quality": yardstick.describe(), "data": None if dataset is None else dataset.name,
+            "bounds": [float(b) for b in bounds],
+            "differences": [_differences(results[0], other, cfg) for other in results[1:]]}
+
+
+def _evaluate_run(run: Run, name: str, yardstick: _Quality, cfg: CompareConfig, device: str,
+                  tick: Callable[[str], None]) -> dict[str, Any]:
+    notes = list(run.problems)
+    try:
+        loaded: LoadedGAN | None = load_gan(run.dir)
+        notes += loaded.notes
+    except CheckpointError as err:
+        loaded = None
+        notes.append(f"D and G cannot be rebuilt ({err}); only the hook's measurements are compared")
+    rows = training_rows(run)
+    out: dict[str, Any] = {
+        "label": name, "dir": str(run.dir), "status": run.manifest.get("status"),
+        "train_config": run.manifest.get("train_config"), "score": run.manifest.get("score"),
+        "training": rows, "points": [], "notes": notes,
+        "mean_over_training": {key: _mean_over_steps(rows, key, cfg.seed) for key in ("aar", "flip_rate", "noise_flip_rate")},
+    }
+    if loaded is None:
+        return out
+    dev = torch.device(device)
+    score = run.manifest.get("score") or loaded.score
+    bn = cfg.bn or BatchNormMode(score.get("bn") or "eval")
+    batch = int((run.manifest.get("train_config") or {}).get("batch", 64))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    Z = torch.randn((max(yardstick.n, cfg.robustness_samples),) + loaded.latent_shape, generator=gen).to(dev)
+    for step, where in _points(run, loaded):
+        tick(f"{name}: step {step}")
+        G, D = _models_at(run.dir, loaded, step, where)
+        G.to(dev)
+        D.to(dev)
+        x = _generate(G, Z, batch)
+        if not torch.isfinite(x).all():
+            out["points"].append({"step": step, "source": where, "error": "G produced NaN or inf samples"})
+            continue
+        scorer = Scorer(D, kind=score.get("kind", "logit"), tau=score.get("tau"), bounds=loaded.bounds, bn=bn)
+        point: dict[str, Any] = {"step": step, "source": where,
+                                 "quality": yardstick.score(x[: yardstick.n].cpu(), cfg.seed) if yardstick.n else None,
+                                 "robustness": {"fake->real": _robustness(scorer, x[: cfg.robustness_samples], "fake->real", cfg)}}
+        if yardstick.real is not None:
+            point["robustness"]["real->fake"] = _robustness(scorer, yardstick.real.to(dev), "real->fake", cfg)
+        out["points"].append(point)
+    if out["points"] and yardstick.kind == "ring":
+        out["samples"] = x[:500].cpu().numpy()
+    elif out["points"] and x.dim() == 4:
+        out["samples"] = x[:16].cpu().numpy()
+    return out
+
+
+def _final(result: dict[str, Any]) -> dict[str, Any] | None:
+    ok = [p for p in result["points"] if "error" not in p]
+    return ok[-1] if ok else None
+
+
+def _est(d: dict[str, Any] | None) -> Estimate | None:
+    if not d or not d.get("n") or d.get("value") is None:
+        return None
+    return Estimate(float(d["value"]), float(d["ci_low"]), float(d["ci_high"]), int(d["n"]))
+
+
+def _difference(base: dict[str, Any] | None, other: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``other − base`` with its MOVER interval, or None where either is missing or infinite."""
+    eb, eo = _est(base), _est(other)
+    if eb is None or eo is None or not all(map(math.isfinite, (eb.value, eo.value))):
+        return None
+    d = mover_difference(eo, eb)
+    return {**d.to_dict(), "significant": bool(d.ci_low > 0 or d.ci_high < 0)}
+
+
+def _differences(base: dict[str, Any], other: dict[str, Any], cfg: CompareConfig) -> dict[str, Any]:
+    """``other − base``: per-step rates paired over shared steps, end-of-run numbers by MOVER."""
+    out: dict[str, Any] = {"run": other["label"], "baseline": base["label"]}
+    by_step = {r["step"]: r for r in base["training"]}
+    for key in ("aar", "flip_rate"):
+        diffs = [r[key]["value"] - by_step[r["step"]][key]["value"] for r in other["training"]
+                 if r["step"] in by_step and r[key]["n"] and by_step[r["step"]][key]["n"]]
+        d = mean_ci(diffs, seed=cfg.seed)
+        out[f"{key}_paired"] = {**d.to_dict(), "significant": bool(d.n > 1 and (d.ci_low > 0 or d.ci_high < 0))}
+    fb, fo = _final(base), _final(other)
+    if fb is None or fo is None:
+        return out
+    out["step"] = {"baseline": fb["step"], "run": fo["step"]}
+    for direction in DIRECTIONS:
+        if direction in fb["robustness"] and direction in fo["robustness"]:
+            out[f"eps_star {direction}"] = _difference(fb["robustness"][direction]["median_eps_star"],
+                                                       fo["robustness"][direction]["median_eps_star"])
+            out[f"success {direction}"] = _difference(fb["robustness"][direction]["success_at_eps"],
+                                                      fo["robustness"][direction]["success_at_eps"])
+    qb, qo = fb.get("quality"), fo.get("quality")
+    if qb and qo and qb["measure"] == "frechet":
+        out["frechet"] = _difference(qb["frechet"], qo["frechet"])
+    elif qb and qo and qb["measure"] == "ring":
+        out["high_quality"] = _difference(qb["high_quality"], qo["high_quality"])
+        out["modes_covered"] = {"baseline": qb["modes_covered"], "run": qo["modes_covered"]}
+    return out
+
+
+def verdicts(report: dict[str, Any]) -> list[str]:
+    """One sentence per comparison and measure, computed from the numbers."""
+    out = []
+    for d in report["differences"]:
+        who = f"{d['run']} vs {d['baseline']}"
+        for key, name, pct in (("aar_paired", "accidental-attack rate", True), ("flip_rate_paired", "flip rate", True),
+                               ("eps_star real->fake", "median eps* real->fake at the end", False),
+                               ("eps_star fake->real", "median eps* fake->real at the end", False),
+                               ("frechet", "Fréchet distance at the end", False),
+                               ("high_quality", "high-quality share at the end", True)):
+            v = d.get(key)
+            if not v or v.get("value") is None or not v.get("n", 1):
+                continue
+            f = (lambda x: f"{x:+.1%}") if pct else (lambda x: f"{x:+.3g}")
+            paired = " (mean of per-step differences)" if key.endswith("_paired") else ""
+            out.append(f"{who}: {name} {f(v['value'])} [{f(v['ci_low'])}, {f(v['ci_high'])}]{paired} — "
+                       f"{'significant' if v['significant'] else 'not significant'} at 95%")
+        if "modes_covered" in d:
+            out.append(f"{who}: modes covered {d['modes_covered']['run']} of 8 vs {d['modes_covered']['baseline']}")
+    return out
+
+
+def sample_arrays(report: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The final samples of each run, popped from the report (kept out of report.json)."""
+    return {f"run{i}": r.pop("samples") for i, r in enumerate(report["runs"]) if "samples" in r}
