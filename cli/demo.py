@@ -14,8 +14,11 @@ import click
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--every", type=int, default=25, show_default=True, help="Measure every N-th generator update.")
+@click.option("--robust-d", "robust_d", type=int, default=100, show_default=True,
+              help="Fine-tune an adversarially trained copy of the final D for this many steps and measure the same "
+                   "replayed update against both (0 skips it).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("reports/demo"), show_default=True)
-def demo(steps: int, seed: int, device: str, every: int, out: Path) -> None:
+def demo(steps: int, seed: int, device: str, every: int, robust_d: int, out: Path) -> None:
     """Train a small DCGAN on the built-in shapes data with ganrobust.watch on, audit its final
     checkpoint, and write the report to --out (index.html, summary.md, report.json).
 
@@ -33,8 +36,8 @@ def demo(steps: int, seed: int, device: str, every: int, out: Path) -> None:
     from ganrobust.train import TrainConfig, train
 
     started = time.time()
-    if steps < 1 or every < 1:
-        fail(f"expected --steps >= 1 and --every >= 1, got {steps} and {every}")
+    if steps < 1 or every < 1 or robust_d < 0:
+        fail(f"expected --steps >= 1, --every >= 1 and --robust-d >= 0, got {steps}, {every} and {robust_d}")
     try:
         torch.device(device)
     except RuntimeError:
@@ -48,7 +51,7 @@ def demo(steps: int, seed: int, device: str, every: int, out: Path) -> None:
     audit_cfg = AuditConfig(seed=seed)
     measured = audit_gan(result.G, result.D, scorer_options={"bn": "batch"}, latent_shape=(cfg.nz, 1, 1),
                          opt_state=result.opt_g.state_dict(), opt_class="Adam", cfg=audit_cfg,
-                         real=result.data.x[: audit_cfg.n_probes])
+                         real=result.data.x, robust_d_steps=robust_d)
     run = read_run(run_dir)
     report = {
         "schema": REPORT_SCHEMA, "kind": "demo", "title": "demo: DCGAN-32 on shapes",

@@ -179,7 +179,7 @@ def _errorbars(ax: Any, x: list[float], ests: list[dict[str, Any] | None], label
 
 def compare_training(runs: list[dict[str, Any]]) -> bytes:
     """AAR and flip rate per measured step, one colour per run, with 95% bands."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True, layout="constrained")
     for run, color in zip(runs, RUN_COLORS):
         steps = [r["step"] for r in run["training"]]
         _band(axes[0], steps, [r["aar"] for r in run["training"]], run["label"], color)
@@ -195,7 +195,7 @@ def compare_training(runs: list[dict[str, Any]]) -> bytes:
 
 def compare_robustness(runs: list[dict[str, Any]]) -> bytes:
     """Median minimum linf eps* of D over training, per direction and run (error bars: 95%)."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), layout="constrained")
     for ax, direction in zip(axes, ("fake->real", "real->fake")):
         for run, color in zip(runs, RUN_COLORS):
             pts = [p for p in run["points"] if direction in p.get("robustness", {})]
@@ -220,7 +220,7 @@ def compare_quality(runs: list[dict[str, Any]], quality: dict[str, Any]) -> byte
     if measure not in ("frechet", "ring"):
         return None
     fig, axes = plt.subplots(1, 2 if measure == "ring" else 1, figsize=(10 if measure == "ring" else 6.5, 3.4),
-                             squeeze=False)
+                             squeeze=False, layout="constrained")
     for run, color in zip(runs, RUN_COLORS):
         pts = [p for p in run["points"] if p.get("quality")]
         steps = [p["step"] for p in pts]
