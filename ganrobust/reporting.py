@@ -228,6 +228,8 @@ def load_report(directory: Path) -> tuple[dict[str, Any], dict[str, np.ndarray] 
 
 
 # -- comparisons (``ganrobust compare``, schema ganrobust.compare/1) ---------------------
+COMPARE_SECTIONS = ("runs", "differences", "training", "robustness", "quality", "configuration")
+
 def _num(est: dict[str, Any] | None, digits: str = ".3g") -> str:
     if not est or not est.get("n") or est.get("value") is None:
         return "n/a"

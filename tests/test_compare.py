@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from ganrobust.checkpoints import CheckpointError, load_gan
 from ganrobust.cli.main import cli
 from ganrobust.compare import CompareConfig, compare_runs, verdicts
 from ganrobust.config import WatchConfig
+from ganrobust.reporting import COMPARE_SECTIONS
 from ganrobust.runs import read_run
 from ganrobust.train import TrainConfig, train
 
@@ -66,16 +68,18 @@ def test_compare_is_deterministic_and_leaves_the_global_rng(ring_runs) -> None:
 
 def test_compare_cli_writes_the_report_and_rerenders(ring_runs, tmp_path) -> None:
     out = tmp_path / "cmp"
-    args = ["compare", *map(str, ring_runs), "--out", str(out), "--label", "std", "--label", "pgd",
+    args = ["compare", *map(str, ring_runs), "--out", str(out), "--label", "<i>std", "--label", "pgd",
             "--quality-samples", "200", "--robustness-samples", "8"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
-    assert report["schema"] == "ganrobust.compare/1" and [r["label"] for r in report["runs"]] == ["std", "pgd"]
+    assert report["schema"] == "ganrobust.compare/1" and [r["label"] for r in report["runs"]] == ["<i>std", "pgd"]
     assert "samples" not in report["runs"][0] and (out / "samples.npz").exists()
     html = (out / "index.html").read_text()
-    assert html.count("data:image/png;base64,") == 4 and "pgd vs std" in html
-    assert "| std |" in (out / "summary.md").read_text()
+    assert html.count("data:image/png;base64,") == 4 and "pgd vs &lt;i&gt;std" in html and "<i>std" not in html
+    assert all(f'id="{section}"' in html for section in COMPARE_SECTIONS)
+    assert re.findall(r"""(?:src|href)\s*=\s*["']?(?!data:|#)([a-z]+:|//)""", html, flags=re.I) == []
+    assert "| <i>std |" in (out / "summary.md").read_text()
     again = CliRunner().invoke(cli, ["report", str(out)])
     assert again.exit_code == 0, again.output
     assert (out / "index.html").read_text().count("data:image/png;base64,") == 4
