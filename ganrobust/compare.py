@@ -32,7 +32,7 @@ from torch import nn
 from ganrobust.attacks.robustness_curve import robustness_curve
 from ganrobust.audit import generate
 from ganrobust.checkpoints import CheckpointError, LoadedGAN, load_gan
-from ganrobust.conventions import BatchNormMode
+from ganrobust.conventions import BatchNormMode, ScoreKind
 from ganrobust.data import BUILTIN, Dataset, eight_gaussians, load_dataset
 from ganrobust.module_state import preserved_rng
 from ganrobust.quality import FeatureSpace, image_quality, real_floor, ring_quality, train_feature_net
@@ -252,6 +252,11 @@ def _evaluate_run(run: Run, name: str, yardstick: _Quality, cfg: CompareConfig, 
             out["points"].append({"step": step, "source": where, "error": "G produced NaN or inf samples"})
             continue
         scorer = Scorer(D, kind=score.get("kind", "logit"), tau=score.get("tau"), bounds=loaded.bounds, bn=bn)
+        if scorer.kind is ScoreKind.CRITIC and score.get("tau") is None:
+            # a critic's threshold moves with training: recalibrated at every point, as the hook does
+            if yardstick.real is None:
+                raise ValueError(f"{name} has a critic D (WGAN): its threshold needs real samples; pass --data")
+            scorer = scorer.calibrate(yardstick.real.to(dev), x[: cfg.robustness_samples])
         point: dict[str, Any] = {"step": step, "source": where,
                                  "quality": yardstick.score(x[: yardstick.n].cpu(), cfg.seed) if yardstick.n else None,
                                  "robustness": {"fake->real": _robustness(scorer, x[: cfg.robustness_samples], "fake->real", cfg)}}

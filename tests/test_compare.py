@@ -119,6 +119,19 @@ def test_compare_refuses_bad_input_with_one_line(ring_runs, tmp_path) -> None:
         assert "Traceback" not in result.output
 
 
+def test_compare_recalibrates_a_critic_at_every_point(tmp_path) -> None:
+    runs = []
+    for clip in (0.01, 0.05):
+        cfg = TrainConfig(arch="mlp", data="8gaussians", steps=10, nz=2, loss="wgan", clip=clip, n_data=500)
+        train(cfg, run_dir=tmp_path / str(clip), watch_config=WatchConfig(every=5, snapshot_every=5))
+        runs.append(tmp_path / str(clip))
+    report = compare_runs(runs, cfg=SMALL)
+    assert report["runs"][0]["score"]["kind"] == "critic"
+    for run in report["runs"]:
+        for point in run["points"]:  # scored against a threshold calibrated at that point (no error for tau=None)
+            assert point["robustness"]["real->fake"]["clean_accuracy"]["n"] == 16
+
+
 def test_compare_refuses_runs_on_different_data(ring_runs, tmp_path) -> None:
     other = tmp_path / "other"
     shutil.copytree(ring_runs[1], other)
