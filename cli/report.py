@@ -26,8 +26,13 @@ def report(directory: Path, out: Path | None) -> None:
     try:
         if (directory / "report.json").exists():
             data, samples = load_report(directory)
-            writer = write_compare_report if data.get("kind") == "compare" else write_report
-            index = writer(out or directory, data, samples)
+            if data.get("kind") == "compare":
+                from ganrobust.compare import verdicts
+
+                data["verdicts"] = verdicts(data)  # sentences follow the numbers, rendered by this version
+                index = write_compare_report(out or directory, data, samples)
+            else:
+                index = write_report(out or directory, data, samples)
         else:
             run = read_run(directory)
             for problem in run.problems:

@@ -179,7 +179,7 @@ def _robustness(scorer: Scorer, x: torch.Tensor, direction: str, cfg: CompareCon
 
 
 def _mean_over_steps(rows: list[dict[str, Any]], key: str, seed: int) -> dict[str, Any]:
-    values = [r[key]["value"] for r in rows if r[key]["n"] and r[key]["value"] is not None]
+    values = [r[key]["value"] for r in rows if r[key] and r[key]["n"] and r[key]["value"] is not None]
     return mean_ci(values, seed=seed).to_dict()
 
 
@@ -232,7 +232,8 @@ def _evaluate_run(run: Run, name: str, yardstick: _Quality, cfg: CompareConfig, 
         "label": name, "dir": str(run.dir), "status": run.manifest.get("status"),
         "train_config": run.manifest.get("train_config"), "score": run.manifest.get("score"),
         "training": rows, "points": [], "notes": notes,
-        "mean_over_training": {key: _mean_over_steps(rows, key, cfg.seed) for key in ("aar", "flip_rate", "noise_flip_rate")},
+        "mean_over_training": {key: _mean_over_steps(rows, key, cfg.seed)
+                               for key in ("aar", "flip_rate", "noise_flip_rate", "persists")},
     }
     if loaded is None:
         return out
@@ -299,6 +300,7 @@ def _differences(base: dict[str, Any], other: dict[str, Any], cfg: CompareConfig
                  if r["step"] in by_step and r[key]["n"] and by_step[r["step"]][key]["n"]]
         d = mean_ci(diffs, seed=cfg.seed)
         out[f"{key}_paired"] = {**d.to_dict(), "significant": bool(d.n > 1 and (d.ci_low > 0 or d.ci_high < 0))}
+    out["persists"] = _difference(base["mean_over_training"]["persists"], other["mean_over_training"]["persists"])
     fb, fo = _final(base), _final(other)
     if fb is None or fo is None:
         return out
@@ -324,6 +326,7 @@ def verdicts(report: dict[str, Any]) -> list[str]:
     for d in report["differences"]:
         who = f"{d['run']} vs {d['baseline']}"
         for key, name, pct in (("aar_paired", "accidental-attack rate", True), ("flip_rate_paired", "flip rate", True),
+                               ("persists", "mean persistence of flips (independent runs)", True),
                                ("eps_star real->fake", "median eps* real->fake at the end", False),
                                ("eps_star fake->real", "median eps* fake->real at the end", False),
                                ("frechet", "Fréchet distance at the end", False),
@@ -331,7 +334,8 @@ def verdicts(report: dict[str, Any]) -> list[str]:
             v = d.get(key)
             if not v or v.get("value") is None or not v.get("n", 1):
                 continue
-            f = (lambda x: f"{x:+.1%}") if pct else (lambda x: f"{x:+.3g}")
+            # float(): a report read back from JSON holds infinities as "inf"
+            f = (lambda x: f"{float(x) if abs(float(x)) >= 5e-4 else 0.0:+.1%}") if pct else (lambda x: f"{float(x):+.3g}")
             paired = " (mean of per-step differences)" if key.endswith("_paired") else ""
             out.append(f"{who}: {name} {f(v['value'])} [{f(v['ci_low'])}, {f(v['ci_high'])}]{paired} — "
                        f"{'significant' if v['significant'] else 'not significant'} at 95%")

@@ -164,10 +164,14 @@ def robustness_over_training(snapshots: list[dict[str, Any]]) -> bytes:
 RUN_COLORS = ("tab:blue", "tab:red", "tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:pink", "tab:olive")
 
 
+def _float(v: Any) -> float:
+    """A number from a report: None (NaN in JSON) -> nan, "inf"/"-inf" (how JSON holds them) -> ±inf."""
+    return np.nan if v is None else float(v)
+
+
 def _errorbars(ax: Any, x: list[float], ests: list[dict[str, Any] | None], label: str, color: str, fmt: str = "o-") -> None:
     def get(e: dict[str, Any] | None, key: str) -> float:
-        v = None if e is None else e.get(key)
-        return np.nan if v is None or isinstance(v, str) else float(v)
+        return np.nan if e is None else _float(e.get(key))
 
     v = np.array([get(e, "value") for e in ests])
     lo = np.array([get(e, "ci_low") for e in ests])
@@ -203,9 +207,9 @@ def compare_robustness(runs: list[dict[str, Any]]) -> bytes:
                 _errorbars(ax, [p["step"] for p in pts], [p["robustness"][direction]["median_eps_star"] for p in pts],
                            run["label"], color)
             if direction == "fake->real":
-                hook = [r for r in run["training"] if r["eps_star"]["n"]]
+                hook = [r for r in run["training"] if r["eps_star"]["n"] and np.isfinite(_float(r["eps_star"]["value"]))]
                 if hook:
-                    ax.plot([r["step"] for r in hook], [r["eps_star"]["value"] for r in hook], ".", color=color,
+                    ax.plot([r["step"] for r in hook], [_float(r["eps_star"]["value"]) for r in hook], ".", color=color,
                             alpha=0.35, label=f"{run['label']} (hook, 16 probes)")
         ax.set_xlabel("generator step")
         ax.set_ylabel("median eps* (linf, fraction of the range)")

@@ -244,9 +244,11 @@ def compare_tables(report: dict[str, Any]) -> dict[str, list[list[str]]]:
     tables["runs"] = [["run", "D training", "generator steps", "status", "directory"]] + [
         [r["label"], str((r.get("train_config") or {}).get("d_training", "n/a")),
          str((r.get("train_config") or {}).get("steps", "n/a")), str(r.get("status")), r["dir"]] for r in runs]
-    tables["training"] = [["run", "measured steps", "mean AAR [95%]", "mean flip rate [95%]", "mean control [95%]"]] + [
+    tables["training"] = [["run", "measured steps", "mean AAR [95%]", "mean flip rate [95%]", "mean control [95%]",
+                           "mean persistence of flips [95%] (steps with flips)"]] + [
         [r["label"], str(len(r["training"])), _fmt(r["mean_over_training"]["aar"]),
-         _fmt(r["mean_over_training"]["flip_rate"]), _fmt(r["mean_over_training"]["noise_flip_rate"])] for r in runs]
+         _fmt(r["mean_over_training"]["flip_rate"]), _fmt(r["mean_over_training"]["noise_flip_rate"]),
+         _fmt(r["mean_over_training"].get("persists"))] for r in runs]
     eps = report["config"]["eps"] * 255
     rob = [["run", "step", "real called real", "median eps* real->fake", f"real->fake success at {eps:.3g}/255",
             "fake called fake", "median eps* fake->real", f"fake->real success at {eps:.3g}/255"]]
@@ -287,7 +289,8 @@ def compare_markdown(report: dict[str, Any]) -> str:
     q = report["quality"]
     lines = ["# ganrobust comparison", "", *_md_table(tables["runs"]), "",
              "## Accidental attacks over training", "",
-             "Means over the measured generator steps of each run (bootstrap 95% intervals over steps).", "",
+             "Means over the measured generator steps of each run (bootstrap 95% intervals over steps). "
+             "Persistence: share of a step's flipped probes that D, after its next update, still calls real.", "",
              *_md_table(tables["training"]), "",
              "## D's robustness at the end", "",
              "Minimum linf perturbation eps* (fraction of the data range) that flips D, median over samples "
