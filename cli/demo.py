@@ -44,6 +44,11 @@ def demo(steps: int, seed: int, device: str, every: int, robust_d: int, out: Pat
         fail(f"unknown --device {device!r}; use cpu or cuda")
     cfg = TrainConfig(steps=steps, seed=seed, device=device)
     run_dir = out / "run"
+    if (run_dir / "manifest.json").exists():  # the demo regenerates everything under --out
+        import shutil
+
+        click.echo(f"replacing the previous demo run in {run_dir}", err=True)
+        shutil.rmtree(run_dir)
     click.echo(f"training a DCGAN-32 on shapes for {steps} steps with ganrobust.watch on -> {run_dir}", err=True)
     result = train(cfg, run_dir=run_dir, progress=True,
                    watch_config=WatchConfig(every=every, bn="batch", seed=seed, snapshot_every=max(every, 100)))

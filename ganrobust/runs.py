@@ -60,6 +60,9 @@ class RunWriter:
 
     def __init__(self, run_dir: str | os.PathLike[str], manifest: dict[str, Any]) -> None:
         self.dir = Path(run_dir)
+        if (self.dir / "manifest.json").exists() or (self.dir / "steps.jsonl").exists():
+            # appending a new run to an old one would mix their steps; never overwrite a run either
+            raise ValueError(f"{self.dir} already holds a ganrobust run; pass a new run directory or remove that one")
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "samples").mkdir(exist_ok=True)
         (self.dir / "snapshots").mkdir(exist_ok=True)

@@ -187,3 +187,13 @@ def test_a_loop_that_raises_marks_the_run_stopped(tmp_path) -> None:
     assert run.manifest["status"] == "stopped" and "KeyboardInterrupt" in run.manifest["stopped_by"]
     assert not run.complete and any("stopped by an error" in p for p in run.problems)
     assert [s.step for s in run.steps] == [5]
+
+
+def test_watching_into_an_existing_run_refuses_and_keeps_it(ring_runs) -> None:
+    before = (ring_runs[0] / "steps.jsonl").read_bytes()
+    cfg = TrainConfig(arch="mlp", data="8gaussians", steps=2, nz=2, n_data=200)
+    with pytest.raises(ValueError, match="already holds a ganrobust run"):
+        train(cfg, run_dir=ring_runs[0])
+    assert (ring_runs[0] / "steps.jsonl").read_bytes() == before
+    from torch.optim.optimizer import _global_optimizer_pre_hooks
+    assert not _global_optimizer_pre_hooks  # nothing was left registered
