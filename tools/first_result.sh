@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The first result (issue 4): standard D vs PGD-trained D, same data, seed and steps, with the
 # hook on; then `ganrobust compare`. Regenerates reports/shapes-standard-vs-pgd and
-# reports/digits-standard-vs-pgd. About 70 minutes on 2 CPU cores; run after tools/bootstrap.sh.
+# reports/digits-standard-vs-pgd. About 75 minutes on a 2-core CPU; run after tools/bootstrap.sh.
 #
 # One thread per process: CPU float reductions depend on the thread count, so the committed
 # numbers are reproduced bit for bit only with OMP_NUM_THREADS=1 (any thread count gives the
