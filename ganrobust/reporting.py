@@ -81,16 +81,19 @@ def summary_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-TEMPLATE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>ganrobust report: {{ title }}</title>
-<style>
-body { font: 14px/1.45 system-ui, sans-serif; max-width: 1000px; margin: 2em auto; color: #222; padding: 0 1em; }
-h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2em; margin-top: 2em; }
+# shared by every page; each template sets its own body width before it
+STYLE = """h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2em; margin-top: 2em; }
 table { border-collapse: collapse; margin: .5em 0; } td, th { border: 1px solid #ccc; padding: .3em .6em; text-align: left; }
 th { background: #f4f4f4; } .explain { color: #555; margin: .2em 0 .8em; } img { max-width: 100%; }
 code, pre { background: #f6f6f6; padding: .1em .3em; } pre { padding: .6em; overflow-x: auto; }
 </style></head><body>
-<h1>ganrobust report: {{ title }}</h1>
+"""
+
+TEMPLATE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>ganrobust report: {{ title }}</title>
+<style>
+body { font: 14px/1.45 system-ui, sans-serif; max-width: 1000px; margin: 2em auto; color: #222; padding: 0 1em; }
+""" + STYLE + """<h1>ganrobust report: {{ title }}</h1>
 <p class="explain">How often is a generator update an <em>accidental attack</em> on the discriminator it was
 taken against? (Odena 2019, Open Questions about GANs, Problem 7.) Every rate is over the probes D classifies
 as fake, with a Wilson 95% interval and its n.</p>
@@ -321,12 +324,7 @@ COMPARE_TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>ganrobust comparison</title>
 <style>
 body { font: 14px/1.45 system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; padding: 0 1em; }
-h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2em; margin-top: 2em; }
-table { border-collapse: collapse; margin: .5em 0; } td, th { border: 1px solid #ccc; padding: .3em .6em; text-align: left; }
-th { background: #f4f4f4; } .explain { color: #555; margin: .2em 0 .8em; } img { max-width: 100%; }
-code, pre { background: #f6f6f6; padding: .1em .3em; } pre { padding: .6em; overflow-x: auto; }
-</style></head><body>
-<h1>ganrobust comparison</h1>
+""" + STYLE + """<h1>ganrobust comparison</h1>
 <p class="explain">Runs lined up on the same probes, real samples, feature space and attacks: how often generator
 updates are accidental attacks, how robust D is, and what the samples look like, over training.</p>
 {% macro table(rows) %}<table><tr>{% for c in rows[0] %}<th>{{ c }}</th>{% endfor %}</tr>
