@@ -25,6 +25,7 @@ from torch import nn
 
 from ganrobust.attacks.projected_gradient_descent import pgd
 from ganrobust.attacks.robustness_curve import robustness_curve
+from ganrobust.config import EPS_GRID
 from ganrobust.conventions import BatchNormMode, Direction, Norm
 from ganrobust.measure import measure_update
 from ganrobust.attacks.minimum_norm import MinimumNormAttack
@@ -51,7 +52,7 @@ class AuditConfig:
     g_betas: tuple[float, float] = (0.5, 0.999)
     efficiency_steps: int = 10
     min_norm_probes: int = 64
-    eps_grid: tuple[float, ...] = (0.5 / 255, 1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255)
+    eps_grid: tuple[float, ...] = EPS_GRID
     l2_scale: float = 16.0          # l2 grid = eps_grid * l2_scale (fractions of the range)
     g_bn: BatchNormMode = BatchNormMode.BATCH
     seed: int = 0

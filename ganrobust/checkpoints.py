@@ -239,13 +239,12 @@ def _latent_shape(G: nn.Module) -> tuple[int, ...]:
 def run_models(run_dir: Path) -> tuple[nn.Module, nn.Module, dict[str, Any]]:
     """Fresh G and D built from a run's manifest (the architecture references the hook wrote),
     and the manifest itself."""
-    manifest_path = run_dir / "manifest.json"
+    from ganrobust.runs import read_manifest
+
     try:
-        manifest = json.loads(manifest_path.read_text())
-    except FileNotFoundError:
-        raise CheckpointError(f"{run_dir} is not a ganrobust run (no manifest.json) and holds no checkpoint.pt") from None
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{manifest_path} is not valid JSON ({err.msg})") from None
+        manifest = read_manifest(run_dir)
+    except ValueError as err:
+        raise CheckpointError(f"{err}; and there is no checkpoint.pt") from None
     models = manifest.get("models") or {}
     refs = [models.get("generator") or {}, models.get("discriminator") or {}]
     if any(ref.get("kwargs") is None or not ref.get("class") for ref in refs):

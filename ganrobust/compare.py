@@ -32,6 +32,7 @@ from torch import nn
 from ganrobust.attacks.robustness_curve import robustness_curve
 from ganrobust.audit import generate
 from ganrobust.checkpoints import CheckpointError, LoadedGAN, load_gan
+from ganrobust.config import EPS_GRID
 from ganrobust.conventions import BatchNormMode, ScoreKind
 from ganrobust.data import BUILTIN, Dataset, eight_gaussians, load_dataset
 from ganrobust.module_state import preserved_rng
@@ -53,7 +54,7 @@ class CompareConfig:
     quality_samples: int = 2000      # generated samples per quality score (images: capped by the reference set)
     robustness_samples: int = 64     # samples attacked per direction per point
     eps: float = 8 / 255             # budget of the reported success rate (fraction of the range)
-    eps_grid: tuple[float, ...] = (0.5 / 255, 1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255)
+    eps_grid: tuple[float, ...] = EPS_GRID
     classifier_steps: int = 300      # training steps of the feature-space classifier
     bn: BatchNormMode | None = None  # how D's BatchNorm scores; None: as each run recorded
     seed: int = 0
@@ -277,9 +278,7 @@ def _final(result: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _est(d: dict[str, Any] | None) -> Estimate | None:
-    if not d or not d.get("n") or d.get("value") is None:
-        return None
-    return Estimate(float(d["value"]), float(d["ci_low"]), float(d["ci_high"]), int(d["n"]))
+    return None if not d or not d.get("n") or d.get("value") is None else Estimate.from_dict(d)
 
 
 def _difference(base: dict[str, Any] | None, other: dict[str, Any] | None) -> dict[str, Any] | None:

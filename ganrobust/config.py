@@ -10,6 +10,10 @@ from typing import Any
 from ganrobust.conventions import BatchNormMode, Norm, ScoreKind
 
 
+# the linf budgets (fractions of the data range) of every robustness curve: audit and compare
+EPS_GRID: tuple[float, ...] = (0.5 / 255, 1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255)
+
+
 @dataclass(frozen=True)
 class WatchConfig:
     """What the hook measures, how often, and what it keeps.

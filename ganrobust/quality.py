@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -134,6 +135,11 @@ class FeatureSpace:
     reference_labels: torch.Tensor
     floor_set: torch.Tensor      # other held-out real samples: the perfect generator's stand-in
 
+    @cached_property
+    def reference_features(self) -> np.ndarray:
+        """Features of the reference set, embedded once for every score against it."""
+        return self.embed(self.reference)[0]
+
     @property
     def max_samples(self) -> int:
         """The largest sample count at which runs and the floor are scored alike."""
@@ -188,13 +194,14 @@ def image_quality(space: FeatureSpace, samples: torch.Tensor, *, seed: int = 0) 
     """Fréchet distance of generated ``samples`` to the held-out real set, with its floor and class histogram."""
     if not torch.isfinite(samples).all():
         raise ValueError("the generator produced NaN or inf samples; quality is undefined")
-    real, _ = space.embed(space.reference)
+    real = space.reference_features
     fake, predicted = space.embed(samples)
     counts = np.bincount(predicted, minlength=space.classes)
     real_counts = np.bincount(space.reference_labels.numpy(), minlength=space.classes)
     return {"measure": "frechet", "n": len(samples), "n_real": len(real),
             "frechet": frechet_estimate(real, fake, seed=seed).to_dict(),
             "class_counts": counts.tolist(), "real_class_counts": real_counts.tolist(),
+            # a class counts as covered with at least a tenth of its balanced share of the samples
             "classes_covered": int((counts >= max(1, math.ceil(0.1 * len(samples) / space.classes))).sum()),
             "classes": space.classes}
 
@@ -205,6 +212,6 @@ def real_floor(space: FeatureSpace, n: int, *, seed: int = 0) -> Estimate:
     this sample count — the estimator's own bias, the floor every run is read against."""
     if n > len(space.floor_set):
         raise ValueError(f"the floor needs n <= {len(space.floor_set)} real samples, got {n}")
-    real, _ = space.embed(space.reference)
+    real = space.reference_features
     other, _ = space.embed(space.floor_set[:n])
     return frechet_estimate(real, other, seed=seed)

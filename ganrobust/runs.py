@@ -101,8 +101,7 @@ class StepRecord:
     persists: Estimate | None = None
 
     def estimate(self, key: str, batch: str = "probe") -> Estimate:
-        d = self.raw[batch][key]
-        return Estimate(*(float("nan") if d[k] is None else float(d[k]) for k in ("value", "ci_low", "ci_high")), int(d["n"]))
+        return Estimate.from_dict(self.raw[batch][key])
 
     @property
     def aar(self) -> Estimate:
@@ -140,11 +139,8 @@ class Run:
         return load_file(str(self.dir / "probes.safetensors"))["z"]
 
 
-def read_run(run_dir: str | os.PathLike[str]) -> Run:
-    """Read a run directory, tolerating a run that was killed mid-write.
-
-    Raises ValueError (with the fix) for a missing or unreadable manifest or an unknown schema.
-    """
+def read_manifest(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """A run's manifest; ValueError (with the fix) when it is missing, unreadable or of an unknown schema."""
     path = Path(run_dir)
     manifest_path = path / "manifest.json"
     if not manifest_path.exists():
@@ -157,6 +153,16 @@ def read_run(run_dir: str | os.PathLike[str]) -> Run:
     if schema not in SUPPORTED_SCHEMAS:
         raise ValueError(f"{path} has run schema {schema!r}; this ganrobust reads {', '.join(SUPPORTED_SCHEMAS)} — "
                          f"upgrade ganrobust to read it")
+    return manifest
+
+
+def read_run(run_dir: str | os.PathLike[str]) -> Run:
+    """Read a run directory, tolerating a run that was killed mid-write.
+
+    Raises ValueError (with the fix) for a missing or unreadable manifest or an unknown schema.
+    """
+    path = Path(run_dir)
+    manifest = read_manifest(path)
     problems: list[str] = []
     if manifest.get("status") == "stopped":
         problems.append(f"the run was stopped by an error in the training loop ({manifest.get('stopped_by')})")
@@ -169,9 +175,7 @@ def read_run(run_dir: str | os.PathLike[str]) -> Run:
         if kind == "step":
             records[int(obj["step"])] = StepRecord(int(obj["step"]), obj)
         elif kind == "persists" and int(obj["step"]) in records:
-            p = obj["persists"]
-            records[int(obj["step"])].persists = Estimate(
-                float("nan") if p["value"] is None else p["value"], p["ci_low"], p["ci_high"], p["n"])
+            records[int(obj["step"])].persists = Estimate.from_dict(obj["persists"])
     return Run(path, manifest, [records[k] for k in sorted(records)], problems)
 
 

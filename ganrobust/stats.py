@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -22,6 +22,14 @@ class Estimate:
 
     def to_dict(self) -> dict[str, float | int]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Estimate":
+        """The inverse of :meth:`to_dict` after a JSON round trip (NaN as None, ±inf as "inf"/"-inf")."""
+        def number(v: Any) -> float:
+            return math.nan if v is None else float(v)
+
+        return cls(number(d["value"]), number(d["ci_low"]), number(d["ci_high"]), int(d["n"]))
 
     def __str__(self) -> str:
         if self.n == 0:
