@@ -27,7 +27,9 @@ class AttackResult:
     ``success`` is re-checked by ganrobust's own scorer on the returned inputs, whatever the
     backend claimed; failed samples are returned unperturbed (``x_adv == x``). Samples
     already on the target side before the attack (``clean_crossed``) are not attacked and
-    are excluded from :attr:`success_rate`.
+    are excluded from :attr:`success_rate`; so are samples outside the call's ``active`` mask
+    (they stay in the batch, unperturbed, so that batch statistics are those of the whole
+    scored batch; their ``success`` is False and their ``norms`` NaN).
     """
 
     x_adv: torch.Tensor            # (B, ...) perturbed inputs, inside the bounds
@@ -46,10 +48,13 @@ class AttackResult:
     backend: str = "native"
     loss: str = "margin"           # what the backend differentiated
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    active: torch.Tensor | None = None  # (B,) bool: the samples the call asked to attack (None: all)
 
     @property
     def attacked(self) -> torch.Tensor:
-        return ~self.clean_crossed
+        """Samples that were attacked: asked for (``active``) and not already crossed."""
+        mask = ~self.clean_crossed
+        return mask if self.active is None else mask & self.active
 
     @property
     def success_rate(self) -> Estimate:
@@ -108,7 +113,12 @@ class Attack:
         eps: float | torch.Tensor | None = None,
         direction: DirectionLike = Direction.FAKE_TO_REAL,
         seed: int = 0,
+        active: torch.Tensor | None = None,
     ) -> AttackResult:
+        """Attack ``x`` (B, ...). ``active`` (B,) bool selects the samples to attack; the others
+        stay in the batch unperturbed. Under batch statistics (``bn='batch'``) a sample's score
+        depends on its batch, so attack the whole scored batch with a mask rather than a slice:
+        then every score inside the attack comes from the decision function that classified it."""
         if not isinstance(scorer, Scorer):
             raise ValueError(f"expected a ganrobust.Scorer, got {type(scorer).__name__}; wrap D with Scorer(D)")
         direction = Direction(direction)
@@ -123,16 +133,22 @@ class Attack:
         with torch.no_grad():
             s_clean = scorer(x)
         crossed = direction.crossed(s_clean, tau)
+        if active is not None:
+            if not isinstance(active, torch.Tensor) or active.shape != (x.shape[0],):
+                got = tuple(active.shape) if isinstance(active, torch.Tensor) else type(active).__name__
+                raise ValueError(f"expected active as a bool mask of shape ({x.shape[0]},), got {got}")
+            active = active.to(device=x.device, dtype=torch.bool)
+        skip = crossed if active is None else crossed | ~active
         # native searches run on a frozen (channels-last) copy; clean scores and the final
         # verification use the user's scorer, so success is defined by their D exactly
         work, x_work = scorer.for_attack(x) if self.backend == "native" else (scorer, x)
         x_adv, iterations, result_diagnostics = self.run(
-            work, x_work, eps_data, direction, crossed, generator, seed)
+            work, x_work, eps_data, direction, skip, generator, seed)
         if x_adv.shape != x.shape:
             raise RuntimeError(f"{self!r} returned shape {tuple(x_adv.shape)} for inputs of shape {tuple(x.shape)}")
         x_adv = scorer.bounds.clamp(x_adv.detach()).contiguous()
         if self.minimum_norm and self.backend == "native":
-            x_adv = settle(scorer, x, x_adv, direction, ~crossed & (x_adv != x).flatten(1).any(1))
+            x_adv = settle(scorer, x, x_adv, direction, ~skip & (x_adv != x).flatten(1).any(1))
         with torch.no_grad():
             s_adv = scorer(x_adv)
         success = direction.crossed(s_adv, tau)
@@ -146,20 +162,25 @@ class Attack:
                     f"{self!r} returned {int(over.sum())} perturbation(s) beyond the budget; "
                     f"they were counted as failures"))
             success = success & ~over
-        # samples already crossed are returned as they are, with norm 0
+        # samples already crossed are returned as they are, with norm 0; samples outside
+        # ``active`` unperturbed, not successful, with norm NaN (not measured)
         success = torch.where(crossed, torch.ones_like(success), success)
-        keep = success & ~crossed
+        if active is not None:
+            success = success & (active | crossed)
+        keep = success & ~skip
         x_adv = torch.where(_expand(keep, x), x_adv, x)
         s_adv = torch.where(keep, s_adv, s_clean)
         norms = torch.where(keep, norms, torch.zeros_like(norms))
         if self.minimum_norm:
             norms = torch.where(success, norms, torch.full_like(norms, math.inf))
+        if active is not None:
+            norms = torch.where(active | crossed, norms, torch.full_like(norms, math.nan))
         return AttackResult(
             x_adv=x_adv, success=success, clean_crossed=crossed, scores_clean=s_clean,
             scores_adv=s_adv, norms=norms, iterations=iterations.to(torch.long),
             eps=eps_data, norm=self.norm, direction=direction, bounds=scorer.bounds,
             attack=repr(self), backend=self.backend, loss=self.loss,
-            diagnostics=result_diagnostics,
+            diagnostics=result_diagnostics, active=active,
         )
 
     def _budget(self, eps: float | torch.Tensor | None, x: torch.Tensor, bounds: Bounds) -> torch.Tensor | None:

@@ -1,8 +1,11 @@
 """How third-party attack libraries see a discriminator: a two-logit classifier, sandboxed.
 
-The adapter returns ``[0, ±(s − tau)]`` with label 0 = "not yet flipped"; an untargeted
-attack on it flips the decision, and its cross-entropy is ``softplus(±(s − tau))`` — the
-non-saturating GAN loss. Every backend call runs in :func:`sandbox`: on a frozen deep copy
+The adapter returns ``[0, m]``, ``m = ±(s − tau)``, with label 0 = "not yet flipped"; an
+untargeted attack on it flips the decision. Its cross-entropy is ``softplus(m)``, which the
+attack *ascends*: that is the **saturating** (minimax) GAN objective, not the non-saturating
+one — its gradient ``σ(m)·∇m`` vanishes exactly where a sample is far from flipping
+(``m ≪ 0``), which is why a saturated discriminator masks cross-entropy backends (DESIGN.md:
+attack the margin, not a cross-entropy). Every backend call runs in :func:`sandbox`: on a frozen deep copy
 of D (no parameter of the user's module is touched, no ``.grad`` appears), in scoring state
 (eval mode; BatchNorm as the scorer says), with Python, NumPy and torch RNG states saved and
 restored (torchattacks APGD/FAB reseed the global RNG) and the backend seeded from the call.

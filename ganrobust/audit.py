@@ -4,13 +4,20 @@ arguments, sweep D's robustness. Pure computation: returns a report dict, writes
 Odena's arguments why accidental attacks may be rare, each turned into a number:
 
 1. *One step* — G takes one gradient step before D moves, attacks take tens. Replay
-   k = 1..K generator steps against the frozen D_t and compare the flip rate after k steps
-   with the PGD iterations (at the same linf budget) that reach the same flip rate.
+   k = 1..K generator steps against the frozen D_t and set each against PGD under the *same*
+   budget: the AAR after k steps (flips with ‖p‖∞ <= eps) against linf PGD held to eps, and
+   the flip rate after k steps (no norm limit) against linf PGD held to each sample's own
+   ‖p_k‖∞ (for k = 1 and k = K) — the iterations PGD needs to match each.
 2. *New batch* — each G step uses a new batch of z. Compare the update's flip rate and AAR on
-   the batch it was optimised on with fresh held-out latents.
+   the batch it was optimised on with fresh held-out latents (the difference with its MOVER
+   interval decides "significant").
 3. *Parameter space* — G moves θ, not pixels. A parameter-space attack (one step of size
-   ``‖θ' − θ‖₂`` along ``∇_θ mean D(G_θ(Z))``) against the real update and against pixel-space
-   L2 PGD at the same pixel norm.
+   ``‖θ' − θ‖₂`` along ``∇_θ mean D(G_θ(Z_train))``, ascending on the *training batch* as the
+   real update did, scored on the held-out probes) against the real update and against
+   pixel-space L2 PGD at the same pixel norm.
+
+Under batch statistics (``bn='batch'``) every attack runs on the whole scored batch with an
+``active`` mask, so each sample's clean score inside an attack is the score that classified it.
 """
 
 from __future__ import annotations
@@ -26,16 +33,17 @@ from torch import nn
 from ganrobust.attacks.projected_gradient_descent import pgd
 from ganrobust.attacks.robustness_curve import robustness_curve
 from ganrobust.config import EPS_GRID
-from ganrobust.conventions import BatchNormMode, Direction, Norm
+from ganrobust.conventions import BatchNormMode, Direction, Norm, ScoreKind
 from ganrobust.measure import measure_update
 from ganrobust.attacks.minimum_norm import MinimumNormAttack
 from ganrobust.diagnostics import Diagnostic, diagnose_scorer
 from ganrobust.module_state import evaluation_state, preserved_rng
 from ganrobust.scorer import Scorer
-from ganrobust.stats import median_ci, wilson
+from ganrobust.stats import Estimate, median_ci, mover_difference, wilson
 
 REPORT_SCHEMA = "ganrobust.report/1"
 G_LOSSES = ("ns", "bce", "hinge", "wasserstein")
+D_LOSSES = ("ns", "hinge", "wgan")
 OPTIMIZERS = {"Adam": torch.optim.Adam, "AdamW": torch.optim.AdamW, "SGD": torch.optim.SGD,
               "RMSprop": torch.optim.RMSprop}
 
@@ -48,6 +56,8 @@ class AuditConfig:
     k_steps: int = 10               # argument 1: replayed steps
     pgd_iterations: int = 50        # argument 1: PGD iterations tracked
     g_loss: str = "ns"
+    d_loss: str = "ns"              # D's own loss, for the robust copy's fine-tuning: ns | hinge | wgan
+    d_clip: float | None = None     # WGAN weight clipping after each fine-tuning step (the run's own)
     g_lr: float = 2e-4
     g_betas: tuple[float, float] = (0.5, 0.999)
     efficiency_steps: int = 10
@@ -60,6 +70,10 @@ class AuditConfig:
     def __post_init__(self) -> None:
         if self.g_loss not in G_LOSSES:
             raise ValueError(f"expected --g-loss among {G_LOSSES}, got {self.g_loss!r}")
+        if self.d_loss not in D_LOSSES:
+            raise ValueError(f"expected a D loss among {D_LOSSES}, got {self.d_loss!r}")
+        if self.d_clip is not None and not self.d_clip > 0:
+            raise ValueError(f"expected a positive d_clip (WGAN weight clipping), got {self.d_clip}")
         for name in ("n_probes", "batch", "k_steps", "pgd_iterations"):
             if getattr(self, name) < 1:
                 raise ValueError(f"expected {name} >= 1, got {getattr(self, name)}")
@@ -149,12 +163,14 @@ def _rates(summary: dict[str, Any]) -> dict[str, Any]:
 def finetune_robust_d(D: nn.Module, G: nn.Module, real: torch.Tensor, *, steps: int, latent_shape: tuple[int, ...],
                       cfg: AuditConfig, bounds: tuple[float, float], lr: float = 2e-4) -> nn.Module:
     """An adversarially trained copy of D: ``steps`` Adam steps of the PGD robust loss
-    (ganrobust.robust, both directions, eps = the audit's eps) against G's samples and ``real``."""
+    (ganrobust.robust, both directions, eps = the audit's eps) against G's samples and ``real``,
+    with the run's own D loss (``cfg.d_loss``: a critic keeps the Wasserstein loss and its
+    weight clipping ``cfg.d_clip``; it is not turned into a non-saturating classifier)."""
     from ganrobust.robust import RobustDLoss
 
     robust = copy.deepcopy(D).train().requires_grad_(True)
     opt = torch.optim.Adam(robust.parameters(), lr=lr, betas=(0.5, 0.999))
-    loss_fn = RobustDLoss(method="pgd", eps=cfg.eps, steps=5, bounds=bounds, seed=cfg.seed)
+    loss_fn = RobustDLoss(method="pgd", eps=cfg.eps, steps=5, loss=cfg.d_loss, bounds=bounds, seed=cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed + 2)
     device = next(robust.parameters()).device
     for _ in range(steps):
@@ -164,6 +180,10 @@ def finetune_robust_d(D: nn.Module, G: nn.Module, real: torch.Tensor, *, steps: 
         opt.zero_grad(set_to_none=True)
         loss_fn(robust, real[idx].to(device), fake).backward()
         opt.step()
+        if cfg.d_clip is not None:
+            with torch.no_grad():
+                for p in robust.parameters():
+                    p.clamp_(-cfg.d_clip, cfg.d_clip)
     return robust.eval()
 
 
@@ -207,36 +227,40 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
                             min_norm=min_norm, min_norm_probes=cfg.min_norm_probes, seed=cfg.seed)
 
     tick("argument 1: one step")
-    fake = update.samples["fake"]
+    fake_t = torch.from_numpy(update.samples["fake"]).to(device)
+    xs_k = [generate(Gk, Z, cfg.g_bn) for Gk in steps]
     one_step = []
-    for k, Gk in enumerate(steps, 1):
-        xk = generate(Gk, Z, cfg.g_bn)
+    for k, xk in enumerate(xs_k, 1):
         m = measure_update(scorer, x, xk, eps=cfg.eps, efficiency_steps=0, noise_draws=0)
         one_step.append({"k": k, "flip_rate": m.summary["flip_rate"], "aar": m.summary["aar"],
                          "linf": m.summary["linf"]})
-    x_fake = x[torch.from_numpy(fake).to(device)]
-    pgd_curve: list[dict[str, Any]] = []
-    if x_fake.shape[0]:
-        work = scorer.frozen()
-        eps_data = torch.full((x_fake.shape[0],), scorer.bounds.to_data(cfg.eps), device=device)
-        _, iters, ok = pgd(work, x_fake, eps_data, norm=Norm.LINF, direction=Direction.FAKE_TO_REAL,
-                           steps=cfg.pgd_iterations, rel_stepsize=0.1, random_start=False, early_stop=True,
-                           generator=torch.Generator(device=device).manual_seed(cfg.seed))
-        for t in range(cfg.pgd_iterations + 1):
-            pgd_curve.append({"iterations": t, "flip_rate": wilson(int((ok & (iters <= t)).sum()), len(ok)).to_dict()})
-        for row in one_step:
-            target = row["flip_rate"]["value"]
-            reach = next((r["iterations"] for r in pgd_curve if r["flip_rate"]["value"] >= target), None)
-            row["pgd_iterations_for_same_flip_rate"] = reach if target and target > 0 else 0
+    # like with like: the AAR (flips with linf <= eps) against PGD held to eps; the flip rate
+    # (no norm limit) against PGD held to each sample's own ||p_k||_inf, for k = 1 and k = K
+    pgd_curve = _pgd_iteration_curve(scorer, x, fake_t, torch.full_like(fake_t, scorer.bounds.to_data(cfg.eps),
+                                                                        dtype=x.dtype), cfg)
+    own_budget: list[dict[str, Any]] = []
+    for k in sorted({1, len(xs_k)}):
+        own = Norm.LINF.of(xs_k[k - 1] - x)
+        curve = _pgd_iteration_curve(scorer, x, fake_t & (own > 0), own.clamp_min(1e-12), cfg, n=int(fake_t.sum()))
+        own_budget.append({"k": k, "pgd": curve})
+    by_k = {row["k"]: row["pgd"] for row in own_budget}
+    for row in one_step:
+        row["pgd_iterations_for_same_aar"] = _iterations_to_reach(pgd_curve, row["aar"])
+        row["pgd_iterations_for_same_flip_rate"] = (_iterations_to_reach(by_k[row["k"]], row["flip_rate"])
+                                                    if row["k"] in by_k else None)
 
     tick("argument 2: new batch")
     xt, xt_next = generate(G, Z_train, cfg.g_bn), generate(steps[0], Z_train, cfg.g_bn)
     trained_on = measure_update(scorer, xt, xt_next, eps=cfg.eps, efficiency_steps=cfg.efficiency_steps, seed=cfg.seed)
     new_batch = {"trained_batch": _rates(trained_on.summary), "fresh_latents": _rates(update.summary),
-                 "n_trained": cfg.batch, "n_fresh": cfg.n_probes}
+                 "n_trained": cfg.batch, "n_fresh": cfg.n_probes,
+                 "difference": {key: _difference(trained_on.summary[key], update.summary[key])
+                                for key in ("flip_rate", "aar")}}
 
     tick("argument 3: parameter space")
-    attacked = param_space_attack(G, scorer, Z, update_size, cfg.g_bn)
+    # the attack ascends on the batch the real update was computed on (Z_train), and both are
+    # scored on the held-out probes: argument 3 alone, not mixed with argument 2's new batch
+    attacked = param_space_attack(G, scorer, Z_train, update_size, cfg.g_bn)
     x_param = generate(attacked, Z, cfg.g_bn)
     param = measure_update(scorer, x, x_param, eps=cfg.eps, efficiency_steps=cfg.efficiency_steps, seed=cfg.seed)
     l2_param = torch.from_numpy(param.samples["l2"]).to(device)
@@ -245,7 +269,8 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
                       steps=cfg.efficiency_steps, rel_stepsize=2.5 / cfg.efficiency_steps, random_start=False,
                       early_stop=False, generator=torch.Generator(device=device).manual_seed(cfg.seed), active=moved)
     pixel = measure_update(scorer, x, x_pix, eps=cfg.eps, efficiency_steps=0, seed=cfg.seed)
-    param_space = {"update_size_theta": update_size, "real_update": _rates(update.summary),
+    param_space = {"update_size_theta": update_size, "attacked_on": "training batch (Z_train), scored on probes Z",
+                   "real_update": _rates(update.summary),
                    "parameter_attack": _rates(param.summary), "pixel_pgd_same_norm": _rates(pixel.summary)}
 
     tick("robustness sweep")
@@ -279,7 +304,10 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
         tick("fine-tuning a robust D")
         D_rob = finetune_robust_d(D, G, real, steps=robust_d_steps, latent_shape=latent_shape, cfg=cfg,
                                   bounds=(scorer.bounds.lo, scorer.bounds.hi))
-        rob_scorer = Scorer(D_rob, **{**scorer_options, "tau": scorer.tau})
+        rob_scorer = Scorer(D_rob, **scorer_options)
+        if rob_scorer.kind is ScoreKind.CRITIC and scorer_options.get("tau") is None:
+            # a critic's threshold belongs to its own snapshot: calibrated on the robust copy
+            rob_scorer = rob_scorer.calibrate(real[: cfg.n_probes].to(device), x)
         same = measure_update(rob_scorer, x, x_next, eps=cfg.eps, efficiency_steps=cfg.efficiency_steps,
                               min_norm=min_norm, min_norm_probes=cfg.min_norm_probes, seed=cfg.seed)
         rows = []
@@ -289,8 +317,12 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
         real_probe = real[: cfg.n_probes].to(device)
         accuracy = {which: wilson(int((sc.score(real_probe) >= sc.tau).sum()), real_probe.shape[0]).to_dict()
                     for which, sc in (("standard", scorer), ("robust", rob_scorer))}
-        robust_d = {"steps": robust_d_steps, "real_called_real": accuracy, "method": f"pgd linf eps={cfg.eps:.4g}, 5 steps, both directions",
-                    "standard": _rates(update.summary), "robust": _rates(same.summary), "robustness": rows}
+        robust_d = {"steps": robust_d_steps, "real_called_real": accuracy,
+                    "method": f"pgd linf eps={cfg.eps:.4g}, 5 steps, both directions, {cfg.d_loss} loss",
+                    "tau": {"standard": scorer.tau, "robust": rob_scorer.tau},
+                    "standard": _rates(update.summary), "robust": _rates(same.summary), "robustness": rows,
+                    "difference": {key: _difference(same.summary[key], update.summary[key])
+                                   for key in ("flip_rate", "aar")}}
 
     return {
         "robust_d": robust_d,
@@ -319,6 +351,41 @@ def _pgd_within(scorer: Scorer, x: torch.Tensor, x_next: torch.Tensor, cfg: Audi
     return out
 
 
+def _pgd_iteration_curve(scorer: Scorer, x: torch.Tensor, active: torch.Tensor, eps_data: torch.Tensor,
+                         cfg: AuditConfig, n: int | None = None) -> list[dict[str, Any]]:
+    """Share of the ``active`` samples that linf PGD (per-sample budgets ``eps_data``, data
+    units) has flipped after t = 0..T iterations, over ``n`` samples (default: the active ones).
+    The whole scored batch is attacked with a mask, so batch statistics stay those that scored it."""
+    n = int(active.sum()) if n is None else n
+    if not n:
+        return []
+    _, iters, ok = pgd(scorer.frozen(), x, eps_data, norm=Norm.LINF, direction=Direction.FAKE_TO_REAL,
+                       steps=cfg.pgd_iterations, rel_stepsize=0.1, random_start=False, early_stop=True,
+                       generator=torch.Generator(device=x.device).manual_seed(cfg.seed), active=active)
+    ok = ok & active
+    return [{"iterations": t, "flip_rate": wilson(int((ok & (iters <= t)).sum()), n).to_dict()}
+            for t in range(cfg.pgd_iterations + 1)]
+
+
+def _iterations_to_reach(curve: list[dict[str, Any]], target: dict[str, Any]) -> int | None:
+    """PGD iterations whose flip rate first reaches ``target``'s value (0 for a zero target;
+    None when PGD never reaches it within the curve)."""
+    value = target.get("value")
+    if not curve or value is None or value != value:
+        return None
+    if value <= 0:
+        return 0
+    return next((r["iterations"] for r in curve if r["flip_rate"]["value"] >= value - 1e-12), None)
+
+
+def _difference(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any] | None:
+    """``a − b`` of two independent rates with its MOVER 95% interval (Newcombe's method 10)."""
+    if not a.get("n") or not b.get("n"):
+        return None
+    d = mover_difference(Estimate.from_dict(a), Estimate.from_dict(b))
+    return {**d.to_dict(), "significant": bool(d.ci_low > 0 or d.ci_high < 0)}
+
+
 def _grad_norms(scorer: Scorer, x: torch.Tensor) -> dict[str, float | int]:
     _, _, g = scorer.margin_grad(x, Direction.FAKE_TO_REAL)
     return median_ci(g.reshape(g.shape[0], -1).norm(dim=1).cpu().numpy()).to_dict()
@@ -330,38 +397,72 @@ def config_dict(cfg: AuditConfig) -> dict[str, Any]:
     return out
 
 
+def _pct(est: dict[str, Any]) -> str:
+    return f"{est['value']:.1%} [{est['ci_low']:.1%}, {est['ci_high']:.1%}]"
+
+
+def _iters(n: int | None, total: int) -> str:
+    return f"{n} iteration(s)" if n is not None else f"more than {total} iterations (not reached)"
+
+
+def _significance(d: dict[str, Any] | None) -> str:
+    if not d:
+        return "no difference can be estimated (no fake-classified probe on one side)"
+    verdict = "a significant difference" if d["significant"] else "no significant difference"
+    return f"{verdict} (difference {d['value']:+.1%} [{d['ci_low']:+.1%}, {d['ci_high']:+.1%}], 95% MOVER interval)"
+
+
 def verdicts(report: dict[str, Any]) -> dict[str, str]:
     """One sentence per argument, computed from the numbers."""
     out = {}
-    steps = report["odena"]["one_step"]["steps"]
-    first, last = steps[0]["flip_rate"], steps[-1]["flip_rate"]
-    flipping = next((row for row in steps if row["flip_rate"]["value"] and row["flip_rate"]["value"] > 0), None)
-    sentence = (f"one replayed generator step flips {first['value']:.1%} of fake-classified probes "
-                f"[{first['ci_low']:.1%}, {first['ci_high']:.1%}]; {len(steps)} steps flip {last['value']:.1%}")
-    if flipping is not None and flipping.get("pgd_iterations_for_same_flip_rate") is not None:
-        sentence += (f"; the first flips appear after {flipping['k']} step(s) ({flipping['flip_rate']['value']:.1%}), "
-                     f"a rate linf PGD at the same budget reaches in {flipping['pgd_iterations_for_same_flip_rate']} "
-                     f"iteration(s)")
-    out["one_step"] = sentence
+    one = report["odena"]["one_step"]
+    steps = one["steps"]
+    total = len(one.get("pgd") or []) - 1
+    first, last = steps[0], steps[-1]
+    if not first["flip_rate"].get("n"):
+        out["one_step"] = "no probe is classified fake: there is nothing for an update to flip"
+    else:
+        sentence = (f"one replayed generator step flips {_pct(first['flip_rate'])} of fake-classified probes, "
+                    f"{_pct(first['aar'])} within linf <= eps (AAR); {len(steps)} steps flip {last['flip_rate']['value']:.1%} "
+                    f"(AAR {last['aar']['value']:.1%})")
+        if "pgd_iterations_for_same_aar" in first:
+            sentence += (f". Linf PGD held to eps reaches the one-step AAR in "
+                         f"{_iters(first['pgd_iterations_for_same_aar'], total)}; PGD held to each probe's own "
+                         f"update size ||p||_inf reaches the one-step flip rate in "
+                         f"{_iters(first.get('pgd_iterations_for_same_flip_rate'), total)}")
+        out["one_step"] = sentence
     nb = report["odena"]["new_batch"]
     a, b = nb["trained_batch"]["flip_rate"], nb["fresh_latents"]["flip_rate"]
-    overlap = not (a["ci_low"] > b["ci_high"] or b["ci_low"] > a["ci_high"])
+    diff = (nb.get("difference") or {}).get("flip_rate")
+    if "difference" not in nb:  # a report written before differences were stored
+        diff = _difference(a, b)
     out["new_batch"] = (f"flip rate {a['value']:.1%} on the batch the step was optimised on vs {b['value']:.1%} on fresh "
-                        f"latents: {'no significant difference' if overlap else 'a significant difference'} (95% intervals)")
+                        f"latents: {_significance(diff)}")
     ps = report["odena"]["param_space"]
+    mixed = "" if ps.get("attacked_on") else " (this report's attack ascended on the probes themselves, so argument 2 is mixed in)"
     out["param_space"] = (f"at the update's parameter norm, a parameter-space attack flips "
                           f"{ps['parameter_attack']['flip_rate']['value']:.1%}, the real update "
                           f"{ps['real_update']['flip_rate']['value']:.1%}, pixel PGD at the same pixel norm "
-                          f"{ps['pixel_pgd_same_norm']['flip_rate']['value']:.1%}")
+                          f"{ps['pixel_pgd_same_norm']['flip_rate']['value']:.1%}{mixed}")
+    rob = report.get("robust_d")
+    if rob and rob.get("difference"):
+        out["robust_d"] = (f"the same update flips {rob['robust']['flip_rate']['value']:.1%} of the probes an adversarially "
+                           f"fine-tuned D calls fake vs {rob['standard']['flip_rate']['value']:.1%} for the checkpoint's D: "
+                           f"{_significance(rob['difference']['flip_rate'])}")
     return out
 
 
 def audit_snapshot(G_before: nn.Module, G_after: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any],
-                   Z: torch.Tensor, cfg: AuditConfig) -> dict[str, Any]:
+                   Z: torch.Tensor, cfg: AuditConfig, real: torch.Tensor | None = None) -> dict[str, Any]:
     """One persisted step of a watched run: the exact recorded update against the exact D
-    snapshot, and D's linf fake->real robustness curve at that step."""
+    snapshot, and D's linf fake->real robustness curve at that step. A critic's threshold is
+    calibrated on this snapshot (``real`` and the step's own samples), never carried over."""
     scorer = Scorer(D, **scorer_options)
     x, x_next = generate(G_before, Z, cfg.g_bn), generate(G_after, Z, cfg.g_bn)
+    if scorer.kind is ScoreKind.CRITIC and scorer_options.get("tau") is None:
+        if real is None:
+            raise ValueError("a critic D needs real samples to calibrate tau at each snapshot: pass --data")
+        scorer = scorer.calibrate(real[: Z.shape[0]].to(x.device), x)
     m = measure_update(scorer, x, x_next, eps=cfg.eps, efficiency_steps=cfg.efficiency_steps,
                        min_norm=MinimumNormAttack(norm=Norm.LINF, bisection_steps=6),
                        min_norm_probes=cfg.min_norm_probes, seed=cfg.seed)

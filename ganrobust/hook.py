@@ -285,7 +285,7 @@ class Watcher:
                     self._tb.add_scalar(f"ganrobust/{key}", value, step)
             self._tb.flush()
         self._measured += 1
-        self._pending = {"step": step, "x_next": x_next, "flip": probe.samples["flip"], "tau": scorer.tau}
+        self._pending = {"step": step, "x_next": x_next, "flip": probe.samples["flip"]}
 
     def _resolve_persists(self, snapshot: list[torch.Tensor]) -> None:
         pending, self._pending = self._pending, None
@@ -293,10 +293,15 @@ class Watcher:
         if self.d_steps_since == 0:  # D did not move: nothing to learn about persistence
             return
         self._shadow_d_view.load(snapshot)
-        with torch.no_grad():
-            s_later = self.scorer.score(pending["x_next"]).cpu().numpy()
+        scorer = self.scorer
+        x_next = pending["x_next"]
+        if self.config.kind is ScoreKind.CRITIC and self.config.tau is None:
+            # D_{t+1}'s own threshold: calibrated on this snapshot with the samples it now sees
+            # (G after the step), never D_t's carried over — a critic's scores drift freely
+            scorer = scorer.calibrate(self._real.to(x_next.device), x_next)
+        s_later = scorer.score(x_next).cpu().numpy()
         self.writer.append({"kind": "persists", "step": pending["step"], "d_steps": self.d_steps_since,
-                            "persists": persistence(s_later, pending["flip"], pending["tau"]).to_dict()})
+                            "tau": scorer.tau, "persists": persistence(s_later, pending["flip"], scorer.tau).to_dict()})
 
     def _persist(self, step: int, snapshot: list[torch.Tensor]) -> dict[str, str]:
         snap = self.writer.dir / "snapshots"
