@@ -332,22 +332,23 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
                     "eps_star": update.summary["eps_star"], "linf": update.summary["linf"],
                     "n": update.summary["n"], "n_fake": update.summary["n_fake"], "tau": scorer.tau},
         "update": update.summary,
-        "odena": {"one_step": {"steps": one_step, "pgd": pgd_curve}, "new_batch": new_batch, "param_space": param_space},
+        "odena": {"one_step": {"steps": one_step, "pgd": pgd_curve, "pgd_own_budget": own_budget}, "new_batch": new_batch, "param_space": param_space},
         "robustness": robustness,
         "robustness_summary": {"median_eps_star": eps_star, "clean_accuracy": clean, "input_gradient_norm": gradients},
         "diagnostics": diagnostics,
         "samples": update.samples,
-        "images": {"x": x[:8].cpu(), "x_next": x_next[:8].cpu(), "x_pgd": _pgd_within(scorer, x[:8], x_next[:8], cfg).cpu()},
+        "images": {"x": x[:8].cpu(), "x_next": x_next[:8].cpu(), "x_pgd": _pgd_within(scorer, x, x_next, cfg, first=8)[:8].cpu()},
     }
 
 
-def _pgd_within(scorer: Scorer, x: torch.Tensor, x_next: torch.Tensor, cfg: AuditConfig) -> torch.Tensor:
-    """L2 PGD within each update's own ‖p‖₂: the perturbation the update could have been."""
+def _pgd_within(scorer: Scorer, x: torch.Tensor, x_next: torch.Tensor, cfg: AuditConfig, first: int) -> torch.Tensor:
+    """L2 PGD within each update's own ‖p‖₂ for the ``first`` probes (attacked inside the whole
+    scored batch): the perturbation the update could have been."""
     l2 = Norm.L2.of(x_next - x)
     out, _, _ = pgd(scorer.frozen(), x, l2.clamp_min(1e-12), norm=Norm.L2, direction=Direction.FAKE_TO_REAL,
                     steps=max(cfg.efficiency_steps, 1), rel_stepsize=2.5 / max(cfg.efficiency_steps, 1),
                     random_start=False, early_stop=False, generator=torch.Generator(device=x.device).manual_seed(cfg.seed),
-                    active=l2 > 0)
+                    active=(l2 > 0) & (torch.arange(x.shape[0], device=x.device) < first))
     return out
 
 

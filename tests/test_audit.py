@@ -44,30 +44,72 @@ def test_replay_is_identical_to_a_step_taken_by_hand(trained) -> None:
     assert not torch.equal(next(G.parameters()), next(replayed.parameters()))  # the original is untouched
 
 
-def test_three_experiments_on_a_trained_dcgan(trained) -> None:
+def test_three_experiments_on_a_trained_dcgan(trained, monkeypatch) -> None:
+    import ganrobust.audit as audit_module
+
     result, _ = trained
     cfg = AuditConfig(n_probes=48, batch=16, k_steps=4, pgd_iterations=20, efficiency_steps=3, min_norm_probes=8,
                       eps_grid=(1 / 255, 4 / 255, 16 / 255))
     real = result.data.x[:48]
+    ascended_on = []
+    original_attack = audit_module.param_space_attack
+
+    def spy(G, scorer, z, size, bn):
+        ascended_on.append(z.clone())
+        return original_attack(G, scorer, z, size, bn)
+
+    monkeypatch.setattr(audit_module, "param_space_attack", spy)
     report = audit_gan(result.G, result.D, scorer_options={"bn": "batch"}, latent_shape=(16, 1, 1),
                        opt_state=result.opt_g.state_dict(), opt_class="Adam", cfg=cfg, real=real)
     steps = report["odena"]["one_step"]["steps"]
     assert [s["k"] for s in steps] == [1, 2, 3, 4]
-    flips = [s["flip_rate"]["value"] for s in steps]
-    assert flips[-1] >= flips[0]  # more steps against a frozen D flip at least as much
+    # k = 1 is the replayed update itself, measured through another path
+    assert steps[0]["flip_rate"] == report["update"]["flip_rate"] and steps[0]["aar"] == report["update"]["aar"]
+    n_fake = report["update"]["n_fake"]
     pgd = report["odena"]["one_step"]["pgd"]
-    assert [r["iterations"] for r in pgd] == list(range(21))
-    assert all(a["flip_rate"]["value"] <= b["flip_rate"]["value"] for a, b in zip(pgd, pgd[1:]))
+    assert [r["iterations"] for r in pgd] == list(range(21)) and all(r["flip_rate"]["n"] == n_fake for r in pgd)
+    own = report["odena"]["one_step"]["pgd_own_budget"]
+    assert [o["k"] for o in own] == [1, 4] and all(r["flip_rate"]["n"] == n_fake for o in own for r in o["pgd"])
+    assert "pgd_iterations_for_same_aar" in steps[1] and steps[1]["pgd_iterations_for_same_flip_rate"] is None
     nb = report["odena"]["new_batch"]
-    assert nb["n_trained"] == 16 and nb["fresh_latents"]["flip_rate"]["n"] <= 48
+    assert nb["n_trained"] == 16 and nb["fresh_latents"]["flip_rate"]["n"] == n_fake
+    d = nb["difference"]["flip_rate"]
+    assert d["value"] == pytest.approx(nb["trained_batch"]["flip_rate"]["value"] - nb["fresh_latents"]["flip_rate"]["value"])
+    assert d["ci_low"] <= d["value"] <= d["ci_high"] and d["significant"] == (d["ci_low"] > 0 or d["ci_high"] < 0)
+    # argument 3 ascends on the batch the real update used (16 latents), not on the 48 probes
+    (z_attack,) = ascended_on
+    assert z_attack.shape[0] == cfg.batch
     ps = report["odena"]["param_space"]
-    assert ps["update_size_theta"] > 0
+    assert ps["update_size_theta"] > 0 and ps["attacked_on"].startswith("training batch")
     # pixel PGD at the parameter attack's pixel norm is the pixel-space optimum: it flips at least as much
     assert ps["pixel_pgd_same_norm"]["flip_rate"]["value"] >= ps["parameter_attack"]["flip_rate"]["value"]
     rows = report["robustness"]
     assert {(r["norm"], r["direction"]) for r in rows} == {("linf", "fake->real"), ("l2", "fake->real"),
                                                           ("linf", "real->fake"), ("l2", "real->fake")}
     assert set(report["robustness_summary"]["input_gradient_norm"]) == {"fake", "real", "interpolated"}
+
+
+def test_argument_1_attacks_the_whole_scored_batch_under_batch_statistics(trained, monkeypatch) -> None:
+    """bn='batch': PGD's curve for argument 1 must attack the probes inside the batch that scored
+    them (with a mask), never the fake-only sub-batch, whose statistics make another D."""
+    from ganrobust.scorer import Scorer as ScorerClass
+
+    result, _ = trained
+    cfg = AuditConfig(n_probes=48, batch=16, k_steps=2, pgd_iterations=4, efficiency_steps=2, min_norm_probes=4,
+                      eps_grid=(4 / 255,))
+    seen: list[int] = []
+    original = ScorerClass.forward
+
+    def forward(self, x):
+        seen.append(x.shape[0])
+        return original(self, x)
+
+    monkeypatch.setattr(ScorerClass, "forward", forward)
+    report = audit_gan(result.G, result.D, scorer_options={"bn": "batch"}, latent_shape=(16, 1, 1),
+                       opt_state=result.opt_g.state_dict(), opt_class="Adam", cfg=cfg)
+    n_fake = report["update"]["n_fake"]
+    assert 0 < n_fake < 48  # a fake-only sub-batch would have another size
+    assert set(seen) <= {48, 16}  # the probes, the training batch: whole batches only
 
 
 def test_same_seed_same_numbers(trained) -> None:
