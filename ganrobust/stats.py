@@ -161,9 +161,9 @@ def mean_ci(values: Sequence[float] | np.ndarray, *, min_n: int = MIN_N) -> Esti
     mean = float(arr.mean())
     if n < max(min_n, 2):
         return _below_min(mean, n, max(min_n, 2))
-    s = float(arr.std(ddof=1))
-    if s == 0.0:
+    if arr.max() == arr.min():  # exact: the float std of identical values can be 1e-17 rather than 0
         return Estimate(mean, math.nan, math.nan, n, note=NO_VARIATION)
+    s = float(arr.std(ddof=1))
     half = float(_sp.t.ppf(0.975, n - 1)) * s / math.sqrt(n)
     return Estimate(mean, mean - half, mean + half, n)
 
@@ -189,6 +189,8 @@ def welch_difference(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.nd
     d = float(xa.mean() - xb.mean())
     if min(na, nb) < MIN_SEEDS:
         return _below_min(d, min(na, nb), MIN_SEEDS)
+    if xa.max() == xa.min() and xb.max() == xb.min():
+        return Estimate(d, math.nan, math.nan, min(na, nb), note=NO_VARIATION)
     va, vb = float(xa.var(ddof=1)) / na, float(xb.var(ddof=1)) / nb
     if va + vb == 0.0:
         return Estimate(d, math.nan, math.nan, min(na, nb), note=NO_VARIATION)
