@@ -9,6 +9,7 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -271,3 +272,75 @@ def test_watching_into_an_existing_run_refuses_and_keeps_it(ring_runs) -> None:
     assert (ring_runs[0] / "steps.jsonl").read_bytes() == before
     from torch.optim.optimizer import _global_optimizer_pre_hooks
     assert not _global_optimizer_pre_hooks  # nothing was left registered
+
+
+# -- arms of several seeds (issue 10) -------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def seeded_runs(tmp_path_factory) -> dict[str, list[Path]]:
+    root = tmp_path_factory.mktemp("arms")
+    out: dict[str, list[Path]] = {}
+    for method in ("standard", "pgd"):
+        for seed in (0, 1, 2):
+            cfg = TrainConfig(arch="mlp", data="8gaussians", steps=60, batch=64, nz=2, d_training=method, d_eps=0.05,
+                              lr=1e-3, betas=(0.5, 0.9), n_data=2000, seed=seed)
+            run = root / f"ring-{method}-s{seed}"
+            train(cfg, run_dir=run, watch_config=WatchConfig(every=5, snapshot_every=30, min_norm_every=2))
+            out.setdefault(method, []).append(run)
+    return out
+
+
+def test_compare_arms_average_over_seeds_with_intervals_and_rerenders(seeded_runs, tmp_path) -> None:
+    out = tmp_path / "arms"
+    args = ["compare", *[f"--arm={m}=" + ",".join(map(str, runs)) for m, runs in seeded_runs.items()],
+            "--out", str(out), "--quality-samples", "200", "--robustness-samples", "8"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert [a["name"] for a in report["arms"]] == ["standard", "pgd"] and [a["seeds"] for a in report["arms"]] == [3, 3]
+    assert report["arms"][0]["runs"] == ["ring-standard-s0", "ring-standard-s1", "ring-standard-s2"]
+    for arm in report["arms"]:
+        # independent of compare: each seed's mean AAR over its measured steps, read from steps.jsonl
+        per_seed = [np.mean([s.raw["probe"]["aar"]["value"] for s in read_run(d).steps if s.raw["probe"]["aar"]["n"]])
+                    for d in seeded_runs[arm["name"]]]
+        aar = arm["numbers"]["aar"]
+        assert aar["n"] == 3 and aar["value"] == pytest.approx(np.mean(per_seed))
+        if max(per_seed) > min(per_seed):
+            assert aar["ci_low"] < aar["value"] < aar["ci_high"]
+        for key in ("flip_rate", "eps_star fake->real", "high_quality"):
+            assert 1 <= arm["numbers"][key]["n"] <= 3, key
+    diff = report["arm_differences"][0]
+    assert diff["arm"] == "pgd" and diff["baseline"] == "standard" and diff["aar"]["n"] == 3
+    assert isinstance(diff["aar"]["significant"], bool)
+    # within-run differences pair seed with seed
+    assert [(d["run"], d["baseline"]) for d in report["differences"]] == [
+        (f"ring-pgd-s{i}", f"ring-standard-s{i}") for i in range(3)]
+    assert any(v.startswith("arm pgd (3 seeds) vs standard (3 seeds)") for v in report["verdicts"])
+    md = (out / "summary.md").read_text()
+    assert "## Over seeds" in md and "Student-t" in md and "Welch" in md
+    assert 'id="arms"' in (out / "index.html").read_text()
+    again = CliRunner().invoke(cli, ["report", str(out)])
+    assert again.exit_code == 0, again.output
+    assert "## Over seeds" in (out / "summary.md").read_text()
+
+
+def test_compare_refuses_bad_arms_with_one_line(seeded_runs, tmp_path) -> None:
+    std = ",".join(map(str, seeded_runs["standard"]))
+    for args, message in ((["--arm", "standard"], "NAME=RUN"),
+                          (["--arm", f"standard={std}"], "at least two arms"),
+                          (["--arm", f"a={std}", "--arm", f"a={std}"], "given twice"),
+                          ([str(seeded_runs["pgd"][0]), "--arm", f"a={std}"], "not both")):
+        result = CliRunner().invoke(cli, ["compare", *args, "--out", str(tmp_path / "x")])
+        assert result.exit_code == 2 and result.output.startswith("error:") and message in result.output, result.output
+        assert "Traceback" not in result.output
+
+
+def test_the_committed_comparison_rerenders_with_the_new_rules(tmp_path) -> None:
+    committed = Path(__file__).resolve().parents[1] / "reports" / "digits-standard-vs-pgd"
+    out = tmp_path / "old"
+    shutil.copytree(committed, out)
+    result = CliRunner().invoke(cli, ["report", str(out)])
+    assert result.exit_code == 0, result.output
+    md = (out / "summary.md").read_text()
+    assert "written before pooling" in md and "Over seeds" not in md
+    assert (out / "index.html").read_text().count("data:image/png;base64,") >= 3
