@@ -71,7 +71,7 @@ class Estimate:
         if self.n == 0:
             return "n/a (n=0)"
         if not self.has_interval:
-            return f"{self.value:.4g} (n={self.n}; no interval: {self.note or 'n below ' + str(MIN_N)})"
+            return f"{self.value:.4g} (n={self.n}; no interval: {self.note or 'n below the minimum ' + str(MIN_N)})"
         cov = "" if self.coverage is None else f", coverage {self.coverage:.3f}"
         return f"{self.value:.4g} [{self.ci_low:.4g}, {self.ci_high:.4g}] (n={self.n}{cov})"
 
@@ -89,7 +89,7 @@ def has_interval(d: dict[str, Any] | Estimate | None) -> bool:
 
 
 def _below_min(value: float, n: int, minimum: int = MIN_N) -> Estimate:
-    return Estimate(value, math.nan, math.nan, n, note=f"n={n} is below {minimum}: no interval")
+    return Estimate(value, math.nan, math.nan, n, note=f"n={n} is below the minimum {minimum}")
 
 
 def wilson(successes: int, n: int, z: float = _Z95) -> Estimate:
@@ -220,7 +220,7 @@ def pooled_share(successes: Sequence[int] | np.ndarray, totals: Sequence[int] | 
     n = int(t.sum())
     if c < MIN_N:
         return Estimate(value, math.nan, math.nan, n, clusters=c,
-                        note=f"{c} steps with flips, below {MIN_N}: no interval")
+                        note=f"{c} steps with flips, below the minimum {MIN_N}")
     idx = np.random.default_rng(seed).integers(0, c, size=(n_boot, c))
     shares = k[idx].sum(axis=1) / t[idx].sum(axis=1)
     lo, hi = np.quantile(shares, [0.025, 0.975])
