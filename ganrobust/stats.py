@@ -49,7 +49,9 @@ class Estimate:
     note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """value, ci_low, ci_high, n, and coverage/clusters/note only where set (so the records of
+        plain estimates keep the four keys they always had)."""
+        return {k: v for k, v in asdict(self).items() if v is not None or k in ("value", "ci_low", "ci_high", "n")}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Estimate":
