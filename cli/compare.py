@@ -13,9 +13,12 @@ from ganrobust.cli.common import fail
 
 
 @click.command()
-@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("runs", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), default=Path("reports/compare"), show_default=True)
 @click.option("--label", "labels", multiple=True, help="A name per run, in order (repeat the option) [default: directory names].")
+@click.option("--arm", "arm_specs", multiple=True, metavar="NAME=RUN,RUN,...",
+              help="An arm: runs (one per seed) of one method, named NAME; repeat per arm, the first is the baseline. "
+                   "Adds means over seeds with Student-t intervals and Welch differences between arms.")
 @click.option("--data", help="Real samples to score against (shapes, 8gaussians, digits, or an .npz with 'y' labels) "
                              "[default: the data the runs recorded].")
 @click.option("--quality-samples", type=int, default=2000, show_default=True,
@@ -30,7 +33,8 @@ from ganrobust.cli.common import fail
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON on stdout.")
-def compare(runs: tuple[Path, ...], out: Path, labels: tuple[str, ...], data: str | None, quality_samples: int,
+def compare(runs: tuple[Path, ...], out: Path, labels: tuple[str, ...], arm_specs: tuple[str, ...], data: str | None,
+            quality_samples: int,
             robustness_samples: int, eps: float, bn: str | None, classifier_steps: int, seed: int, device: str,
             as_json: bool) -> None:
     """Compare two or more runs written by ganrobust.watch (e.g. `ganrobust train`), the first
@@ -38,6 +42,12 @@ def compare(runs: tuple[Path, ...], out: Path, labels: tuple[str, ...], data: st
 
     \b
       ganrobust compare runs/shapes-standard-s0 runs/shapes-pgd-s0 --out reports/std-vs-pgd
+
+    or arms of several seeds each, the first arm being the baseline:
+
+    \b
+      ganrobust compare --arm standard=runs/digits-standard-s0,runs/digits-standard-s1,runs/digits-standard-s2 \\
+                        --arm pgd=runs/digits-pgd-s0,runs/digits-pgd-s1,runs/digits-pgd-s2 --out reports/digits-standard-vs-pgd
 
     Over training: the accidental-attack rate with intervals (from the hook), D's robustness
     (median minimum linf eps*, both directions, at every persisted snapshot), and sample quality
@@ -56,6 +66,7 @@ def compare(runs: tuple[Path, ...], out: Path, labels: tuple[str, ...], data: st
 
     started = time.time()
     try:
+        run_list, arms = _runs_and_arms(runs, arm_specs)
         cfg = CompareConfig(quality_samples=quality_samples, robustness_samples=robustness_samples, eps=eps, bn=bn,
                             classifier_steps=classifier_steps, seed=seed)
         try:
@@ -74,8 +85,8 @@ def compare(runs: tuple[Path, ...], out: Path, labels: tuple[str, ...], data: st
             bars[0].set_postfix_str(message)
 
         try:
-            report = compare_runs(list(runs), labels=list(labels) or None, data=dataset, cfg=cfg, device=device,
-                                  progress=tick)
+            report = compare_runs(run_list, labels=list(labels) or None, arms=arms, data=dataset, cfg=cfg,
+                                  device=device, progress=tick)
         finally:
             for bar in bars:
                 bar.close()
@@ -98,3 +109,23 @@ def compare(runs: tuple[Path, ...], out: Path, labels: tuple[str, ...], data: st
     else:
         click.echo(str(index))
 
+
+
+def _runs_and_arms(runs: tuple[Path, ...], arm_specs: tuple[str, ...]) -> tuple[list[Path], list[str] | None]:
+    """RUN arguments, or the runs of every ``--arm NAME=RUN,RUN`` with an arm name per run (not both)."""
+    if runs and arm_specs:
+        raise ValueError("give runs either as arguments or with --arm NAME=RUN,RUN,..., not both")
+    if not arm_specs:
+        return list(runs), None
+    paths: list[Path] = []
+    arms: list[str] = []
+    for spec in arm_specs:
+        name, sep, rest = spec.partition("=")
+        members = [m for m in rest.split(",") if m]
+        if not sep or not name or not members:
+            raise ValueError(f"expected --arm NAME=RUN,RUN,..., got {spec!r}")
+        if name in arms:
+            raise ValueError(f"arm {name!r} is given twice; list all its runs in one --arm")
+        paths += [Path(m) for m in members]
+        arms += [name] * len(members)
+    return paths, arms

@@ -31,6 +31,7 @@ def demo(steps: int, seed: int, device: str, every: int, robust_d: int, out: Pat
     from ganrobust.cli.common import fail
     from ganrobust.config import WatchConfig
     from ganrobust.environment import environment
+    from ganrobust.overtraining import run_headline
     from ganrobust.reporting import training_rows, write_report
     from ganrobust.runs import read_run
     from ganrobust.train import TrainConfig, train
@@ -50,21 +51,30 @@ def demo(steps: int, seed: int, device: str, every: int, robust_d: int, out: Pat
         click.echo(f"replacing the previous demo run in {run_dir}", err=True)
         shutil.rmtree(run_dir)
     click.echo(f"training a DCGAN-32 on shapes for {steps} steps with ganrobust.watch on -> {run_dir}", err=True)
-    result = train(cfg, run_dir=run_dir, progress=True,
-                   watch_config=WatchConfig(every=every, bn="batch", seed=seed, snapshot_every=max(every, 100)))
-    click.echo("auditing the final checkpoint", err=True)
     audit_cfg = AuditConfig(seed=seed)
-    measured = audit_gan(result.G, result.D, scorer_options={"bn": "batch"}, latent_shape=(cfg.nz, 1, 1),
-                         opt_state=result.opt_g.state_dict(), opt_class="Adam", cfg=audit_cfg,
-                         real=result.data.x, robust_d_steps=robust_d)
+    try:  # train() closes its progress bar before an error leaves it, so the error line stands alone
+        result = train(cfg, run_dir=run_dir, progress=True,
+                       watch_config=WatchConfig(every=every, bn="batch", seed=seed, snapshot_every=max(every, 100)))
+        click.echo("auditing the final checkpoint", err=True)
+        measured = audit_gan(result.G, result.D, scorer_options={"bn": "batch"}, latent_shape=(cfg.nz, 1, 1),
+                             opt_state=result.opt_g.state_dict(), opt_class="Adam", cfg=audit_cfg,
+                             real=result.data.x, robust_d_steps=robust_d)
+    except (ValueError, FloatingPointError) as err:
+        fail(str(err))
+    except (RuntimeError, AssertionError) as err:
+        fail(f"running the models failed: {str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}; "
+             f"check --device")
     run = read_run(run_dir)
+    rows = training_rows(run)
     report = {
         "schema": REPORT_SCHEMA, "kind": "demo", "title": "demo: DCGAN-32 on shapes",
         "source": {"run": str(run_dir), "format": "ganrobust demo", "replay": "the trainer's Adam state"},
         "config": {"train": cfg.to_dict(), "audit": config_dict(audit_cfg), "watch": run.manifest.get("config")},
         "score": {"kind": "logit", "bn": "batch", "bounds": list(result.data.bounds)},
         "versions": environment(), "command": " ".join(["ganrobust", *sys.argv[1:]]) or "ganrobust demo",
-        "training": training_rows(run),
+        "training": rows,
+        # the question is "how often, over training": the run first, the final replay beneath
+        "run_headline": run_headline(rows),
         **{k: v for k, v in measured.items() if k not in ("samples", "images")},
     }
     report["odena"]["verdicts"] = verdicts(report)

@@ -14,7 +14,15 @@ For each run (a directory written by ``ganrobust.watch``):
 Every run is scored with the same latents, real samples, feature space and attacks, so the
 numbers differ only through the runs. Differences against the first run (the baseline) come
 with 95% intervals: paired over the measured steps both runs share for the per-step rates,
-MOVER (Newcombe's method) for end-of-run numbers.
+MOVER (Newcombe's method) for end-of-run numbers. Nothing is called significant without an
+interval, and no interval is given below ``stats.MIN_N`` steps (see :mod:`ganrobust.stats`).
+
+**Arms (several seeds).** Runs may be grouped into arms (``--arm standard=RUN,RUN,...``): each
+run is evaluated as above, and per arm every headline number (mean AAR and flip rate over
+training, pooled persistence, final median eps* both directions, final Fréchet distance or
+high-quality share) is averaged over its runs with a Student-t 95% interval over seeds; arms
+differ by a Welch t interval over seeds. Within an arm-wise comparison, the per-run
+differences pair the i-th run of an arm with the i-th run of the baseline (first) arm.
 """
 
 from __future__ import annotations
@@ -41,7 +49,8 @@ from ganrobust.reporting import training_rows
 from ganrobust.runs import Run, read_run
 from ganrobust.scorer import Scorer
 from ganrobust.snapshots import load_state, persisted_steps
-from ganrobust.stats import Estimate, mean_ci, mover_difference
+from ganrobust.overtraining import ARM_NUMBERS, pooled_persistence
+from ganrobust.stats import MIN_N, MIN_SEEDS, Estimate, has_interval, mean_ci, mover_difference, seed_mean, significant, welch_difference
 
 COMPARE_SCHEMA = "ganrobust.compare/1"
 DIRECTIONS = ("fake->real", "real->fake")
@@ -179,9 +188,10 @@ def _robustness(scorer: Scorer, x: torch.Tensor, direction: str, cfg: CompareCon
                                "ci_high": at_eps["ci_high"], "n": at_eps["n"]}}
 
 
-def _mean_over_steps(rows: list[dict[str, Any]], key: str, seed: int) -> dict[str, Any]:
+def _mean_over_steps(rows: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """Mean of a per-step rate over the measured steps (each step one observation), Student-t interval."""
     values = [r[key]["value"] for r in rows if r[key] and r[key]["n"] and r[key]["value"] is not None]
-    return mean_ci(values, seed=seed).to_dict()
+    return mean_ci(values).to_dict()
 
 
 def _label(paths: list[Path], labels: list[str] | None) -> list[str]:
@@ -195,16 +205,22 @@ def _label(paths: list[Path], labels: list[str] | None) -> list[str]:
     return names
 
 
-def compare_runs(run_dirs: list[Path], *, labels: list[str] | None = None, data: Dataset | None = None,
+def compare_runs(run_dirs: list[Path], *, labels: list[str] | None = None, arms: list[str] | None = None,
+                 data: Dataset | None = None,
                  cfg: CompareConfig = CompareConfig(), device: str = "cpu",
                  progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Evaluate and line up runs; returns the comparison's sections (schema ganrobust.compare/1).
 
+    ``arms``: an arm name per run (runs with the same name are seeds of one arm; the first name is
+    the baseline arm); adds the sections ``arms`` and ``arm_differences``.
     Raises ValueError (CheckpointError) with the fix for unreadable runs or runs on different data.
     The global RNG is left as it was; the same inputs and seed give the same numbers.
     """
     if len(run_dirs) < 2:
         raise ValueError(f"expected at least two runs to compare, got {len(run_dirs)}")
+    if arms is not None and (len(arms) != len(run_dirs) or len(set(arms)) < 2):
+        raise ValueError(f"expected an arm name per run and at least two arms, got {len(set(arms))} arm(s) for "
+                         f"{len(run_dirs)} runs")
     tick = progress or (lambda _msg: None)
     runs = [read_run(p) for p in run_dirs]
     names = _label([Path(p) for p in run_dirs], labels)
@@ -214,9 +230,76 @@ def compare_runs(run_dirs: list[Path], *, labels: list[str] | None = None, data:
         yardstick = _yardstick(dataset, note, cfg, tick)
         results = [_evaluate_run(run, name, yardstick, cfg, device, tick) for run, name in zip(runs, names)]
     bounds = runs[0].manifest.get("data_range") or [-1.0, 1.0]
-    return {"runs": results, "quality": yardstick.describe(), "data": None if dataset is None else dataset.name,
-            "bounds": [float(b) for b in bounds],
-            "differences": [_differences(results[0], other, cfg) for other in results[1:]]}
+    out = {"runs": results, "quality": yardstick.describe(), "data": None if dataset is None else dataset.name,
+           "bounds": [float(b) for b in bounds], "methods": {"persistence": PERSISTENCE_METHOD_NOTE}}
+    if arms is None:
+        out["differences"] = [_differences(results[0], other, cfg) for other in results[1:]]
+        return out
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for arm, result in zip(arms, results):
+        result["arm"] = arm
+        groups.setdefault(arm, []).append(result)
+    names_in_order = list(groups)
+    base = groups[names_in_order[0]]
+    # seed-matched pairs: the i-th run of each arm against the i-th run of the baseline arm
+    out["differences"] = [_differences(b, o, cfg) for name in names_in_order[1:] for b, o in zip(base, groups[name])]
+    out["arms"] = [_arm(name, groups[name]) for name in names_in_order]
+    out["arm_differences"] = [_arm_difference(names_in_order[0], base, name, groups[name])
+                              for name in names_in_order[1:]]
+    out["methods"]["arms"] = ARM_METHOD
+    return out
+
+
+PERSISTENCE_METHOD_NOTE = ("persistence: pooled share of all flips that persist (Σ persisted / Σ flips over the "
+                           "measured steps), 95% percentile bootstrap over steps; no interval below "
+                           f"{MIN_N} steps with flips")
+ARM_METHOD = (f"per arm: mean over its runs (seeds) of each run's number, Student-t 95% interval over seeds (from "
+              f"{MIN_SEEDS} seeds); between arms: difference of those means with a Welch t 95% interval over seeds")
+
+
+
+def _run_numbers(result: dict[str, Any]) -> dict[str, float | None]:
+    """One run's headline numbers (None where it has none; infinite eps* counts as none)."""
+    def value(d: dict[str, Any] | None) -> float | None:
+        if not d or not d.get("n") or d.get("value") is None:
+            return None
+        v = float(d["value"])
+        return v if math.isfinite(v) else None
+
+    mot = result["mean_over_training"]
+    out: dict[str, float | None] = {"aar": value(mot["aar"]), "flip_rate": value(mot["flip_rate"]),
+                                    "persists": value(mot.get("persists"))}
+    final = _final(result)
+    for direction in DIRECTIONS:
+        rob = (final or {}).get("robustness", {}).get(direction)
+        out[f"eps_star {direction}"] = value(rob["median_eps_star"]) if rob else None
+    q = (final or {}).get("quality") or {}
+    out["frechet"] = value(q.get("frechet")) if q.get("measure") == "frechet" else None
+    out["high_quality"] = value(q.get("high_quality")) if q.get("measure") == "ring" else None
+    return out
+
+
+def _arm(name: str, results: list[dict[str, Any]]) -> dict[str, Any]:
+    per_run = [_run_numbers(r) for r in results]
+    numbers = {}
+    for key in ARM_NUMBERS:
+        values = [p[key] for p in per_run if p[key] is not None]
+        if values:
+            numbers[key] = {**seed_mean(values).to_dict(), "values": values}
+    return {"name": name, "runs": [r["label"] for r in results], "seeds": len(results), "numbers": numbers}
+
+
+def _arm_difference(base_name: str, base: list[dict[str, Any]], name: str, other: list[dict[str, Any]]) -> dict[str, Any]:
+    """``other − base`` over seeds for every headline number both arms have (Welch t)."""
+    pb, po = [_run_numbers(r) for r in base], [_run_numbers(r) for r in other]
+    out: dict[str, Any] = {"arm": name, "baseline": base_name}
+    for key in ARM_NUMBERS:
+        vb = [p[key] for p in pb if p[key] is not None]
+        vo = [p[key] for p in po if p[key] is not None]
+        if vb and vo:
+            d = welch_difference(vo, vb)
+            out[key] = {**d.to_dict(), "significant": significant(d, min_n=MIN_SEEDS)}
+    return out
 
 
 def _evaluate_run(run: Run, name: str, yardstick: _Quality, cfg: CompareConfig, device: str,
@@ -233,8 +316,8 @@ def _evaluate_run(run: Run, name: str, yardstick: _Quality, cfg: CompareConfig, 
         "label": name, "dir": str(run.dir), "status": run.manifest.get("status"),
         "train_config": run.manifest.get("train_config"), "score": run.manifest.get("score"),
         "training": rows, "points": [], "notes": notes,
-        "mean_over_training": {key: _mean_over_steps(rows, key, cfg.seed)
-                               for key in ("aar", "flip_rate", "noise_flip_rate", "persists")},
+        "mean_over_training": {**{key: _mean_over_steps(rows, key) for key in ("aar", "flip_rate", "noise_flip_rate")},
+                               "persists": pooled_persistence(rows, cfg.seed)},
     }
     if loaded is None:
         return out
@@ -259,7 +342,7 @@ def _evaluate_run(run: Run, name: str, yardstick: _Quality, cfg: CompareConfig, 
             if yardstick.real is None:
                 raise ValueError(f"{name} has a critic D (WGAN): its threshold needs real samples; pass --data")
             scorer = scorer.calibrate(yardstick.real.to(dev), x[: cfg.robustness_samples])
-        point: dict[str, Any] = {"step": step, "source": where,
+        point: dict[str, Any] = {"step": step, "source": where, "tau": float(scorer.tau),
                                  "quality": yardstick.score(x[: yardstick.n].cpu(), cfg.seed) if yardstick.n else None,
                                  "robustness": {"fake->real": _robustness(scorer, x[: cfg.robustness_samples], "fake->real", cfg)}}
         if yardstick.real is not None:
@@ -287,7 +370,12 @@ def _difference(base: dict[str, Any] | None, other: dict[str, Any] | None) -> di
     if eb is None or eo is None or not all(map(math.isfinite, (eb.value, eo.value))):
         return None
     d = mover_difference(eo, eb)
-    return {**d.to_dict(), "significant": bool(d.ci_low > 0 or d.ci_high < 0)}
+    return {**d.to_dict(), "significant": significant(d) and significant_sides(eb, eo)}
+
+
+def significant_sides(*sides: Estimate) -> bool:
+    """Each side of a difference has an interval and rests on at least MIN_N."""
+    return all(e.has_interval and e.n >= MIN_N for e in sides)
 
 
 def _differences(base: dict[str, Any], other: dict[str, Any], cfg: CompareConfig) -> dict[str, Any]:
@@ -297,8 +385,8 @@ def _differences(base: dict[str, Any], other: dict[str, Any], cfg: CompareConfig
     for key in ("aar", "flip_rate"):
         diffs = [r[key]["value"] - by_step[r["step"]][key]["value"] for r in other["training"]
                  if r["step"] in by_step and r[key]["n"] and by_step[r["step"]][key]["n"]]
-        d = mean_ci(diffs, seed=cfg.seed)
-        out[f"{key}_paired"] = {**d.to_dict(), "significant": bool(d.n > 1 and (d.ci_low > 0 or d.ci_high < 0))}
+        d = mean_ci(diffs)  # no interval below MIN_N shared steps or for a constant difference
+        out[f"{key}_paired"] = {**d.to_dict(), "significant": significant(d)}
     out["persists"] = _difference(base["mean_over_training"]["persists"], other["mean_over_training"]["persists"])
     fb, fo = _final(base), _final(other)
     if fb is None or fo is None:
@@ -319,13 +407,41 @@ def _differences(base: dict[str, Any], other: dict[str, Any], cfg: CompareConfig
     return out
 
 
+def _pct_or_num(pct: bool) -> Callable[[Any], str]:
+    # float(): a report read back from JSON holds infinities as "inf"
+    if pct:
+        return lambda x: f"{float(x) if abs(float(x)) >= 5e-4 else 0.0:+.1%}"
+    return lambda x: f"{float(x):+.3g}"
+
+
+def _sentence(who: str, name: str, v: dict[str, Any], pct: bool, how: str, min_n: int) -> str:
+    """``who: name +d [lo, hi] how — significant`` with the significance re-judged from the numbers:
+    an interval, n >= min_n and 0 outside it (a report written before these rules is judged by them)."""
+    f = _pct_or_num(pct)
+    if not has_interval(v):
+        why = v.get("note") or f"n={v.get('n')}, below {min_n}"
+        return f"{who}: {name} {f(v['value'])}{how}, no interval ({why}) — not called significant"
+    sig = bool(v.get("significant", True)) and significant(v, min_n=min_n)
+    return (f"{who}: {name} {f(v['value'])} [{f(v['ci_low'])}, {f(v['ci_high'])}]{how} (n={v['n']}) — "
+            f"{'significant' if sig else 'not significant'} at 95%")
+
+
 def verdicts(report: dict[str, Any]) -> list[str]:
-    """One sentence per comparison and measure, computed from the numbers."""
+    """One sentence per comparison and measure, computed from the numbers: first between arms over
+    seeds (when the runs form arms), then run by run."""
     out = []
+    for d in report.get("arm_differences", []):
+        seeds = {a["name"]: a["seeds"] for a in report.get("arms", [])}
+        who = f"arm {d['arm']} ({seeds.get(d['arm'])} seeds) vs {d['baseline']} ({seeds.get(d['baseline'])} seeds)"
+        for key, (name, pct) in ARM_NUMBERS.items():
+            if d.get(key) and d[key].get("value") is not None:
+                out.append(_sentence(who, name, d[key], pct, " (over seeds, Welch)", MIN_SEEDS))
+    pooled = "persistence" in (report.get("methods") or {})
     for d in report["differences"]:
         who = f"{d['run']} vs {d['baseline']}"
         for key, name, pct in (("aar_paired", "accidental-attack rate", True), ("flip_rate_paired", "flip rate", True),
-                               ("persists", "mean persistence of flips (independent runs)", True),
+                               ("persists", "persistence of flips, pooled over steps" if pooled else
+                                "mean persistence of flips over steps (report written before pooling)", True),
                                ("eps_star real->fake", "median eps* real->fake at the end", False),
                                ("eps_star fake->real", "median eps* fake->real at the end", False),
                                ("frechet", "Fréchet distance at the end", False),
@@ -333,11 +449,8 @@ def verdicts(report: dict[str, Any]) -> list[str]:
             v = d.get(key)
             if not v or v.get("value") is None or not v.get("n", 1):
                 continue
-            # float(): a report read back from JSON holds infinities as "inf"
-            f = (lambda x: f"{float(x) if abs(float(x)) >= 5e-4 else 0.0:+.1%}") if pct else (lambda x: f"{float(x):+.3g}")
             paired = " (mean of per-step differences)" if key.endswith("_paired") else ""
-            out.append(f"{who}: {name} {f(v['value'])} [{f(v['ci_low'])}, {f(v['ci_high'])}]{paired} — "
-                       f"{'significant' if v['significant'] else 'not significant'} at 95%")
+            out.append(_sentence(who, name, v, pct, paired, MIN_N))
         if "modes_covered" in d:
             out.append(f"{who}: modes covered {d['modes_covered']['run']} of 8 vs {d['modes_covered']['baseline']}")
     return out

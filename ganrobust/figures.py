@@ -188,8 +188,11 @@ def _errorbars(ax: Any, x: list[float], ests: list[dict[str, Any] | None], label
     lo = np.array([get(e, "ci_low") for e in ests])
     hi = np.array([get(e, "ci_high") for e in ests])
     hi = np.where(np.isfinite(hi), hi, v)
-    ax.errorbar(x, v, yerr=[np.clip(v - lo, 0, None), np.clip(hi - v, 0, None)], fmt=fmt, ms=3, capsize=2,
-                color=color, label=label)
+    # no interval (below the minimum n, or no variation): the point without a bar, never a zero-width one drawn as data
+    lo = np.where(np.isnan(lo), v, lo)
+    with np.errstate(invalid="ignore"):
+        yerr = [np.nan_to_num(np.clip(v - lo, 0, None)), np.nan_to_num(np.clip(hi - v, 0, None))]
+    ax.errorbar(x, v, yerr=yerr, fmt=fmt, ms=3, capsize=2, color=color, label=label)
 
 
 def compare_training(runs: list[dict[str, Any]]) -> bytes:

@@ -21,13 +21,23 @@ from ganrobust.runs import Run, to_jsonable
 SECTIONS = ("headline", "training", "updates", "odena", "robustness", "images", "diagnostics", "configuration")
 
 
+def _given(v: Any) -> bool:
+    return v is not None and v == v  # None (JSON) and NaN (in memory) both mean "no interval"
+
+
 def _fmt(est: dict[str, Any] | None, pct: bool = True) -> str:
+    """``value [low, high] (n=…)``; where no interval is given, why (below the minimum n, no
+    variation); an exact coverage other than 95% is stated."""
     if not est or not est.get("n") or est.get("value") is None:
         return "n/a (n=0)"
-    f = (lambda v: f"{v:.1%}") if pct else (lambda v: f"{v:.3g}")
+    f = (lambda v: "inf" if v in ("inf", float("inf")) else f"{float(v):.1%}") if pct else \
+        (lambda v: "inf" if v in ("inf", float("inf")) else f"{float(v):.3g}")
     lo, hi = est.get("ci_low"), est.get("ci_high")
-    interval = f" [{f(lo)}, {f(hi)}]" if lo is not None and hi is not None else ""
-    return f"{f(est['value'])}{interval} (n={est['n']})"
+    if _given(lo) and _given(hi):
+        coverage = est.get("coverage")
+        cov = f", coverage {float(coverage):.1%}" if coverage is not None and abs(float(coverage) - 0.95) > 5e-4 else ""
+        return f"{f(est['value'])} [{f(lo)}, {f(hi)}] (n={est['n']}{cov})"
+    return f"{f(est['value'])} (n={est['n']}; no interval: {est.get('note') or 'n too small'})"
 
 
 HEADLINE = [
@@ -46,12 +56,49 @@ def headline_rows(summary: dict[str, Any]) -> list[dict[str, str]]:
             for key, pct, name, meaning in HEADLINE]
 
 
+def _worst(w: dict[str, Any] | None) -> str:
+    return "n/a" if not w else f"{_fmt(w)} at step {w['step']}"
+
+
+def run_headline_rows(h: dict[str, Any] | None) -> list[dict[str, str]]:
+    """The run headline (:func:`ganrobust.overtraining.run_headline`) as table rows; [] without one."""
+    if not h:
+        return []
+    return [
+        {"name": "mean accidental-attack rate", "value": _fmt(h["mean_aar"]),
+         "meaning": f"mean over the {h['steps']} measured generator steps of each step's AAR"},
+        {"name": "mean flip rate", "value": _fmt(h["mean_flip_rate"]), "meaning": "mean over the measured steps"},
+        {"name": "steps with an accidental attack", "value": _fmt(h["steps_with_accidental_attack"]),
+         "meaning": "share of measured steps in which at least one probe was accidentally attacked"},
+        {"name": "worst step, AAR", "value": _worst(h.get("worst_aar")), "meaning": "the largest per-step AAR"},
+        {"name": "worst step, flip rate", "value": _worst(h.get("worst_flip_rate")),
+         "meaning": "the largest per-step flip rate"},
+        {"name": "persistence of flips", "value": _fmt(h.get("persistence")),
+         "meaning": "pooled share of flips D still calls real after its next update"},
+    ]
+
+
+def with_run_headline(report: dict[str, Any]) -> dict[str, Any]:
+    """The report with a ``run_headline`` section when it carries training rows and has none yet."""
+    if report.get("training") and not report.get("run_headline"):
+        from ganrobust.overtraining import run_headline
+
+        report = {**report, "run_headline": run_headline(report["training"])}
+    return report
+
+
 def summary_markdown(report: dict[str, Any]) -> str:
     lines = [f"# ganrobust {report.get('kind', 'audit')} report", ""]
     src = report.get("source", {})
     if src:
         lines += [f"Source: `{src.get('checkpoint') or src.get('generator') or src.get('run')}` "
                   f"({src.get('format', '')}); replay: {src.get('replay', 'n/a')}.", ""]
+    run_rows = run_headline_rows(report.get("run_headline"))
+    if run_rows:
+        lines += ["## Over the watched run", "", report["run_headline"].get("method", ""), "",
+                  "| metric | value [95% interval] (n) | meaning |", "| --- | --- | --- |"]
+        lines += [f"| {r['name']} | {r['value']} | {r['meaning']} |" for r in run_rows]
+        lines += ["", "## The final replayed update", ""]
     lines += ["| metric | value [95% interval] (n) | meaning |", "| --- | --- | --- |"]
     lines += [f"| {r['name']} | {r['value']} | {r['meaning']} |" for r in headline_rows(report["summary"])]
     if report.get("training"):
@@ -99,7 +146,12 @@ taken against? (Odena 2019, Open Questions about GANs, Problem 7.) Every rate is
 as fake, with a Wilson 95% interval and its n.</p>
 
 <section id="headline"><h2>Headline</h2>
-<p class="explain">The replayed or measured generator update against the D it was taken against.</p>
+{% if run_headline %}<p class="explain">Over the watched run: {{ run_method }}.</p>
+<table id="run-headline"><tr><th>metric</th><th>value [95% interval] (n)</th><th>meaning</th></tr>
+{% for row in run_headline %}<tr><td>{{ row.name }}</td><td>{{ row.value }}</td><td>{{ row.meaning }}</td></tr>
+{% endfor %}</table>
+<p class="explain">Beneath: the final replayed generator update against the D it was taken against.</p>
+{% else %}<p class="explain">The replayed or measured generator update against the D it was taken against.</p>{% endif %}
 <table><tr><th>metric</th><th>value [95% interval] (n)</th><th>meaning</th></tr>
 {% for row in headline %}<tr><td>{{ row.name }}</td><td>{{ row.value }}</td><td>{{ row.meaning }}</td></tr>
 {% endfor %}</table></section>
@@ -190,7 +242,8 @@ def render_html(report: dict[str, Any], samples: dict[str, np.ndarray] | None) -
         title=report.get("title", "audit"), headline=headline_rows(report["summary"]), figs=figs,
         verdicts=(odena or {}).get("verdicts", {}), robustness=report.get("robustness", []),
         diagnostics=report.get("diagnostics", []), command=report.get("command", ""),
-        robust_d=report.get("robust_d"), fmt=_fmt,
+        robust_d=report.get("robust_d"), fmt=_fmt, run_headline=run_headline_rows(report.get("run_headline")),
+        run_method=(report.get("run_headline") or {}).get("method", ""),
         config=json.dumps(to_jsonable(config), indent=2))
 
 
@@ -199,6 +252,7 @@ def write_report(out_dir: Path, report: dict[str, Any], samples: dict[str, np.nd
     """Write report.json, summary.md, samples.npz (when given) and index.html; returns index.html."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    report = with_run_headline(report)
     arrays = dict(samples or {})
     for key, value in (images or {}).items():
         arrays[f"image_{key}"] = value.numpy() if isinstance(value, torch.Tensor) else value
@@ -248,7 +302,7 @@ def compare_tables(report: dict[str, Any]) -> dict[str, list[list[str]]]:
         [r["label"], str((r.get("train_config") or {}).get("d_training", "n/a")),
          str((r.get("train_config") or {}).get("steps", "n/a")), str(r.get("status")), r["dir"]] for r in runs]
     tables["training"] = [["run", "measured steps", "mean AAR [95%]", "mean flip rate [95%]", "mean control [95%]",
-                           "mean persistence of flips [95%] (steps with flips)"]] + [
+                           "persistence of flips [95%] (n)"]] + [
         [r["label"], str(len(r["training"])), _fmt(r["mean_over_training"]["aar"]),
          _fmt(r["mean_over_training"]["flip_rate"]), _fmt(r["mean_over_training"]["noise_flip_rate"]),
          _fmt(r["mean_over_training"].get("persists"))] for r in runs]
@@ -279,7 +333,35 @@ def compare_tables(report: dict[str, Any]) -> dict[str, list[list[str]]]:
     tables["robustness"] = rob
     if len(quality) > 1:
         tables["quality"] = quality
+    if report.get("arms"):
+        from ganrobust.overtraining import ARM_NUMBERS
+
+        keys = [k for k in ARM_NUMBERS if any(k in a["numbers"] for a in report["arms"])]
+        tables["arms"] = [["arm", "seeds (runs)"] + [f"{ARM_NUMBERS[k][0]} [95%] (n seeds)" for k in keys]] + [
+            [a["name"], f"{a['seeds']} ({', '.join(a['runs'])})"]
+            + [_fmt(a["numbers"].get(k), ARM_NUMBERS[k][1]) for k in keys] for a in report["arms"]]
+        tables["arm_differences"] = [["arm − baseline"] + [f"{ARM_NUMBERS[k][0]} [95%]" for k in keys]] + [
+            [f"{d['arm']} − {d['baseline']}"] + [_fmt(d.get(k), ARM_NUMBERS[k][1]) + (" *" if (d.get(k) or {}).get("significant") else "")
+                                                 for k in keys] for d in report.get("arm_differences", [])]
     return tables
+
+
+def _persistence_text(report: dict[str, Any]) -> str:
+    """How the training table's numbers were computed, for this report's version."""
+    method = (report.get("methods") or {}).get("persistence")
+    steps = ("Means over the measured generator steps of each run (Student-t 95% intervals over steps; none below "
+             "6 steps). " if method else
+             "Means over the measured generator steps of each run (bootstrap 95% intervals over steps; report written "
+             "before the minimum-n rule). ")
+    return steps + (f"Persistence: {method}; n = flips." if method else
+            "Persistence: mean over steps with flips of the share of a step's flipped probes that D, after its next "
+            "update, still calls real (report written before pooling).")
+
+
+def _arms_text(report: dict[str, Any]) -> str:
+    return (f"Each arm's runs are seeds of one method; {(report.get('methods') or {}).get('arms', '')}. "
+            "Within-run numbers (intervals over steps or samples of one run) are in the tables below; "
+            "* marks a difference whose interval excludes 0.")
 
 
 def _md_table(rows: list[list[str]]) -> list[str]:
@@ -290,10 +372,13 @@ def _md_table(rows: list[list[str]]) -> list[str]:
 def compare_markdown(report: dict[str, Any]) -> str:
     tables = compare_tables(report)
     q = report["quality"]
-    lines = ["# ganrobust comparison", "", *_md_table(tables["runs"]), "",
+    lines = ["# ganrobust comparison", "", *_md_table(tables["runs"]), ""]
+    if "arms" in tables:
+        lines += ["## Over seeds", "", _arms_text(report), "", *_md_table(tables["arms"]), "",
+                  *_md_table(tables["arm_differences"]), ""]
+    lines += [
              "## Accidental attacks over training", "",
-             "Means over the measured generator steps of each run (bootstrap 95% intervals over steps). "
-             "Persistence: share of a step's flipped probes that D, after its next update, still calls real.", "",
+             _persistence_text(report), "",
              *_md_table(tables["training"]), "",
              "## D's robustness at the end", "",
              "Minimum linf perturbation eps* (fraction of the data range) that flips D, median over samples "
@@ -330,6 +415,8 @@ updates are accidental attacks, how robust D is, and what the samples look like,
 {% macro table(rows) %}<table><tr>{% for c in rows[0] %}<th>{{ c }}</th>{% endfor %}</tr>
 {% for row in rows[1:] %}<tr>{% for c in row %}<td>{{ c }}</td>{% endfor %}</tr>{% endfor %}</table>{% endmacro %}
 <section id="runs"><h2>Runs</h2>{{ table(tables.runs) }}</section>
+{% if tables.arms %}<section id="arms"><h2>Over seeds</h2><p class="explain">{{ arms_text }}</p>
+{{ table(tables.arms) }}{{ table(tables.arm_differences) }}</section>{% endif %}
 
 <section id="differences"><h2>Differences</h2>
 <p class="explain">Against the first run. Per-step rates: mean of the per-step differences over the measured steps both
@@ -337,6 +424,7 @@ runs share (bootstrap over steps); end-of-run numbers: MOVER intervals from each
 <ul>{% for v in verdicts %}<li>{{ v }}</li>{% endfor %}</ul></section>
 
 <section id="training"><h2>Accidental attacks over training</h2>
+<p class="explain">{{ persistence_text }}</p>
 <img alt="AAR over training" src="data:image/png;base64,{{ figs.training }}">
 {{ table(tables.training) }}</section>
 
@@ -377,9 +465,9 @@ def render_compare_html(report: dict[str, Any], samples: dict[str, np.ndarray] |
         quality_text = (f"{q['n']} samples per point. High quality: within 3σ of a mode; covered: a mode holding at "
                         f"least 0.8% of the samples as high-quality ones (VEEGAN / PacGAN).")
     env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
-    config = {k: report.get(k) for k in ("config", "versions", "seconds", "data")}
+    config = {k: report.get(k) for k in ("config", "versions", "seconds", "data", "methods")}
     return env.from_string(COMPARE_TEMPLATE).render(
-        tables=compare_tables(report), figs=figs, verdicts=report.get("verdicts", []), quality=q,
+        tables=compare_tables(report), figs=figs, arms_text=_arms_text(report), persistence_text=_persistence_text(report), verdicts=report.get("verdicts", []), quality=q,
         quality_text=quality_text, command=report.get("command", ""),
         notes=[f"{r['label']}: {n}" for r in runs for n in r.get("notes", [])] + ([q["note"]] if q.get("note") else []),
         config=json.dumps(to_jsonable(config), indent=2))

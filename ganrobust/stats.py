@@ -1,4 +1,11 @@
-"""Intervals for the numbers ganrobust reports: never a bare mean of a handful of samples."""
+"""Intervals for the numbers ganrobust reports: never a bare mean of a handful of samples.
+
+Every interval here either holds its stated coverage or is not given. Below :data:`MIN_N`
+observations no distribution-free interval reaches 95%, so none is given and nothing built on
+it is called significant; an interval whose exact coverage differs from the nominal 95%
+carries that coverage (``Estimate.coverage``); a series without variation gives no interval
+("no variation observed") instead of a zero-width one.
+"""
 
 from __future__ import annotations
 
@@ -7,34 +14,84 @@ from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 import numpy as np
+from scipy import stats as _sp
 
 _Z95 = 1.959963984540054  # two-sided 95% normal quantile
+
+# The smallest n at which a distribution-free 95% interval exists: the widest order-statistic
+# interval for a median, [x_(1), x_(n)], covers with probability 1 − 2·2^−n, which is 0.9375
+# at n = 5 and 0.969 at n = 6. Below it, no interval can claim 95% without assuming a
+# distribution, so none is given over samples or steps and nothing is called significant.
+MIN_N = 6
+# Intervals over seeds assume normal per-seed numbers (Student t); t needs one degree of
+# freedom, hence two seeds. Stated with every such interval.
+MIN_SEEDS = 2
+
+NO_VARIATION = "no variation observed"
 
 
 @dataclass(frozen=True)
 class Estimate:
-    """A number with its 95% interval and the count it rests on."""
+    """A number with its 95% interval and the count it rests on.
+
+    ``ci_low``/``ci_high`` are NaN when no interval is given (``note`` says why);
+    ``coverage`` is the interval's exact coverage where known and not the nominal 0.95
+    (None: nominal 95%); ``clusters`` is the number of independent units (steps) an interval
+    over clustered counts rests on.
+    """
 
     value: float
     ci_low: float
     ci_high: float
     n: int
+    coverage: float | None = None
+    clusters: int | None = None
+    note: str | None = None
 
-    def to_dict(self) -> dict[str, float | int]:
-        return asdict(self)
+    def to_dict(self) -> dict[str, Any]:
+        """value, ci_low, ci_high, n, and coverage/clusters/note only where set (so the records of
+        plain estimates keep the four keys they always had)."""
+        return {k: v for k, v in asdict(self).items() if v is not None or k in ("value", "ci_low", "ci_high", "n")}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Estimate":
-        """The inverse of :meth:`to_dict` after a JSON round trip (NaN as None, ±inf as "inf"/"-inf")."""
+        """The inverse of :meth:`to_dict` after a JSON round trip (NaN as None, ±inf as "inf"/"-inf");
+        reads dicts written before ``coverage``/``clusters``/``note`` existed."""
         def number(v: Any) -> float:
             return math.nan if v is None else float(v)
 
-        return cls(number(d["value"]), number(d["ci_low"]), number(d["ci_high"]), int(d["n"]))
+        coverage, clusters = d.get("coverage"), d.get("clusters")
+        return cls(number(d["value"]), number(d["ci_low"]), number(d["ci_high"]), int(d["n"]),
+                   None if coverage is None else float(coverage), None if clusters is None else int(clusters),
+                   d.get("note"))
+
+    @property
+    def has_interval(self) -> bool:
+        return not (math.isnan(self.ci_low) or math.isnan(self.ci_high))
 
     def __str__(self) -> str:
         if self.n == 0:
             return "n/a (n=0)"
-        return f"{self.value:.4g} [{self.ci_low:.4g}, {self.ci_high:.4g}] (n={self.n})"
+        if not self.has_interval:
+            return f"{self.value:.4g} (n={self.n}; no interval: {self.note or 'n below the minimum ' + str(MIN_N)})"
+        cov = "" if self.coverage is None else f", coverage {self.coverage:.3f}"
+        return f"{self.value:.4g} [{self.ci_low:.4g}, {self.ci_high:.4g}] (n={self.n}{cov})"
+
+
+def has_interval(d: dict[str, Any] | Estimate | None) -> bool:
+    """Whether a (stored) estimate carries a usable interval: both ends present and not NaN."""
+    if d is None:
+        return False
+    e = d if isinstance(d, Estimate) else None
+    if e is None:
+        if not d.get("n") or d.get("value") is None or d.get("ci_low") is None or d.get("ci_high") is None:
+            return False
+        e = Estimate.from_dict(d)
+    return e.n > 0 and e.has_interval
+
+
+def _below_min(value: float, n: int, minimum: int = MIN_N) -> Estimate:
+    return Estimate(value, math.nan, math.nan, n, note=f"n={n} is below the minimum {minimum}")
 
 
 def wilson(successes: int, n: int, z: float = _Z95) -> Estimate:
@@ -59,37 +116,119 @@ def rate(mask: Sequence[bool] | np.ndarray) -> Estimate:
     return wilson(int(arr.sum()), int(arr.size))
 
 
-def median_ci(values: Sequence[float] | np.ndarray, z: float = _Z95) -> Estimate:
-    """Median with a distribution-free interval from binomial order statistics.
+def median_ranks(n: int, level: float = 0.95) -> tuple[int, float] | None:
+    """The symmetric order-statistic interval ``[x_(k), x_(n+1−k)]`` (1-based ranks) for a median.
 
-    The ranks ``n/2 ± z·sqrt(n)/2`` bracket the population median with ~95% coverage;
-    non-finite values (an attack that never succeeded: ``inf``) are kept, so the median of
-    a mostly-robust set is honestly ``inf``.
+    It covers the population median of any continuous distribution with the exact probability
+    ``1 − 2·P(Binomial(n, 1/2) <= k − 1)``; k is the largest rank keeping that >= level.
+    Returns (k, coverage), or None when even k = 1 falls short (n < MIN_N).
+    """
+    best = None
+    for k in range(1, n // 2 + 1):
+        coverage = 1.0 - 2.0 * float(_sp.binom.cdf(k - 1, n, 0.5))
+        if coverage < level:
+            break
+        best = (k, coverage)
+    return best
+
+
+def median_ci(values: Sequence[float] | np.ndarray) -> Estimate:
+    """Median with a distribution-free interval from binomial order statistics (:func:`median_ranks`),
+    its exact coverage in ``coverage``; no interval below ``MIN_N`` values.
+
+    Non-finite values (an attack that never succeeded: ``inf``) are kept, so the median of a
+    mostly-robust set is honestly ``inf``.
     """
     arr = np.sort(np.asarray(values, dtype=float).ravel())
     arr = arr[~np.isnan(arr)]
     n = arr.size
     if n == 0:
         return Estimate(math.nan, math.nan, math.nan, 0)
-    half = z * math.sqrt(n) / 2
-    lo_rank = max(0, int(math.floor(n / 2 - half)))
-    hi_rank = min(n - 1, int(math.ceil(n / 2 + half)))
-    return Estimate(float(np.median(arr)), float(arr[lo_rank]), float(arr[hi_rank]), n)
+    ranks = median_ranks(n)
+    if ranks is None:
+        return _below_min(float(np.median(arr)), n)
+    k, coverage = ranks
+    return Estimate(float(np.median(arr)), float(arr[k - 1]), float(arr[n - k]), n, coverage=coverage)
 
 
-def mean_ci(values: Sequence[float] | np.ndarray, *, seed: int = 0, n_boot: int = 2000) -> Estimate:
-    """Mean with a percentile-bootstrap 95% interval (seeded, so reports are reproducible)."""
+def mean_ci(values: Sequence[float] | np.ndarray, *, min_n: int = MIN_N) -> Estimate:
+    """Mean with the Student-t 95% interval ``mean ± t_{0.975, n−1}·s/√n`` (s: sample standard
+    deviation); exact for normal data, and no interval below ``min_n`` values or when every
+    value is the same (s = 0: "no variation observed", not a zero-width interval)."""
     arr = np.asarray(values, dtype=float).ravel()
     arr = arr[np.isfinite(arr)]
     n = arr.size
     if n == 0:
         return Estimate(math.nan, math.nan, math.nan, 0)
-    if n == 1:
-        return Estimate(float(arr[0]), float(arr[0]), float(arr[0]), 1)
-    rng = np.random.default_rng(seed)
-    means = arr[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
-    lo, hi = np.quantile(means, [0.025, 0.975])
-    return Estimate(float(arr.mean()), float(lo), float(hi), n)
+    mean = float(arr.mean())
+    if n < max(min_n, 2):
+        return _below_min(mean, n, max(min_n, 2))
+    if arr.max() == arr.min():  # exact: the float std of identical values can be 1e-17 rather than 0
+        return Estimate(mean, math.nan, math.nan, n, note=NO_VARIATION)
+    s = float(arr.std(ddof=1))
+    half = float(_sp.t.ppf(0.975, n - 1)) * s / math.sqrt(n)
+    return Estimate(mean, mean - half, mean + half, n)
+
+
+def seed_mean(values: Sequence[float] | np.ndarray) -> Estimate:
+    """Mean over seeds (independent runs) with its Student-t 95% interval, from ``MIN_SEEDS`` seeds."""
+    return mean_ci(values, min_n=MIN_SEEDS)
+
+
+def welch_difference(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> Estimate:
+    """``mean(a) − mean(b)`` over independent runs with the Welch t 95% interval:
+
+        se = sqrt(s_a²/n_a + s_b²/n_b),  df = se⁴ / ((s_a²/n_a)²/(n_a−1) + (s_b²/n_b)²/(n_b−1))
+        d ± t_{0.975, df}·se
+
+    No interval below ``MIN_SEEDS`` runs on either side or when neither side varies; n = min(n_a, n_b).
+    """
+    xa, xb = (np.asarray(v, dtype=float).ravel() for v in (a, b))
+    xa, xb = xa[np.isfinite(xa)], xb[np.isfinite(xb)]
+    na, nb = xa.size, xb.size
+    if na == 0 or nb == 0:
+        return Estimate(math.nan, math.nan, math.nan, 0)
+    d = float(xa.mean() - xb.mean())
+    if min(na, nb) < MIN_SEEDS:
+        return _below_min(d, min(na, nb), MIN_SEEDS)
+    if xa.max() == xa.min() and xb.max() == xb.min():
+        return Estimate(d, math.nan, math.nan, min(na, nb), note=NO_VARIATION)
+    va, vb = float(xa.var(ddof=1)) / na, float(xb.var(ddof=1)) / nb
+    if va + vb == 0.0:
+        return Estimate(d, math.nan, math.nan, min(na, nb), note=NO_VARIATION)
+    se = math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va ** 2 / (na - 1) + vb ** 2 / (nb - 1))
+    half = float(_sp.t.ppf(0.975, df)) * se
+    return Estimate(d, d - half, d + half, min(na, nb))
+
+
+def pooled_share(successes: Sequence[int] | np.ndarray, totals: Sequence[int] | np.ndarray, *, seed: int = 0,
+                 n_boot: int = 2000) -> Estimate:
+    """Pooled share ``Σ successes / Σ totals`` over clusters (steps), with a percentile cluster
+    bootstrap 95% interval: whole clusters are resampled, so flips of one step, which share a
+    generator update, are not counted as independent. Clusters with no trial are dropped; no
+    interval below ``MIN_N`` clusters or when no resample differs. n = Σ totals, clusters = count.
+    """
+    k = np.asarray(successes, dtype=float).ravel()
+    t = np.asarray(totals, dtype=float).ravel()
+    if k.shape != t.shape or np.any(k < 0) or np.any(k > t):
+        raise ValueError(f"expected 0 <= successes <= totals per cluster, got {k.tolist()} of {t.tolist()}")
+    keep = t > 0
+    k, t = k[keep], t[keep]
+    c = int(t.size)
+    if c == 0:
+        return Estimate(math.nan, math.nan, math.nan, 0, clusters=0)
+    value = float(k.sum() / t.sum())
+    n = int(t.sum())
+    if c < MIN_N:
+        return Estimate(value, math.nan, math.nan, n, clusters=c,
+                        note=f"{c} steps with flips, below the minimum {MIN_N}")
+    idx = np.random.default_rng(seed).integers(0, c, size=(n_boot, c))
+    shares = k[idx].sum(axis=1) / t[idx].sum(axis=1)
+    lo, hi = np.quantile(shares, [0.025, 0.975])
+    if lo == hi:
+        return Estimate(value, math.nan, math.nan, n, clusters=c, note=NO_VARIATION)
+    return Estimate(value, float(lo), float(hi), n, clusters=c)
 
 
 def mover_difference(a: Estimate, b: Estimate) -> Estimate:
@@ -98,8 +237,21 @@ def mover_difference(a: Estimate, b: Estimate) -> Estimate:
 
         low  = (a − b) − sqrt((a − a_low)² + (b_high − b)²)
         high = (a − b) + sqrt((a_high − a)² + (b − b_low)²)
+
+    No interval when either side has none (below ``MIN_N``, or no variation).
     """
     d = a.value - b.value
+    if not (a.has_interval and b.has_interval) or min(a.n, b.n) < 1:
+        return Estimate(d, math.nan, math.nan, min(a.n, b.n), note="a side has no interval")
     low = d - math.sqrt((a.value - a.ci_low) ** 2 + (b.ci_high - b.value) ** 2)
     high = d + math.sqrt((a.ci_high - a.value) ** 2 + (b.value - b.ci_low) ** 2)
     return Estimate(d, low, high, min(a.n, b.n))
+
+
+def significant(d: Estimate | dict[str, Any] | None, *, min_n: int = MIN_N) -> bool:
+    """A difference is significant at 95% only if it rests on at least ``min_n`` (``MIN_N``; over
+    seeds ``MIN_SEEDS``), has an interval, and that interval excludes 0."""
+    if not has_interval(d):
+        return False
+    e = d if isinstance(d, Estimate) else Estimate.from_dict(d)  # type: ignore[arg-type]
+    return bool(e.n >= min_n and (e.ci_low > 0 or e.ci_high < 0))

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import math
 import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 
 from ganrobust.checkpoints import CheckpointError, load_gan
 from ganrobust.cli.main import cli
-from ganrobust.compare import CompareConfig, compare_runs, verdicts
+from ganrobust.compare import CompareConfig, _difference, _differences, compare_runs, verdicts
+from ganrobust.data import eight_gaussians
+from ganrobust.overtraining import pooled_persistence
+from ganrobust.snapshots import load_state
+from ganrobust.stats import mean_ci, wilson
 from ganrobust.config import WatchConfig
 from ganrobust.reporting import COMPARE_SECTIONS
 from ganrobust.runs import read_run
@@ -46,14 +53,69 @@ def test_compare_lines_up_rates_robustness_and_quality(ring_runs) -> None:
             assert 0 <= point["quality"]["modes_covered"] <= 8 and point["quality"]["n"] == 400
             for direction in ("fake->real", "real->fake"):
                 rob = point["robustness"][direction]
-                assert rob["median_eps_star"]["n"] == round(rob["clean_accuracy"]["value"] * 16)
+                assert 0 <= rob["median_eps_star"]["n"] <= 16 and rob["success_at_eps"]["n"] <= 16
         assert run["samples"].shape == (400, 2)
     diff = report["differences"][0]
-    both = [a["aar"]["n"] > 0 and b["aar"]["n"] > 0 for a, b in zip(*(r["training"] for r in report["runs"]))]
-    assert diff["run"] == "pgd" and diff["baseline"] == "standard" and diff["aar_paired"]["n"] == sum(both) > 0
-    base, other = (r["points"][-1]["quality"]["high_quality"]["value"] for r in report["runs"])
-    assert diff["high_quality"]["value"] == pytest.approx(other - base)
+    assert diff["run"] == "pgd" and diff["baseline"] == "standard" and 0 < diff["aar_paired"]["n"] <= 8
+    assert "high_quality" in diff and diff["step"] == {"baseline": 40, "run": 40}
     assert any("accidental-attack rate" in v for v in verdicts(report))
+
+
+def test_a_run_compared_with_its_own_copy_differs_by_nothing_significant(ring_runs, tmp_path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(ring_runs[0], copy)
+    report = compare_runs([ring_runs[0], copy], cfg=SMALL)
+    diff = report["differences"][0]
+    for key in ("aar_paired", "flip_rate_paired", "high_quality", "success fake->real", "success real->fake"):
+        if diff.get(key):
+            assert diff[key]["value"] == pytest.approx(0.0, abs=1e-12) and diff[key]["significant"] is False, key
+    # an all-zero per-step difference has no variation: no interval, not a zero-width one
+    assert math.isnan(diff["aar_paired"]["ci_low"]) and diff["aar_paired"]["note"] == "no variation observed"
+    assert all("not" in v and "significant" in v for v in verdicts(report) if "modes covered" not in v)
+
+
+def _result(label: str, steps: list[int], aar: list[float], n: int = 20) -> dict:
+    rows = [{"step": s, "aar": {"value": a, "ci_low": 0.0, "ci_high": 1.0, "n": n},
+             "flip_rate": {"value": a, "ci_low": 0.0, "ci_high": 1.0, "n": n}} for s, a in zip(steps, aar)]
+    return {"label": label, "training": rows, "points": [],
+            "mean_over_training": {"persists": {"value": 0.5, "ci_low": math.nan, "ci_high": math.nan, "n": 1}}}
+
+
+def test_a_constant_per_step_difference_is_not_significant() -> None:
+    steps = list(range(5, 85, 5))
+    base = _result("a", steps, [0.1] * len(steps))
+    other = _result("b", steps, [0.2] * len(steps))  # +0.1 at every one of 16 steps: no variation to judge by
+    d = _differences(base, other, SMALL)
+    assert d["aar_paired"]["value"] == pytest.approx(0.1) and d["aar_paired"]["n"] == 16
+    assert d["aar_paired"]["significant"] is False and d["persists"]["significant"] is False
+
+
+def test_the_paired_difference_needs_the_minimum_number_of_shared_steps() -> None:
+    base = _result("a", [5, 10, 15, 20, 25], [0.0, 0.1, 0.0, 0.1, 0.0])
+    other = _result("b", [5, 10, 15, 20, 25], [0.5, 0.7, 0.6, 0.8, 0.9])  # large, but only 5 shared steps
+    d = _differences(base, other, SMALL)
+    assert d["aar_paired"]["n"] == 5 and not d["aar_paired"]["significant"]
+    more = _differences(_result("a", list(range(1, 9)), [0.0, 0.1] * 4),
+                        _result("b", list(range(1, 9)), [0.5, 0.7, 0.6, 0.8] * 2), SMALL)
+    assert more["aar_paired"]["n"] == 8 and more["aar_paired"]["significant"]
+
+
+def test_one_value_per_side_is_never_a_significant_difference() -> None:
+    d = _difference(mean_ci([0.5]).to_dict(), mean_ci([0.25]).to_dict())
+    assert d["value"] == pytest.approx(-0.25) and d["significant"] is False
+    small = _difference(wilson(0, 3).to_dict(), wilson(3, 3).to_dict())  # intervals, but n = 3 < MIN_N
+    assert small["significant"] is False
+
+
+def test_persistence_is_pooled_over_flips_not_averaged_over_steps() -> None:
+    # one step with 1 flip that persists, nine steps with 10 flips of which none persists
+    rows = [{"persists": {"value": 1.0, "ci_low": 0.2, "ci_high": 1.0, "n": 1}}] + \
+        [{"persists": {"value": 0.0, "ci_low": 0.0, "ci_high": 0.3, "n": 10}} for _ in range(9)] + \
+        [{"persists": None}]
+    p = pooled_persistence(rows)
+    assert p["value"] == pytest.approx(1 / 91) and p["n"] == 91 and p["clusters"] == 10  # a mean over steps: 10%
+    assert p["ci_low"] <= p["value"] <= p["ci_high"] and "Σ persisted / Σ flips" in p["method"]
+    assert math.isnan(pooled_persistence(rows[:3])["ci_low"])  # 3 steps with flips: below the minimum
 
 
 def test_compare_is_deterministic_and_leaves_the_global_rng(ring_runs) -> None:
@@ -127,9 +189,22 @@ def test_compare_recalibrates_a_critic_at_every_point(tmp_path) -> None:
         runs.append(tmp_path / str(clip))
     report = compare_runs(runs, cfg=SMALL)
     assert report["runs"][0]["score"]["kind"] == "critic"
-    for run in report["runs"]:
-        for point in run["points"]:  # scored against a threshold calibrated at that point (no error for tau=None)
-            assert point["robustness"]["real->fake"]["clean_accuracy"]["n"] == 16
+    # an independent calibration: midpoint of mean real and mean fake scores of that point's D, on the
+    # same real samples (a fresh ring draw, seed + 1) and the first 16 of G's samples from the same latents
+    real = eight_gaussians(16, seed=SMALL.seed + 1).x
+    Z = torch.randn((SMALL.quality_samples, 2), generator=torch.Generator().manual_seed(SMALL.seed))[:16]
+    for run_dir, run in zip(runs, report["runs"]):
+        loaded = load_gan(run_dir)
+        taus = []
+        for point in run["points"]:
+            G, D = copy.deepcopy(loaded.G).eval(), copy.deepcopy(loaded.D).eval()
+            G.load_state_dict(load_state(run_dir / "snapshots" / f"g_{point['step']:07d}_after.safetensors"))
+            D.load_state_dict(load_state(run_dir / "snapshots" / f"d_{point['step']:07d}.safetensors"))
+            with torch.no_grad():
+                expected = 0.5 * (D(real).mean().item() + D(G(Z)).mean().item())
+            assert point["tau"] == pytest.approx(expected, rel=1e-5, abs=1e-6), (run["label"], point["step"])
+            taus.append(point["tau"])
+        assert len(set(taus)) == len(taus) > 1  # a threshold per point, not one carried across
 
 
 def test_compare_refuses_runs_on_different_data(ring_runs, tmp_path) -> None:
@@ -197,3 +272,75 @@ def test_watching_into_an_existing_run_refuses_and_keeps_it(ring_runs) -> None:
     assert (ring_runs[0] / "steps.jsonl").read_bytes() == before
     from torch.optim.optimizer import _global_optimizer_pre_hooks
     assert not _global_optimizer_pre_hooks  # nothing was left registered
+
+
+# -- arms of several seeds (issue 10) -------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def seeded_runs(tmp_path_factory) -> dict[str, list[Path]]:
+    root = tmp_path_factory.mktemp("arms")
+    out: dict[str, list[Path]] = {}
+    for method in ("standard", "pgd"):
+        for seed in (0, 1, 2):
+            cfg = TrainConfig(arch="mlp", data="8gaussians", steps=60, batch=64, nz=2, d_training=method, d_eps=0.05,
+                              lr=1e-3, betas=(0.5, 0.9), n_data=2000, seed=seed)
+            run = root / f"ring-{method}-s{seed}"
+            train(cfg, run_dir=run, watch_config=WatchConfig(every=5, snapshot_every=30, min_norm_every=2))
+            out.setdefault(method, []).append(run)
+    return out
+
+
+def test_compare_arms_average_over_seeds_with_intervals_and_rerenders(seeded_runs, tmp_path) -> None:
+    out = tmp_path / "arms"
+    args = ["compare", *[f"--arm={m}=" + ",".join(map(str, runs)) for m, runs in seeded_runs.items()],
+            "--out", str(out), "--quality-samples", "200", "--robustness-samples", "8"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert [a["name"] for a in report["arms"]] == ["standard", "pgd"] and [a["seeds"] for a in report["arms"]] == [3, 3]
+    assert report["arms"][0]["runs"] == ["ring-standard-s0", "ring-standard-s1", "ring-standard-s2"]
+    for arm in report["arms"]:
+        # independent of compare: each seed's mean AAR over its measured steps, read from steps.jsonl
+        per_seed = [np.mean([s.raw["probe"]["aar"]["value"] for s in read_run(d).steps if s.raw["probe"]["aar"]["n"]])
+                    for d in seeded_runs[arm["name"]]]
+        aar = arm["numbers"]["aar"]
+        assert aar["n"] == 3 and aar["value"] == pytest.approx(np.mean(per_seed))
+        if max(per_seed) > min(per_seed):
+            assert aar["ci_low"] < aar["value"] < aar["ci_high"]
+        for key in ("flip_rate", "eps_star fake->real", "high_quality"):
+            assert 1 <= arm["numbers"][key]["n"] <= 3, key
+    diff = report["arm_differences"][0]
+    assert diff["arm"] == "pgd" and diff["baseline"] == "standard" and diff["aar"]["n"] == 3
+    assert isinstance(diff["aar"]["significant"], bool)
+    # within-run differences pair seed with seed
+    assert [(d["run"], d["baseline"]) for d in report["differences"]] == [
+        (f"ring-pgd-s{i}", f"ring-standard-s{i}") for i in range(3)]
+    assert any(v.startswith("arm pgd (3 seeds) vs standard (3 seeds)") for v in report["verdicts"])
+    md = (out / "summary.md").read_text()
+    assert "## Over seeds" in md and "Student-t" in md and "Welch" in md
+    assert 'id="arms"' in (out / "index.html").read_text()
+    again = CliRunner().invoke(cli, ["report", str(out)])
+    assert again.exit_code == 0, again.output
+    assert "## Over seeds" in (out / "summary.md").read_text()
+
+
+def test_compare_refuses_bad_arms_with_one_line(seeded_runs, tmp_path) -> None:
+    std = ",".join(map(str, seeded_runs["standard"]))
+    for args, message in ((["--arm", "standard"], "NAME=RUN"),
+                          (["--arm", f"standard={std}"], "at least two arms"),
+                          (["--arm", f"a={std}", "--arm", f"a={std}"], "given twice"),
+                          ([str(seeded_runs["pgd"][0]), "--arm", f"a={std}"], "not both")):
+        result = CliRunner().invoke(cli, ["compare", *args, "--out", str(tmp_path / "x")])
+        assert result.exit_code == 2 and result.output.startswith("error:") and message in result.output, result.output
+        assert "Traceback" not in result.output
+
+
+def test_the_committed_comparison_rerenders_with_the_new_rules(tmp_path) -> None:
+    committed = Path(__file__).resolve().parents[1] / "reports" / "digits-standard-vs-pgd"
+    out = tmp_path / "old"
+    shutil.copytree(committed, out)
+    result = CliRunner().invoke(cli, ["report", str(out)])
+    assert result.exit_code == 0, result.output
+    md = (out / "summary.md").read_text()
+    assert "written before pooling" in md and "Over seeds" not in md
+    assert (out / "index.html").read_text().count("data:image/png;base64,") >= 3

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
+import torch
+
 from click.testing import CliRunner
 
 from ganrobust.cli.main import cli
@@ -18,8 +21,23 @@ def test_demo_writes_a_complete_report(tmp_path) -> None:
     assert report["kind"] == "demo" and [r["step"] for r in report["training"]] == [10, 20]
     assert report["robust_d"]["steps"] == 5 and {"standard", "robust"} <= set(report["robust_d"])
     assert (out / "run" / "checkpoint.pt").exists() and (out / "summary.md").exists()
+    # the headline is the run it watched (both measured steps), with the final replay beneath
+    h = report["run_headline"]
+    assert h["steps"] == 2 and h["mean_flip_rate"]["n"] == 2 and h["worst_flip_rate"]["step"] in (10, 20)
+    md = (out / "summary.md").read_text()
+    assert md.index("## Over the watched run") < md.index("## The final replayed update")
+    assert 'id="run-headline"' in (out / "index.html").read_text()
 
 
 def test_demo_rejects_impossible_settings() -> None:
     result = CliRunner().invoke(cli, ["demo", "--steps", "0"])
     assert result.exit_code == 2 and "error:" in result.output
+
+
+def test_a_failure_while_training_is_one_error_line_on_its_own_line(tmp_path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA")
+    result = CliRunner().invoke(cli, ["demo", "--steps", "2", "--device", "cuda", "--out", str(tmp_path / "d")])
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if "error:" in line]
+    assert len(errors) == 1 and errors[0].startswith("error:") and "Traceback" not in result.output
