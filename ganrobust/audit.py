@@ -39,7 +39,7 @@ from ganrobust.attacks.minimum_norm import MinimumNormAttack
 from ganrobust.diagnostics import Diagnostic, diagnose_scorer
 from ganrobust.module_state import evaluation_state, preserved_rng
 from ganrobust.scorer import Scorer
-from ganrobust.stats import Estimate, median_ci, mover_difference, wilson
+from ganrobust.stats import Estimate, median_ci, mover_difference, significant, wilson
 
 REPORT_SCHEMA = "ganrobust.report/1"
 G_LOSSES = ("ns", "bce", "hinge", "wasserstein")
@@ -384,7 +384,7 @@ def _difference(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any] | None:
     if not a.get("n") or not b.get("n"):
         return None
     d = mover_difference(Estimate.from_dict(a), Estimate.from_dict(b))
-    return {**d.to_dict(), "significant": bool(d.ci_low > 0 or d.ci_high < 0)}
+    return {**d.to_dict(), "significant": significant(d)}
 
 
 def _grad_norms(scorer: Scorer, x: torch.Tensor) -> dict[str, float | int]:
@@ -410,6 +410,8 @@ def _significance(d: dict[str, Any] | None) -> str:
     if not d:
         return "no difference can be estimated (no fake-classified probe on one side)"
     verdict = "a significant difference" if d["significant"] else "no significant difference"
+    if d.get("ci_low") is None or d["ci_low"] != d["ci_low"]:
+        return f"{verdict} (difference {d['value']:+.1%}; no interval: {d.get('note') or 'too few probes'})"
     return f"{verdict} (difference {d['value']:+.1%} [{d['ci_low']:+.1%}, {d['ci_high']:+.1%}], 95% MOVER interval)"
 
 
