@@ -75,6 +75,10 @@ class AuditConfig:
             raise ValueError(f"expected 0 < eps <= 1 (fraction of the data range), got {self.eps}")
         if self.g_lr <= 0:
             raise ValueError(f"expected a positive --g-lr, got {self.g_lr}")
+        if not all(0 <= b < 1 for b in self.g_betas):
+            raise ValueError(f"expected --g-betas in [0, 1), got {self.g_betas}")
+        if self.seed < 0:
+            raise ValueError(f"expected a --seed >= 0, got {self.seed}")
 
 
 def generator_loss(kind: str, s: torch.Tensor) -> torch.Tensor:

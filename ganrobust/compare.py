@@ -156,12 +156,17 @@ def _points(run: Run, loaded: LoadedGAN | None) -> list[tuple[int, str]]:
 
 
 def _models_at(run_dir: Path, loaded: LoadedGAN, step: int, where: str) -> tuple[nn.Module, nn.Module]:
+    """G and D at a persisted step (each file checked against the SHA-256 the run recorded)."""
+    from ganrobust.checkpoints import verify_run_file
+    from ganrobust.runs import snapshot_file
+
     if where == "checkpoint":
         return loaded.G, loaded.D
     G, D = copy.deepcopy(loaded.G), copy.deepcopy(loaded.D)
-    snap = run_dir / "snapshots"
-    G.load_state_dict(load_state(snap / f"g_{step:07d}_after.safetensors"))
-    D.load_state_dict(load_state(snap / f"d_{step:07d}.safetensors"))
+    for module, kind in ((G, "G_after"), (D, "D")):
+        relpath = snapshot_file(step, kind)
+        verify_run_file(run_dir, relpath)
+        module.load_state_dict(load_state(run_dir / relpath))
     return G.eval(), D.eval()
 
 

@@ -39,7 +39,7 @@ from ganrobust.config import WatchConfig
 from ganrobust.conventions import ScoreKind
 from ganrobust.measure import Measurement, measure_update, persistence
 from ganrobust.module_state import evaluation_state, preserved_rng
-from ganrobust.runs import RunWriter
+from ganrobust.runs import CHECKPOINT, SNAPSHOT_KINDS, RunWriter, snapshot_file
 from ganrobust.scorer import Scorer
 from ganrobust.snapshots import SnapshotRing, StateView, save_state
 
@@ -299,13 +299,13 @@ class Watcher:
                             "persists": persistence(s_later, pending["flip"], pending["tau"]).to_dict()})
 
     def _persist(self, step: int, snapshot: list[torch.Tensor]) -> dict[str, str]:
-        snap = self.writer.dir / "snapshots"
-        names = {"D": f"snapshots/d_{step:07d}.safetensors", "G_before": f"snapshots/g_{step:07d}_before.safetensors",
-                 "G_after": f"snapshots/g_{step:07d}_after.safetensors"}
+        names = {kind: snapshot_file(step, kind) for kind in SNAPSHOT_KINDS}
         meta = {"step": str(step)}
-        save_state(snap / Path(names["D"]).name, self._d_view.names, snapshot, meta)
-        save_state(snap / Path(names["G_before"]).name, self._g_view.names, self._theta, meta)
-        save_state(snap / Path(names["G_after"]).name, self._g_view.names, self._g_view.tensors, meta)
+        for kind, (keys, tensors) in (("D", (self._d_view.names, snapshot)),
+                                      ("G_before", (self._g_view.names, self._theta)),
+                                      ("G_after", (self._g_view.names, self._g_view.tensors))):
+            save_state(self.writer.dir / names[kind], keys, tensors, meta)
+        self.writer.record_file(*names.values())
         return names
 
     def _write_checkpoint(self) -> None:
@@ -322,9 +322,10 @@ class Watcher:
             "generator_steps": self.g_step,
         }
         with preserved_rng(self._device()):
-            tmp = self.writer.dir / "checkpoint.pt.tmp"
+            tmp = self.writer.dir / (CHECKPOINT + ".tmp")
             torch.save(checkpoint, tmp)
-            tmp.replace(self.writer.dir / "checkpoint.pt")
+            tmp.replace(self.writer.dir / CHECKPOINT)
+        self.writer.record_file(CHECKPOINT)
 
 
 def watch(G: nn.Module, D: nn.Module, run_dir: str | Path, *, config: WatchConfig | None = None,
