@@ -40,6 +40,8 @@ def test_the_audit_replays_exactly_the_update_the_trainer_makes_next(hinge_run) 
     settings = resolve_settings(loaded)  # no options: what the CLI does by default
     assert {k: (s.value, s.source) for k, s in settings.items() if k in ("bn", "g_loss", "d_loss")} == {
         "bn": ("batch", "run manifest"), "g_loss": ("hinge", "run manifest"), "d_loss": ("hinge", "run manifest")}
+    # the checkpoint file on its own sees its run's manifest too
+    assert load_gan(run / "checkpoint.pt").train_config["loss"] == "hinge"
     cfg = configured(AuditConfig(batch=16), settings)
     z = torch.randn(16, 8, 1, 1, generator=torch.Generator().manual_seed(3))
     (replayed,) = replay_steps(loaded.G, Scorer(loaded.D, **scorer_options_for(loaded, settings)), loaded.optimizer_g,

@@ -126,3 +126,12 @@ def test_audit_help_says_unset_options_follow_the_run() -> None:
     for option in ("--bn", "--d-output", "--g-loss"):
         assert option in text
     assert text.count("as the run recorded") >= 2 and "--no-verify" in text and "--g-optimizer" in text
+
+
+@pytest.mark.parametrize("args, words", [(["--lr", "-1"], "positive --lr"), (["--d-eps", "0"], "--d-eps"),
+                                         (["--d-steps", "0"], "--d-steps >= 1"), (["--steps", "0"], "steps >= 1")])
+def test_train_refuses_bad_options_before_training(tmp_path, args, words) -> None:
+    short = [] if "--steps" in args else ["--steps", "2", "--data", "8gaussians"]  # bounded if not refused
+    result = CliRunner().invoke(cli, ["train", *short, *args, "--out", str(tmp_path / "run")])
+    assert words in _one_error(result)
+    assert not (tmp_path / "run").exists()
