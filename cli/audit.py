@@ -113,15 +113,15 @@ def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path |
 
         snapshots = None
         if snapshot_selection is not None:
-            assert checkpoint is not None  # checked by _checked_options
             from tqdm import tqdm
 
             from ganrobust.run_audit import audit_run_snapshots, parse_selection
             from ganrobust.snapshots import persisted_steps
 
-            total = len(parse_selection(snapshot_selection, persisted_steps(checkpoint)))
+            run_dir = Path(checkpoint or ".")  # a run directory: checked by _checked_options
+            total = len(parse_selection(snapshot_selection, persisted_steps(run_dir)))
             with tqdm(total=total, desc="snapshots", unit="step", file=sys.stderr, dynamic_ncols=True) as sbar:
-                snapshots = audit_run_snapshots(checkpoint, loaded, out_dir, selection=snapshot_selection, cfg=cfg,
+                snapshots = audit_run_snapshots(run_dir, loaded, out_dir, selection=snapshot_selection, cfg=cfg,
                                                 scorer_options=scorer_options, tick=lambda _s: sbar.update(1),
                                                 verify=not no_verify)
         bar = _progress(7 if robust_d else 6)
@@ -130,8 +130,10 @@ def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path |
                                  opt_state=None if fresh_optimizer else loaded.optimizer_g,
                                  opt_class=settings["optimizer"].value, cfg=cfg, real=real, progress=bar,
                                  robust_d_steps=robust_d)
-        finally:
-            bar.close()
+        except BaseException:
+            bar.bar.close()  # ends the bar's line where it stopped, before the error is printed
+            raise
+        bar.close()
     except (CheckpointError, ValueError, FileNotFoundError) as err:
         fail(str(err))
     except RuntimeError as err:  # a model that cannot run on its own generator's output, shapes, devices
