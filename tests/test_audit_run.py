@@ -17,6 +17,7 @@ from ganrobust.audit import AuditConfig, replay_steps
 from ganrobust.audit_settings import configured, resolve_settings, scorer_options_for
 from ganrobust.checkpoints import CheckpointError, load_gan
 from ganrobust.cli.main import cli
+from ganrobust.compare import _models_at
 from ganrobust.config import WatchConfig
 from ganrobust.runs import snapshot_file
 from ganrobust.snapshots import persisted_steps
@@ -115,6 +116,8 @@ def test_a_corrupted_snapshot_is_refused_unless_no_verify(hinge_run, tmp_path) -
     path.write_bytes(bytes(data))
     error = _one_error(CliRunner().invoke(cli, ["audit", str(copy_), "--out", str(tmp_path / "a"), *FAST]))
     assert "does not match the SHA-256 recorded" in error
+    with pytest.raises(CheckpointError, match="SHA-256"):  # what compare reads at each persisted step
+        _models_at(copy_, load_gan(run), last, "snapshot")
     ok = CliRunner().invoke(cli, ["audit", str(copy_), "--out", str(tmp_path / "b"), *FAST, "--no-verify"])
     assert ok.exit_code == 0, ok.output
 
