@@ -64,6 +64,12 @@ def train(data: str, arch: str | None, steps: int, d_training: str, d_eps: float
             raise ValueError(f"{out} already holds a run; pass another --out or remove it")
         if snapshot_every < 1:
             raise ValueError(f"expected --snapshot-every >= 1, got {snapshot_every}")
+        if lr <= 0:
+            raise ValueError(f"expected a positive --lr, got {lr}")
+        if not 0 < d_eps <= 1:
+            raise ValueError(f"expected 0 < --d-eps <= 1 (a fraction of the data range), got {d_eps}")
+        if d_steps < 1 or d_gamma < 0:
+            raise ValueError(f"expected --d-steps >= 1 and --d-gamma >= 0, got {d_steps} and {d_gamma}")
         try:
             torch.device(device)
         except RuntimeError:

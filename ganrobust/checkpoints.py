@@ -10,6 +10,11 @@
 Loading is ``weights_only=True`` unless the user passes ``trust=True`` (the CLI's
 ``--trust-checkpoint``). Every problem raises :class:`CheckpointError`: one line saying what is
 wrong and how to fix it.
+
+Files of a ganrobust run (``checkpoint.pt``, ``snapshots/*.safetensors``) are checked against the
+SHA-256 the run's manifest recorded before they are read (``verify=False``, the CLI's
+``--no-verify``, skips that). A checkpoint inside a run directory also brings what the run's
+manifest recorded: the score convention and, for ``ganrobust train`` runs, the training config.
 """
 
 from __future__ import annotations
@@ -38,6 +43,10 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be audited; the message says why and what to do."""
 
 
+class IntegrityError(CheckpointError):
+    """A run file whose bytes differ from the SHA-256 its manifest recorded."""
+
+
 @dataclass
 class LoadedGAN:
     G: nn.Module
@@ -49,6 +58,32 @@ class LoadedGAN:
     score: dict[str, Any] = field(default_factory=dict)   # kind, tau, bn as recorded
     bounds: tuple[float, float] = (-1.0, 1.0)
     notes: list[str] = field(default_factory=list)
+    train_config: dict[str, Any] | None = None   # the run manifest's train_config (ganrobust train)
+    origins: dict[str, str] = field(default_factory=dict)  # score key -> "run manifest" | "checkpoint" | ...
+
+
+def verify_run_file(run_dir: Path, relpath: str, verify: bool = True) -> None:
+    """CheckpointError when ``run_dir/relpath`` differs from the SHA-256 the run's manifest recorded.
+
+    Files with no recorded hash (runs written before hashes were kept) pass unchecked.
+    """
+    from ganrobust.runs import file_matches
+
+    if verify and file_matches(run_dir, relpath) is False:
+        raise IntegrityError(f"{Path(run_dir) / relpath} does not match the SHA-256 recorded in the run's "
+                              f"manifest.json (corrupted or changed since it was written); pass --no-verify to "
+                              f"audit it anyway")
+
+
+def _sibling_manifest(path: Path) -> dict[str, Any] | None:
+    """The manifest of the run directory ``path`` lies in, if it is one (read tolerantly)."""
+    from ganrobust.runs import MANIFEST
+
+    try:
+        manifest = json.loads((path.parent / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
 
 
 def _read(path: Path, trust: bool) -> Any:
@@ -254,15 +289,15 @@ def run_models(run_dir: Path) -> tuple[nn.Module, nn.Module, dict[str, Any]]:
     return G, D, manifest
 
 
-def load_run_snapshot(run_dir: Path, step: int | None = None) -> LoadedGAN:
+def load_run_snapshot(run_dir: Path, step: int | None = None, *, verify: bool = True) -> LoadedGAN:
     """G (after its update) and D of a persisted snapshot — the last one unless ``step`` is given.
 
     This is how a run that never wrote ``checkpoint.pt`` (killed, or still running) is audited.
     """
+    from ganrobust.runs import snapshot_file
     from ganrobust.snapshots import load_state, persisted_steps
 
     G, D, manifest = run_models(run_dir)
-    snap = run_dir / "snapshots"
     steps = persisted_steps(run_dir)
     if not steps:
         raise CheckpointError(f"{run_dir} has no checkpoint.pt and no persisted snapshot yet: the run stopped before "
@@ -271,11 +306,13 @@ def load_run_snapshot(run_dir: Path, step: int | None = None) -> LoadedGAN:
     if step not in steps:
         raise CheckpointError(f"{run_dir} has no persisted snapshot of step {step}; available: {steps[:10]}")
     where = f"{run_dir} snapshot {step}"
-    for module, name, which in ((G, f"g_{step:07d}_after", "generator"), (D, f"d_{step:07d}", "discriminator")):
+    for module, kind, which in ((G, "G_after", "generator"), (D, "D", "discriminator")):
+        relpath = snapshot_file(step, kind)
+        verify_run_file(run_dir, relpath, verify)
         try:
-            state = load_state(snap / f"{name}.safetensors")
+            state = load_state(run_dir / relpath)
         except Exception as err:  # safetensors raises its own error types for truncated files
-            raise CheckpointError(f"{snap / name}.safetensors cannot be read ({_first_line(err)}); is it truncated?") from None
+            raise CheckpointError(f"{run_dir / relpath} cannot be read ({_first_line(err)}); is it truncated?") from None
         _check_finite(state, which, where)
         _load_into(module, state, which, where)
     G.eval()
@@ -284,8 +321,10 @@ def load_run_snapshot(run_dir: Path, step: int | None = None) -> LoadedGAN:
     note = (f"{run_dir} has no checkpoint.pt (the run did not finish): loaded its last persisted snapshot, step {step}; "
             f"snapshots hold no optimizer state, so the replay uses a fresh Adam") if step == steps[-1] else \
         f"loaded the persisted snapshot of step {step}"
+    score = dict(manifest.get("score") or {})
     return LoadedGAN(G=G, D=D, source=f"ganrobust run snapshot (step {step})", latent_shape=_latent_shape(G),
-                     score=dict(manifest.get("score") or {}), bounds=(float(bounds[0]), float(bounds[1])), notes=[note])
+                     score=score, bounds=(float(bounds[0]), float(bounds[1])), notes=[note],
+                     train_config=manifest.get("train_config"), origins={key: "run manifest" for key in score})
 
 
 def load_gan(
@@ -301,10 +340,16 @@ def load_gan(
     d_output: str | None = None,
     trust: bool = False,
     latent_shape: tuple[int, ...] | None = None,
+    verify: bool = True,
 ) -> LoadedGAN:
-    """Load G and D from one checkpoint (or run directory) or from a pair of files."""
+    """Load G and D from one checkpoint (or run directory) or from a pair of files.
+
+    ``verify`` checks a run's files against the SHA-256 its manifest recorded (CheckpointError on
+    a mismatch)."""
     notes: list[str] = []
     score: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    train_config: dict[str, Any] | None = None
     bounds = (-1.0, 1.0)
     opt_state = opt_class = None
     arch_refs: dict[str, Any] = {}
@@ -318,13 +363,17 @@ def load_gan(
         if d_output is None and arch == "dcgan":
             d_output = "prob"  # pytorch/examples' netD ends in nn.Sigmoid
             notes.append("assumed the pytorch/examples D with a trailing Sigmoid (kind='prob'); pass --d-output logit if not")
+            origins["kind"] = "default"
     else:
         p = Path(path)
         if p.is_dir():
             if not (p / "checkpoint.pt").exists():
-                return load_run_snapshot(p)
+                return load_run_snapshot(p, verify=verify)
             p = p / "checkpoint.pt"
         where = str(p)
+        manifest = _sibling_manifest(p) if p.exists() and not p.is_dir() else None
+        if manifest is not None:
+            verify_run_file(p.parent, p.name, verify)  # before a single byte of it is unpickled
         obj = _read(p, trust)
         if isinstance(obj, dict) and obj.get("format") == "ganrobust.checkpoint/1":
             source = "ganrobust checkpoint"
@@ -332,7 +381,13 @@ def load_gan(
             opt_state, opt_class = obj.get("optimizer_G"), obj.get("optimizer_G_class")
             arch_refs = obj.get("arch") or {}
             score = dict(obj.get("score") or {})
+            origins = {key: "checkpoint" for key in score}
             bounds = tuple(obj.get("data_range") or bounds)  # type: ignore[assignment]
+            if manifest is not None:  # the run it belongs to: what the run recorded wins
+                recorded = dict(manifest.get("score") or {})
+                score.update(recorded)
+                origins.update({key: "run manifest" for key in recorded})
+                train_config = manifest.get("train_config")
         elif isinstance(obj, dict):
             found = _find_pair(obj)
             if found is None:
@@ -406,8 +461,11 @@ def load_gan(
             notes.append("G's optimizer state matched among Lightning optimizer_states by parameter count")
     if d_output is not None:
         score["kind"] = {"prob": "prob", "logit": "logit", "critic": "critic"}.get(d_output, d_output)
+        if origins.get("kind") != "default":  # the pytorch/examples assumption stays a default
+            origins["kind"] = "option"
     G.eval()
     D.eval()
     return LoadedGAN(G=G, D=D, source=source, latent_shape=tuple(latent_shape) if latent_shape else _latent_shape(G),
                      optimizer_g=opt_state if isinstance(opt_state, dict) else None, optimizer_g_class=opt_class,
-                     score=score, bounds=(float(bounds[0]), float(bounds[1])), notes=notes)
+                     score=score, bounds=(float(bounds[0]), float(bounds[1])), notes=notes,
+                     train_config=train_config, origins=origins)

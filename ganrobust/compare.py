@@ -39,7 +39,7 @@ from torch import nn
 
 from ganrobust.attacks.robustness_curve import robustness_curve
 from ganrobust.audit import generate
-from ganrobust.checkpoints import CheckpointError, LoadedGAN, load_gan
+from ganrobust.checkpoints import CheckpointError, IntegrityError, LoadedGAN, load_gan
 from ganrobust.config import EPS_GRID
 from ganrobust.conventions import BatchNormMode, ScoreKind
 from ganrobust.data import BUILTIN, Dataset, eight_gaussians, load_dataset
@@ -165,12 +165,17 @@ def _points(run: Run, loaded: LoadedGAN | None) -> list[tuple[int, str]]:
 
 
 def _models_at(run_dir: Path, loaded: LoadedGAN, step: int, where: str) -> tuple[nn.Module, nn.Module]:
+    """G and D at a persisted step (each file checked against the SHA-256 the run recorded)."""
+    from ganrobust.checkpoints import verify_run_file
+    from ganrobust.runs import snapshot_file
+
     if where == "checkpoint":
         return loaded.G, loaded.D
     G, D = copy.deepcopy(loaded.G), copy.deepcopy(loaded.D)
-    snap = run_dir / "snapshots"
-    G.load_state_dict(load_state(snap / f"g_{step:07d}_after.safetensors"))
-    D.load_state_dict(load_state(snap / f"d_{step:07d}.safetensors"))
+    for module, kind in ((G, "G_after"), (D, "D")):
+        relpath = snapshot_file(step, kind)
+        verify_run_file(run_dir, relpath)
+        module.load_state_dict(load_state(run_dir / relpath))
     return G.eval(), D.eval()
 
 
@@ -308,6 +313,8 @@ def _evaluate_run(run: Run, name: str, yardstick: _Quality, cfg: CompareConfig, 
     try:
         loaded: LoadedGAN | None = load_gan(run.dir)
         notes += loaded.notes
+    except IntegrityError:
+        raise  # corrupted bytes are an error, never a note
     except CheckpointError as err:
         loaded = None
         notes.append(f"D and G cannot be rebuilt ({err}); only the hook's measurements are compared")

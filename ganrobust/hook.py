@@ -304,16 +304,22 @@ class Watcher:
                             "tau": scorer.tau, "persists": persistence(s_later, pending["flip"], scorer.tau).to_dict()})
 
     def _persist(self, step: int, snapshot: list[torch.Tensor]) -> dict[str, str]:
-        snap = self.writer.dir / "snapshots"
-        names = {"D": f"snapshots/d_{step:07d}.safetensors", "G_before": f"snapshots/g_{step:07d}_before.safetensors",
-                 "G_after": f"snapshots/g_{step:07d}_after.safetensors"}
+        """Write D and G before/after of ``step`` and record their SHA-256 in the manifest."""
+        from ganrobust.runs import SNAPSHOT_KINDS, snapshot_file
+
+        names = {kind: snapshot_file(step, kind) for kind in SNAPSHOT_KINDS}
         meta = {"step": str(step)}
-        save_state(snap / Path(names["D"]).name, self._d_view.names, snapshot, meta)
-        save_state(snap / Path(names["G_before"]).name, self._g_view.names, self._theta, meta)
-        save_state(snap / Path(names["G_after"]).name, self._g_view.names, self._g_view.tensors, meta)
+        for kind, (keys, tensors) in (("D", (self._d_view.names, snapshot)),
+                                      ("G_before", (self._g_view.names, self._theta)),
+                                      ("G_after", (self._g_view.names, self._g_view.tensors))):
+            save_state(self.writer.dir / names[kind], keys, tensors, meta)
+        self.writer.record_file(*names.values())
         return names
 
     def _write_checkpoint(self) -> None:
+        """``checkpoint.pt`` (weights_only-loadable, G's optimizer class recorded) and its SHA-256."""
+        from ganrobust.runs import CHECKPOINT
+
         opt_g, opt_d = (self._optimizers.get(k) for k in ("G", "D"))
         checkpoint = {
             "format": "ganrobust.checkpoint/1",
@@ -327,9 +333,10 @@ class Watcher:
             "generator_steps": self.g_step,
         }
         with preserved_rng(self._device()):
-            tmp = self.writer.dir / "checkpoint.pt.tmp"
+            tmp = self.writer.dir / (CHECKPOINT + ".tmp")
             torch.save(checkpoint, tmp)
-            tmp.replace(self.writer.dir / "checkpoint.pt")
+            tmp.replace(self.writer.dir / CHECKPOINT)
+        self.writer.record_file(CHECKPOINT)
 
 
 def watch(G: nn.Module, D: nn.Module, run_dir: str | Path, *, config: WatchConfig | None = None,

@@ -12,9 +12,11 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
+
 from ganrobust.audit import AuditConfig, audit_snapshot
-from ganrobust.checkpoints import LoadedGAN
-from ganrobust.runs import read_run, to_jsonable
+from ganrobust.checkpoints import LoadedGAN, verify_run_file
+from ganrobust.runs import read_run, snapshot_file, to_jsonable
 from ganrobust.snapshots import load_state, persisted_steps
 
 
@@ -35,7 +37,10 @@ def parse_selection(text: str | None, available: list[int]) -> list[int]:
 
 
 def audit_run_snapshots(run_dir: Path, loaded: LoadedGAN, out: Path, *, selection: str | None, cfg: AuditConfig,
-                        scorer_options: dict[str, Any], tick: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+                        scorer_options: dict[str, Any], tick: Callable[[int], None] | None = None,
+                        verify: bool = True, real: torch.Tensor | None = None) -> list[dict[str, Any]]:
+    """Audit the selected persisted steps; each snapshot file is checked against the SHA-256 the
+    run recorded (CheckpointError on a mismatch) unless ``verify`` is False."""
     run = read_run(run_dir)
     steps = parse_selection(selection, persisted_steps(run_dir))
     Z = run.probes()[: cfg.n_probes]
@@ -46,12 +51,12 @@ def audit_run_snapshots(run_dir: Path, loaded: LoadedGAN, out: Path, *, selectio
         if path.exists():  # resume: done in an earlier, interrupted audit
             results.append(json.loads(path.read_text()))
         else:
-            snap = run_dir / "snapshots"
             D, Gb, Ga = copy.deepcopy(loaded.D), copy.deepcopy(loaded.G), copy.deepcopy(loaded.G)
-            D.load_state_dict(load_state(snap / f"d_{step:07d}.safetensors"))
-            Gb.load_state_dict(load_state(snap / f"g_{step:07d}_before.safetensors"))
-            Ga.load_state_dict(load_state(snap / f"g_{step:07d}_after.safetensors"))
-            result = {"step": step, **audit_snapshot(Gb, Ga, D, scorer_options=scorer_options, Z=Z, cfg=cfg)}
+            for module, kind in ((D, "D"), (Gb, "G_before"), (Ga, "G_after")):
+                relpath = snapshot_file(step, kind)
+                verify_run_file(run_dir, relpath, verify)
+                module.load_state_dict(load_state(run_dir / relpath))
+            result = {"step": step, **audit_snapshot(Gb, Ga, D, scorer_options=scorer_options, Z=Z, cfg=cfg, real=real)}
             tmp = path.with_suffix(".tmp")
             tmp.write_text(json.dumps(to_jsonable(result)))
             tmp.replace(path)

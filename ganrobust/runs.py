@@ -10,10 +10,15 @@
 
 Only this module and the report writers touch the file system. A reader accepts runs that
 were cut off mid-write (a killed process) and says what was missing.
+
+Integrity: the SHA-256 of ``checkpoint.pt`` and of every snapshot is recorded in the manifest
+(``"sha256": {relative path: hex digest}``) as each is written; readers check a file against
+it before loading (:func:`file_matches`). Runs written before hashes were recorded have none.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -30,6 +35,38 @@ from ganrobust.stats import Estimate
 
 RUN_SCHEMA = "ganrobust.run/1"
 SUPPORTED_SCHEMAS = (RUN_SCHEMA,)
+CHECKPOINT = "checkpoint.pt"
+MANIFEST = "manifest.json"
+SNAPSHOT_KINDS = ("D", "G_before", "G_after")
+
+
+def snapshot_file(step: int, kind: str) -> str:
+    """The path, relative to the run directory, of the snapshot of ``kind`` (D, G_before, G_after) at ``step``."""
+    names = {"D": f"d_{step:07d}", "G_before": f"g_{step:07d}_before", "G_after": f"g_{step:07d}_after"}
+    if kind not in names:
+        raise ValueError(f"expected a snapshot kind among {SNAPSHOT_KINDS}, got {kind!r}")
+    return f"snapshots/{names[kind]}.safetensors"
+
+
+def sha256_of(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_matches(run_dir: str | os.PathLike[str], relpath: str) -> bool | None:
+    """Whether ``run_dir/relpath`` has the SHA-256 its run's manifest recorded for it; None when
+    nothing was recorded (no manifest, an unreadable one, or a run from before hashes were kept)."""
+    path = Path(run_dir)
+    try:
+        recorded = (json.loads((path / MANIFEST).read_text()).get("sha256") or {}).get(relpath)
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(recorded, str):
+        return None
+    return sha256_of(path / relpath) == recorded
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -73,6 +110,13 @@ class RunWriter:
     def write_manifest(self, **updates: Any) -> None:
         self.manifest.update(updates)
         _atomic_write(self.dir / "manifest.json", json.dumps(to_jsonable(self.manifest), indent=2))
+
+    def record_file(self, *relpaths: str) -> None:
+        """Record the SHA-256 of files just written in the run directory, so readers can verify them."""
+        hashes = self.manifest.setdefault("sha256", {})
+        for relpath in relpaths:
+            hashes[relpath] = sha256_of(self.dir / relpath)
+        self.write_manifest()
 
     def append(self, record: dict[str, Any]) -> None:
         self._steps.write(json.dumps(to_jsonable(record)) + "\n")

@@ -76,11 +76,12 @@ def load_state(path: Path) -> dict[str, torch.Tensor]:
 
 def persisted_steps(run_dir: Path) -> list[int]:
     """Steps of a run whose D and G before/after snapshots are all on disk, ascending."""
-    snap = Path(run_dir) / "snapshots"
+    from ganrobust.runs import SNAPSHOT_KINDS, snapshot_file
+
+    run = Path(run_dir)
     steps = []
-    for path in snap.glob("d_*.safetensors"):
+    for path in (run / "snapshots").glob("d_*.safetensors"):
         m = re.fullmatch(r"d_(\d+)\.safetensors", path.name)
-        if m and (snap / f"g_{m.group(1)}_before.safetensors").exists() and \
-                (snap / f"g_{m.group(1)}_after.safetensors").exists():
+        if m and all((run / snapshot_file(int(m.group(1)), kind)).exists() for kind in SNAPSHOT_KINDS):
             steps.append(int(m.group(1)))
     return sorted(steps)

@@ -1,0 +1,102 @@
+"""What an audit scores and replays with, and where each setting came from.
+
+A run records how its D scored (BatchNorm mode, output kind) and, for ``ganrobust train`` runs,
+the loss it trained with; replaying G's next update with anything else replays another update.
+So each setting is, in order: the explicit option, what the run recorded (its manifest, else
+the checkpoint), what the model shows (a trailing ``nn.Sigmoid`` means probabilities), the
+default. The report states every value and its source.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from ganrobust.audit import AuditConfig, infer_optimizer_class
+from ganrobust.checkpoints import LoadedGAN
+from ganrobust.config import WatchConfig
+
+#: ``ganrobust train --loss`` -> the audit's name of the same generator loss
+#: (trainer: ns is softplus(−s); hinge and wgan are −s)
+TRAIN_G_LOSS = {"ns": "ns", "hinge": "hinge", "wgan": "wasserstein"}
+SOURCES = ("option", "run manifest", "checkpoint", "detected", "default")
+
+
+@dataclass(frozen=True)
+class Setting:
+    value: Any
+    source: str  # one of SOURCES
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "from": self.source}
+
+
+def trailing_sigmoid(D: nn.Module) -> bool:
+    """Whether D's last module is an ``nn.Sigmoid`` (D outputs probabilities)."""
+    modules = list(D.modules())
+    return len(modules) > 1 and isinstance(modules[-1], nn.Sigmoid)
+
+
+def _recorded(loaded: LoadedGAN, key: str) -> Setting | None:
+    value = loaded.score.get(key)
+    return None if value is None else Setting(value, loaded.origins.get(key, "checkpoint"))
+
+
+def resolve_settings(loaded: LoadedGAN, *, bn: str | None = None, d_output: str | None = None,
+                     g_loss: str | None = None, g_optimizer: str | None = None,
+                     fresh_optimizer: bool = False) -> dict[str, Setting]:
+    """``bn``, ``kind``, ``g_loss``, ``d_loss`` and G's ``optimizer`` class for auditing ``loaded``;
+    None options mean "as recorded". ValueError (naming the option) where nothing decides."""
+    train_loss = (loaded.train_config or {}).get("loss")
+    if train_loss is not None and train_loss not in TRAIN_G_LOSS:
+        raise ValueError(f"the run's manifest records train_config.loss {train_loss!r}; expected one of "
+                         f"{sorted(TRAIN_G_LOSS)}: pass --g-loss")
+    settings = {
+        "bn": Setting(bn, "option") if bn else _recorded(loaded, "bn") or Setting(WatchConfig.bn.value, "default"),
+        "kind": Setting(d_output, "option") if d_output else _recorded(loaded, "kind")
+        or (Setting("prob", "detected") if trailing_sigmoid(loaded.D) else Setting(WatchConfig.kind.value, "default")),
+        "g_loss": Setting(g_loss, "option") if g_loss else
+        Setting(TRAIN_G_LOSS[train_loss], "run manifest") if train_loss else Setting(AuditConfig.g_loss, "default"),
+        "d_loss": Setting(train_loss, "run manifest") if train_loss else
+        Setting(getattr(AuditConfig, "d_loss", "ns"), "default"),
+        "optimizer": _optimizer(loaded, g_optimizer, fresh_optimizer),
+    }
+    return settings
+
+
+def _optimizer(loaded: LoadedGAN, g_optimizer: str | None, fresh: bool) -> Setting:
+    if g_optimizer:
+        return Setting(g_optimizer, "option")
+    if fresh or loaded.optimizer_g is None:
+        return Setting("Adam", "default")
+    if loaded.optimizer_g_class:
+        return Setting(loaded.optimizer_g_class, "checkpoint")
+    return Setting(infer_optimizer_class(loaded.optimizer_g), "detected")
+
+
+def configured(cfg: AuditConfig, settings: dict[str, Setting], train_config: dict[str, Any] | None = None
+               ) -> AuditConfig:
+    """``cfg`` with the resolved losses; a WGAN run's robust copy keeps the run's weight clipping."""
+    changes: dict[str, Any] = {"g_loss": settings["g_loss"].value, "d_loss": settings["d_loss"].value}
+    clip = (train_config or {}).get("clip")
+    if settings["d_loss"].value == "wgan" and clip is not None:
+        changes["d_clip"] = float(clip)
+    return dataclasses.replace(cfg, **changes)
+
+
+def scorer_options_for(loaded: LoadedGAN, settings: dict[str, Setting]) -> dict[str, Any]:
+    """The Scorer's keyword arguments: resolved kind and BatchNorm mode, the data range, a recorded
+    tau (a critic's is calibrated on each snapshot instead)."""
+    kind = settings["kind"].value
+    options: dict[str, Any] = {"kind": kind, "bounds": loaded.bounds, "bn": settings["bn"].value}
+    if loaded.score.get("tau") is not None and kind != "critic":
+        options["tau"] = loaded.score["tau"]
+    return options
+
+
+def describe(settings: dict[str, Setting]) -> str:
+    """One line: ``bn=batch (run manifest), kind=logit (default), ...``."""
+    return ", ".join(f"{key}={s.value} ({s.source})" for key, s in settings.items())
