@@ -33,10 +33,12 @@ from ganrobust.cli.common import fail
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON on stdout.")
+@click.option("--no-verify", is_flag=True, help="Read run files even where they differ from the SHA-256 their manifest "
+              "recorded (corrupted or edited since the run wrote them).")
 def compare(runs: tuple[Path, ...], out: Path, labels: tuple[str, ...], arm_specs: tuple[str, ...], data: str | None,
             quality_samples: int,
             robustness_samples: int, eps: float, bn: str | None, classifier_steps: int, seed: int, device: str,
-            as_json: bool) -> None:
+            as_json: bool, no_verify: bool) -> None:
     """Compare two or more runs written by ganrobust.watch (e.g. `ganrobust train`), the first
     being the baseline:
 
@@ -68,7 +70,7 @@ def compare(runs: tuple[Path, ...], out: Path, labels: tuple[str, ...], arm_spec
     try:
         run_list, arms = _runs_and_arms(runs, arm_specs)
         cfg = CompareConfig(quality_samples=quality_samples, robustness_samples=robustness_samples, eps=eps, bn=bn,
-                            classifier_steps=classifier_steps, seed=seed)
+                            classifier_steps=classifier_steps, seed=seed, verify=not no_verify)
         try:
             torch.device(device)
         except RuntimeError:

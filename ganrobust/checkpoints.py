@@ -72,7 +72,7 @@ def verify_run_file(run_dir: Path, relpath: str, verify: bool = True) -> None:
     if verify and file_matches(run_dir, relpath) is False:
         raise IntegrityError(f"{Path(run_dir) / relpath} does not match the SHA-256 recorded in the run's "
                               f"manifest.json (corrupted or changed since it was written); pass --no-verify to "
-                              f"audit it anyway")
+                              f"use it anyway")
 
 
 def _sibling_manifest(path: Path) -> dict[str, Any] | None:

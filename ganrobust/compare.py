@@ -66,6 +66,7 @@ class CompareConfig:
     eps_grid: tuple[float, ...] = EPS_GRID
     classifier_steps: int = 300      # training steps of the feature-space classifier
     bn: BatchNormMode | None = None  # how D's BatchNorm scores; None: as each run recorded
+    verify: bool = True              # check run files against the SHA-256 their manifest recorded
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -164,7 +165,8 @@ def _points(run: Run, loaded: LoadedGAN | None) -> list[tuple[int, str]]:
     return points
 
 
-def _models_at(run_dir: Path, loaded: LoadedGAN, step: int, where: str) -> tuple[nn.Module, nn.Module]:
+def _models_at(run_dir: Path, loaded: LoadedGAN, step: int, where: str, verify: bool = True
+               ) -> tuple[nn.Module, nn.Module]:
     """G and D at a persisted step (each file checked against the SHA-256 the run recorded)."""
     from ganrobust.checkpoints import verify_run_file
     from ganrobust.runs import snapshot_file
@@ -174,7 +176,7 @@ def _models_at(run_dir: Path, loaded: LoadedGAN, step: int, where: str) -> tuple
     G, D = copy.deepcopy(loaded.G), copy.deepcopy(loaded.D)
     for module, kind in ((G, "G_after"), (D, "D")):
         relpath = snapshot_file(step, kind)
-        verify_run_file(run_dir, relpath)
+        verify_run_file(run_dir, relpath, verify)
         module.load_state_dict(load_state(run_dir / relpath))
     return G.eval(), D.eval()
 
@@ -311,7 +313,7 @@ def _evaluate_run(run: Run, name: str, yardstick: _Quality, cfg: CompareConfig, 
                   tick: Callable[[str], None]) -> dict[str, Any]:
     notes = list(run.problems)
     try:
-        loaded: LoadedGAN | None = load_gan(run.dir)
+        loaded: LoadedGAN | None = load_gan(run.dir, verify=cfg.verify)
         notes += loaded.notes
     except IntegrityError:
         raise  # corrupted bytes are an error, never a note
@@ -336,7 +338,7 @@ def _evaluate_run(run: Run, name: str, yardstick: _Quality, cfg: CompareConfig, 
     Z = torch.randn((max(yardstick.n, cfg.robustness_samples),) + loaded.latent_shape, generator=gen).to(dev)
     for step, where in _points(run, loaded):
         tick(f"{name}: step {step}")
-        G, D = _models_at(run.dir, loaded, step, where)
+        G, D = _models_at(run.dir, loaded, step, where, cfg.verify)
         G.to(dev)
         D.to(dev)
         x = _generate(G, Z, batch)

@@ -344,3 +344,24 @@ def test_the_committed_comparison_rerenders_with_the_new_rules(tmp_path) -> None
     md = (out / "summary.md").read_text()
     assert "written before pooling" in md and "Over seeds" not in md
     assert (out / "index.html").read_text().count("data:image/png;base64,") >= 3
+
+
+def test_a_corrupted_checkpoint_stops_compare_with_one_line(ring_runs, tmp_path) -> None:
+    """A run whose checkpoint.pt no longer matches its recorded SHA-256 is an error, not a note
+    ("cannot be rebuilt") under which the comparison would quietly go on."""
+    broken = tmp_path / "broken"
+    shutil.copytree(ring_runs[1], broken)
+    data = bytearray((broken / "checkpoint.pt").read_bytes())
+    state = torch.load(broken / "checkpoint.pt", weights_only=True)["D"]
+    weight = next(v for k, v in state.items() if k.endswith("weight"))
+    at = data.find(weight.contiguous().numpy().tobytes()[:32])
+    assert at >= 0
+    data[at + 8] ^= 0x40
+    (broken / "checkpoint.pt").write_bytes(bytes(data))
+    args = ["compare", str(ring_runs[0]), str(broken), "--quality-samples", "200", "--robustness-samples", "16"]
+    result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.stderr.split("\n") if line.startswith("error:")]
+    assert len(errors) == 1 and "SHA-256" in errors[0] and "Traceback" not in result.output, result.output
+    ok = CliRunner().invoke(cli, [*args, "--no-verify", "--out", str(tmp_path / "y")])
+    assert ok.exit_code == 0, ok.output
