@@ -27,8 +27,11 @@ def report(directory: Path, out: Path | None) -> None:
         if (directory / "report.json").exists():
             data, samples = load_report(directory)
             if data.get("kind") == "compare":
-                from ganrobust.compare import verdicts
+                from ganrobust.compare import restate, verdicts
 
+                if restate(data):
+                    click.echo("note: a comparison written before pooled persistence and the minimum-n rules: its "
+                               "means, persistence and differences were recomputed from its per-step rows", err=True)
                 data["verdicts"] = verdicts(data)  # sentences follow the numbers, rendered by this version
                 index = write_compare_report(out or directory, data, samples)
             else:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -198,7 +198,7 @@ def _robustness(scorer: Scorer, x: torch.Tensor, direction: str, cfg: CompareCon
 def _mean_over_steps(rows: list[dict[str, Any]], key: str) -> dict[str, Any]:
     """Mean of a per-step rate over the measured steps (each step one observation), Student-t interval."""
     values = [r[key]["value"] for r in rows if r[key] and r[key]["n"] and r[key]["value"] is not None]
-    return mean_ci(values).to_dict()
+    return mean_ci(values, bounds=(0.0, 1.0)).to_dict()
 
 
 def _label(paths: list[Path], labels: list[str] | None) -> list[str]:
@@ -255,6 +255,30 @@ def compare_runs(run_dirs: list[Path], *, labels: list[str] | None = None, arms:
                               for name in names_in_order[1:]]
     out["methods"]["arms"] = ARM_METHOD
     return out
+
+
+def restate(report: dict[str, Any]) -> bool:
+    """Recompute, in place, a comparison written before pooled persistence and the minimum-n rules
+    from what it stored: each run's per-step rows (rates with their n, persistence with its
+    flips) and its evaluated points. Each run's means over training and the pairwise
+    differences are derived again; returns whether anything was restated (False for a report
+    this version wrote). The per-step rows themselves are data and are left as they were."""
+    if "persistence" in (report.get("methods") or {}):
+        return False
+    cfg = CompareConfig(**{k: v for k, v in (report.get("config") or {}).items()
+                           if k in {f.name for f in fields(CompareConfig)} and k != "eps_grid"})
+    for result in report["runs"]:
+        rows = result.get("training") or []
+        result["mean_over_training"] = {
+            **{key: _mean_over_steps(rows, key) for key in ("aar", "flip_rate", "noise_flip_rate")},
+            "persists": pooled_persistence(rows, cfg.seed)}
+    runs = report["runs"]
+    report["differences"] = [_differences(runs[0], other, cfg) for other in runs[1:]]
+    report["methods"] = {"persistence": PERSISTENCE_METHOD_NOTE,
+                         "restated": "means over training, persistence and differences recomputed from the stored "
+                                     "per-step rows by a later ganrobust (written before pooled persistence and the "
+                                     f"minimum n of {MIN_N})"}
+    return True
 
 
 PERSISTENCE_METHOD_NOTE = ("persistence: pooled share of all flips that persist (Σ persisted / Σ flips over the "

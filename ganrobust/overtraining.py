@@ -57,8 +57,8 @@ def run_headline(rows: list[dict[str, Any]]) -> dict[str, Any]:
     aar_counts = [c for c in (_count(r.get("aar")) for r in rows) if c is not None]
     return {
         "steps": len(rows),
-        "mean_aar": mean_ci(per_step("aar")).to_dict(),
-        "mean_flip_rate": mean_ci(per_step("flip_rate")).to_dict(),
+        "mean_aar": mean_ci(per_step("aar"), bounds=(0.0, 1.0)).to_dict(),
+        "mean_flip_rate": mean_ci(per_step("flip_rate"), bounds=(0.0, 1.0)).to_dict(),
         "steps_with_accidental_attack": wilson(sum(k >= 1 for k, _ in aar_counts), len(aar_counts)).to_dict(),
         "worst_aar": _worst(rows, "aar"),
         "worst_flip_rate": _worst(rows, "flip_rate"),

@@ -151,10 +151,12 @@ def median_ci(values: Sequence[float] | np.ndarray) -> Estimate:
     return Estimate(float(np.median(arr)), float(arr[k - 1]), float(arr[n - k]), n, coverage=coverage)
 
 
-def mean_ci(values: Sequence[float] | np.ndarray, *, min_n: int = MIN_N) -> Estimate:
+def mean_ci(values: Sequence[float] | np.ndarray, *, min_n: int = MIN_N,
+            bounds: tuple[float, float] | None = None) -> Estimate:
     """Mean with the Student-t 95% interval ``mean ± t_{0.975, n−1}·s/√n`` (s: sample standard
     deviation); exact for normal data, and no interval below ``min_n`` values or when every
-    value is the same (s = 0: "no variation observed", not a zero-width interval)."""
+    value is the same (s = 0: "no variation observed", not a zero-width interval). ``bounds``
+    clips the interval to the values' possible range (a mean of rates is never below 0)."""
     arr = np.asarray(values, dtype=float).ravel()
     arr = arr[np.isfinite(arr)]
     n = arr.size
@@ -167,7 +169,10 @@ def mean_ci(values: Sequence[float] | np.ndarray, *, min_n: int = MIN_N) -> Esti
         return Estimate(mean, math.nan, math.nan, n, note=NO_VARIATION)
     s = float(arr.std(ddof=1))
     half = float(_sp.t.ppf(0.975, n - 1)) * s / math.sqrt(n)
-    return Estimate(mean, mean - half, mean + half, n)
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return Estimate(mean, low, high, n)
 
 
 def seed_mean(values: Sequence[float] | np.ndarray) -> Estimate:

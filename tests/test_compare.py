@@ -335,15 +335,34 @@ def test_compare_refuses_bad_arms_with_one_line(seeded_runs, tmp_path) -> None:
         assert "Traceback" not in result.output
 
 
-def test_the_committed_comparison_rerenders_with_the_new_rules(tmp_path) -> None:
-    committed = Path(__file__).resolve().parents[1] / "reports" / "digits-standard-vs-pgd"
+def test_a_comparison_written_before_pooling_is_restated_from_its_rows(tmp_path) -> None:
+    """The first shapes comparison (one seed per arm) was written with persistence averaged over
+    steps and zero-width intervals. Re-rendered, its numbers are recomputed from its stored per-step
+    rows: persistence pooled over all flips, with a cluster interval; nothing significant below
+    the minimum n."""
+    import gzip
+
+    # tests/data keeps that report.json exactly as it was committed then (the figures' samples.npz
+    # is not needed: the page renders without it)
     out = tmp_path / "old"
-    shutil.copytree(committed, out)
+    out.mkdir()
+    raw = gzip.decompress((Path(__file__).parent / "data" / "compare-before-pooling.json.gz").read_bytes())
+    (out / "report.json").write_bytes(raw)
+    before = json.loads(raw)
+    assert "methods" not in before
     result = CliRunner().invoke(cli, ["report", str(out)])
     assert result.exit_code == 0, result.output
+    assert "recomputed from its per-step rows" in result.stderr
+    after = json.loads((out / "report.json").read_text())
+    assert "restated" in after["methods"]
+    for old, new in zip(before["runs"], after["runs"]):
+        assert new["training"] == old["training"]  # the data stay; only the statistics are redone
+        flips = [(r["persists"]["value"], r["persists"]["n"]) for r in old["training"] if (r.get("persists") or {}).get("n")]
+        pooled = sum(round(v * n) for v, n in flips) / sum(n for _, n in flips)
+        assert new["mean_over_training"]["persists"]["value"] == pytest.approx(pooled)
+        assert new["mean_over_training"]["persists"]["clusters"] == len(flips)
     md = (out / "summary.md").read_text()
-    assert "written before pooling" in md and "Over seeds" not in md
-    assert (out / "index.html").read_text().count("data:image/png;base64,") >= 3
+    assert "pooled" in md and (out / "index.html").read_text().count("data:image/png;base64,") >= 3
 
 
 def test_a_corrupted_checkpoint_stops_compare_with_one_line(ring_runs, tmp_path) -> None:
