@@ -316,7 +316,9 @@ def _arm(name: str, results: list[dict[str, Any]]) -> dict[str, Any]:
     for key in ARM_NUMBERS:
         values = [p[key] for p in per_run if p[key] is not None]
         if values:
-            numbers[key] = {**seed_mean(values).to_dict(), "values": values}
+            # every headline number is >= 0 (rates, norms, distances); rates are also <= 1
+            bounds = (0.0, 1.0) if ARM_NUMBERS[key][1] else (0.0, math.inf)
+            numbers[key] = {**seed_mean(values, bounds=bounds).to_dict(), "values": values}
     return {"name": name, "runs": [r["label"] for r in results], "seeds": len(results), "numbers": numbers}
 
 

@@ -175,9 +175,10 @@ def mean_ci(values: Sequence[float] | np.ndarray, *, min_n: int = MIN_N,
     return Estimate(mean, low, high, n)
 
 
-def seed_mean(values: Sequence[float] | np.ndarray) -> Estimate:
-    """Mean over seeds (independent runs) with its Student-t 95% interval, from ``MIN_SEEDS`` seeds."""
-    return mean_ci(values, min_n=MIN_SEEDS)
+def seed_mean(values: Sequence[float] | np.ndarray, *, bounds: tuple[float, float] | None = None) -> Estimate:
+    """Mean over seeds (independent runs) with its Student-t 95% interval, from ``MIN_SEEDS`` seeds,
+    clipped to ``bounds`` (the number's possible range)."""
+    return mean_ci(values, min_n=MIN_SEEDS, bounds=bounds)
 
 
 def welch_difference(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> Estimate:

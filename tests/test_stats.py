@@ -143,3 +143,13 @@ def test_estimates_written_before_the_new_fields_read_back() -> None:
     e = Estimate.from_dict(old)
     assert e.n == 3 and e.coverage is None and e.note is None and not e.has_interval
     assert Estimate.from_dict(median_ci(np.arange(20.0)).to_dict()) == median_ci(np.arange(20.0))
+
+
+def test_a_mean_of_rates_keeps_its_interval_inside_the_possible_range() -> None:
+    from ganrobust.stats import seed_mean
+
+    loose = mean_ci([0.0, 0.0, 0.0, 0.0, 0.0, 0.3])
+    assert loose.ci_low < 0  # the t interval alone leaves [0, 1]
+    clipped = mean_ci([0.0, 0.0, 0.0, 0.0, 0.0, 0.3], bounds=(0.0, 1.0))
+    assert clipped.ci_low == 0.0 and clipped.ci_high == loose.ci_high and clipped.value == loose.value
+    assert seed_mean([0.0, 0.41, 0.10], bounds=(0.0, 1.0)).ci_low == 0.0
