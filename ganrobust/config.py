@@ -10,6 +10,11 @@ from typing import Any
 from ganrobust.conventions import BatchNormMode, Norm, ScoreKind
 
 
+#: precision of attack *searches* (fp32 | bf16 | fp16 | auto: bf16 where the hardware runs it
+#: natively, else fp32). Verdicts are verified in float32 whatever it is. Chosen from measured
+#: agreement with float32 search (README, "Precision"; benchmarks/attacks.py).
+PRECISION: str = "auto"
+
 # the linf budgets (fractions of the data range) of every robustness curve: audit and compare
 EPS_GRID: tuple[float, ...] = (0.5 / 255, 1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255)
 
