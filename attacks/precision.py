@@ -111,6 +111,13 @@ def host_facts(device: torch.device | str = "cpu") -> HostFacts:
     return HostFacts(device.type, capability, cpu_flags())
 
 
+def precision_record(requested: "Precision | str", device: torch.device | str = "cpu") -> dict[str, object]:
+    """What a run manifest, report.json and ``ganrobust env`` record: the request, what it
+    resolves to on this host, and the facts that decided it."""
+    return {"requested": Precision.coerce(requested).value,
+            "used": resolve_precision(requested, device).value, "host": host_facts(device).to_dict()}
+
+
 def resolve_precision(requested: "Precision | str", device: torch.device | str = "cpu") -> Precision:
     """:func:`choose_precision` with this host's facts for ``device``."""
     requested = Precision.coerce(requested)

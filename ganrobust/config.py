@@ -46,8 +46,12 @@ class WatchConfig:
     bn: BatchNormMode = BatchNormMode.EVAL       # how D's BatchNorm scores
     g_bn: BatchNormMode = BatchNormMode.BATCH    # how G's BatchNorm generates the probes
     seed: int = 0
+    precision: str = PRECISION       # search precision of eps_star and s_pgd (fp32|bf16|fp16|auto)
 
     def __post_init__(self) -> None:
+        from ganrobust.attacks.precision import Precision  # the attacks package reads PRECISION
+
+        object.__setattr__(self, "precision", Precision.coerce(self.precision).value)
         object.__setattr__(self, "kind", ScoreKind(self.kind))
         object.__setattr__(self, "bn", BatchNormMode(self.bn))
         object.__setattr__(self, "g_bn", BatchNormMode(self.g_bn))
