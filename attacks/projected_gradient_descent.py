@@ -157,14 +157,18 @@ def confirm(scorer: Scorer, x_try: torch.Tensor, direction: Direction, candidate
         return candidates & direction.crossed(reference(x_try), reference.tau)
 
 
+#: float32 steps that finish a reduced-precision PGD whose crossing float32 denied
+POLISH_STEPS = 2
+
+
 def pgd_confirmed(scorer: Scorer, x: torch.Tensor, eps: torch.Tensor, **options: Any
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`pgd` whose crossings hold for the float32 D.
 
     On a reduced-precision search scorer, each crossing the search reports is checked by its
     float32 :attr:`~ganrobust.Scorer.reference`; samples the search claimed but float32
-    denies (margins below bf16's rounding, ~|s|/256) are searched again in float32 from the
-    same start. On a float32 scorer this is :func:`pgd`.
+    denies (margins below bf16's rounding, ~|s|/256) take up to ``POLISH_STEPS`` more steps
+    in float32 from where the search stopped. On a float32 scorer this is :func:`pgd`.
     """
     x_adv, iterations, crossed = pgd(scorer, x, eps, **options)
     if scorer.autocast is None:
@@ -175,7 +179,9 @@ def pgd_confirmed(scorer: Scorer, x: torch.Tensor, eps: torch.Tensor, **options:
     retry = claimed & ~held
     if retry.any():
         exact = scorer._replace(autocast=None)
-        x_32, used, ok = pgd(exact, x, eps, **{**options, "active": retry})
+        steps = min(POLISH_STEPS, options["steps"])
+        x_32, used, ok = pgd(exact, x, eps, **{**options, "active": retry, "init": x_adv, "steps": steps,
+                                               "random_start": False})
         ok = confirm(scorer, x_32, options["direction"], ok & retry)
         x_adv = torch.where(_expand(ok, x_adv), x_32, x_adv)
         iterations = iterations + used

@@ -25,7 +25,7 @@ from ganrobust.attacks.base import SETTLE_STEPS, SETTLE_STEPS_REDUCED, _expand, 
 from ganrobust.attacks.minimum_norm import deepfool
 from ganrobust.attacks.precision import Precision, resolve_precision
 from ganrobust.config import PRECISION
-from ganrobust.attacks.projected_gradient_descent import confirm, pgd_confirmed
+from ganrobust.attacks.projected_gradient_descent import pgd_confirmed
 from ganrobust.conventions import Bounds, Direction, DirectionLike, Norm, NormLike
 from ganrobust.scorer import Scorer
 from ganrobust.stats import Estimate, median_ci, wilson
@@ -87,8 +87,8 @@ def robustness_curve(
     """Success rate at every budget of ``eps`` (fractions of the range) in one pass.
 
     ``precision`` is the search's (``fp32``, ``bf16``, ``fp16``, ``auto``: bf16 where native).
-    In reduced precision DeepFool's points and every PGD point that lowers a sample's
-    ``eps_star`` are verified by the user's D in float32 as they are found."""
+    DeepFool runs in float32; in reduced precision every PGD point that lowers a sample's
+    ``eps_star`` is verified by the user's D in float32 as it is found."""
     norm, direction = Norm(norm), Direction(direction)
     grid = np.asarray(sorted(float(e) for e in eps), dtype=float)
     if grid.size == 0 or not np.all(np.isfinite(grid)) or (grid <= 0).any():
@@ -111,11 +111,13 @@ def robustness_curve(
     scorer, x = scorer.for_attack(x, precision=used)  # search on a frozen (channels-last) copy
     active = ~crossed
     tau = scorer.tau
-    x_df, found, _ = deepfool(scorer, x, norm=norm, direction=direction, active=active,
+    # DeepFool in float32 whatever the precision (as in MinimumNormAttack): its eps_df settles
+    # every grid point above it and is the median eps* of most samples; in bf16 it would land
+    # short of the float32 boundary and settle() would inflate it. The grid PGD searches in
+    # ``precision``, each crossing confirmed in float32.
+    exact = scorer if scorer.autocast is None else scorer._replace(autocast=None)
+    x_df, found, _ = deepfool(exact, x, norm=norm, direction=direction, active=active,
                               max_iter=max_iter, overshoot=overshoot)
-    if scorer.autocast is not None:  # an eps_df that settles grid points must hold in float32
-        x_df = settle(user, x, x_df, direction, found & active, SETTLE_STEPS_REDUCED)
-        found = confirm(scorer, x_df, direction, found & active)
     eps_df = torch.where(found & active, norm.of(x_df - x), torch.full((x.shape[0],), math.inf, device=x.device))
     eps_star = eps_df.clone()
     x_best = torch.where(_expand(found & active, x), x_df, x)

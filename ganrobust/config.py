@@ -10,10 +10,12 @@ from typing import Any
 from ganrobust.conventions import BatchNormMode, Norm, ScoreKind
 
 
-#: precision of attack *searches* (fp32 | bf16 | fp16 | auto: bf16 where the hardware runs it
-#: natively, else fp32). Verdicts are verified in float32 whatever it is. Chosen from measured
-#: agreement with float32 search (README, "Precision"; benchmarks/attacks.py).
-PRECISION: str = "auto"
+#: precision of attack *searches* (fp32 | bf16 | fp16 | auto: bf16 where the CPU/GPU has native
+#: bf16, else fp32). Verdicts are verified in float32 whatever it is. fp32 by default: a bf16
+#: search agreed with float32 (README, "Precision") but on the 2-core AVX512 + avx512_bf16 host
+#: that measured it, bf16 ran slower than float32 (matmul 0.56x, conv forward+backward 0.73x), so
+#: it buys nothing there; choose auto/bf16 where benchmarks/attacks.py shows it faster.
+PRECISION: str = "fp32"
 
 # the linf budgets (fractions of the data range) of every robustness curve: audit and compare
 EPS_GRID: tuple[float, ...] = (0.5 / 255, 1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255)
