@@ -7,6 +7,7 @@ data units) and every result reports both units.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -14,6 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from ganrobust.attacks.precision import Precision, resolve_precision
 from ganrobust.conventions import Bounds, Direction, DirectionLike, Norm, NormLike
 from ganrobust.diagnostics import Diagnostic
 from ganrobust.scorer import Scorer
@@ -49,6 +51,7 @@ class AttackResult:
     loss: str = "margin"           # what the backend differentiated
     diagnostics: list[Diagnostic] = field(default_factory=list)
     active: torch.Tensor | None = None  # (B,) bool: the samples the call asked to attack (None: all)
+    precision: str = "fp32"        # what the search ran in (verification is always float32)
 
     @property
     def attacked(self) -> torch.Tensor:
@@ -77,6 +80,7 @@ class AttackResult:
             "norm": self.norm.value, "direction": self.direction.value,
             "success_rate": self.success_rate.to_dict(),
             "median_norm": float(finite.median()) if finite.numel() else math.inf,
+            "precision": self.precision,
             "diagnostics": [d.code for d in self.diagnostics],
         }
 
@@ -93,9 +97,19 @@ class Attack:
     backend: ClassVar[str] = "native"
     loss: ClassVar[str] = "margin"
     norm: Norm
+    #: precision of the search (gradient attacks set it with :meth:`_set_precision`)
+    precision: str = "fp32"
+    #: samples re-attacked with a float32 search to check a reduced-precision one (0: none)
+    precision_check: int = 0
 
     def __init__(self, *, norm: NormLike) -> None:
         self.norm = Norm(norm)
+
+    def _set_precision(self, precision: "Precision | str", precision_check: int) -> None:
+        self.precision = Precision.coerce(precision).value
+        if precision_check < 0:
+            raise ValueError(f"expected precision_check >= 0 (samples re-attacked in float32), got {precision_check}")
+        self.precision_check = int(precision_check)
 
     def _params(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
@@ -139,19 +153,54 @@ class Attack:
                 raise ValueError(f"expected active as a bool mask of shape ({x.shape[0]},), got {got}")
             active = active.to(device=x.device, dtype=torch.bool)
         skip = crossed if active is None else crossed | ~active
-        # native searches run on a frozen (channels-last) copy; clean scores and the final
-        # verification use the user's scorer, so success is defined by their D exactly
-        work, x_work = scorer.for_attack(x) if self.backend == "native" else (scorer, x)
+        # native searches run on a frozen (channels-last) copy, in the attack's precision;
+        # clean scores and the final verification use the user's scorer in float32, so
+        # success is defined by their D exactly whatever the search ran in
+        native = self.backend == "native"
+        precision = resolve_precision(self.precision, x.device) if native else Precision.FP32
+        work, x_work = scorer.for_attack(x, precision=precision) if native else (scorer, x)
         x_adv, iterations, result_diagnostics = self.run(
             work, x_work, eps_data, direction, skip, generator, seed)
         if x_adv.shape != x.shape:
             raise RuntimeError(f"{self!r} returned shape {tuple(x_adv.shape)} for inputs of shape {tuple(x.shape)}")
         x_adv = scorer.bounds.clamp(x_adv.detach()).contiguous()
-        if self.minimum_norm and self.backend == "native":
-            x_adv = settle(scorer, x, x_adv, direction, ~skip & (x_adv != x).flatten(1).any(1))
+        if self.minimum_norm and native:
+            x_adv = settle(scorer, x, x_adv, direction, ~skip & (x_adv != x).flatten(1).any(1),
+                           SETTLE_STEPS if precision is Precision.FP32 else SETTLE_STEPS_REDUCED)
+        result = self._verify(scorer, x, x_adv, eps_data, direction, s_clean, crossed, skip, active,
+                              iterations, result_diagnostics, precision)
+        if precision is not Precision.FP32:
+            # samples a reduced-precision search could not resolve for the float32 D: where the
+            # search claims a crossing that float32 denies (a margin below bf16's rounding), or
+            # a minimum norm that float32 never confirmed. They are searched again in float32.
+            retry = result.attacked & ~result.success
+            if not self.minimum_norm and retry.any():
+                with torch.no_grad():
+                    retry &= direction.crossed(work(x_adv), tau)
+            if retry.any():
+                r32 = self._float32()(scorer, x, eps=eps, direction=direction, seed=seed, active=retry)
+                fix = _expand(retry & r32.success, x)
+                result = self._verify(scorer, x, torch.where(fix, r32.x_adv, result.x_adv), eps_data, direction,
+                                      s_clean, crossed, skip, active, result.iterations + r32.iterations,
+                                      result.diagnostics, precision)
+            if self.precision_check:
+                self._check_precision(result, scorer, x, eps, seed)
+        return result
+
+    def _float32(self) -> "Attack":
+        """This attack with a float32 search and no precision check."""
+        reference = copy.copy(self)
+        reference.precision, reference.precision_check = Precision.FP32.value, 0
+        return reference
+
+    def _verify(self, scorer: Scorer, x: torch.Tensor, x_adv: torch.Tensor, eps_data: torch.Tensor | None,
+                direction: Direction, s_clean: torch.Tensor, crossed: torch.Tensor, skip: torch.Tensor,
+                active: torch.Tensor | None, iterations: torch.Tensor, result_diagnostics: list[Diagnostic],
+                precision: Precision) -> AttackResult:
+        """The result of a candidate ``x_adv`` as the user's scorer (float32) sees it."""
         with torch.no_grad():
             s_adv = scorer(x_adv)
-        success = direction.crossed(s_adv, tau)
+        success = direction.crossed(s_adv, scorer.tau)
         norms = self.norm.of(x_adv - x)
         if eps_data is not None:
             # a backend that exceeded the budget did not find a valid adversarial
@@ -180,8 +229,34 @@ class Attack:
             scores_adv=s_adv, norms=norms, iterations=iterations.to(torch.long),
             eps=eps_data, norm=self.norm, direction=direction, bounds=scorer.bounds,
             attack=repr(self), backend=self.backend, loss=self.loss,
-            diagnostics=result_diagnostics, active=active,
+            diagnostics=result_diagnostics, active=active, precision=precision.value,
         )
+
+    def _check_precision(self, result: AttackResult, scorer: Scorer, x: torch.Tensor,
+                         eps: float | torch.Tensor | None, seed: int) -> None:
+        """Re-attack the first ``precision_check`` attacked samples with a float32 search (same
+        seed, inside the whole batch) and flag a reduced-precision search that did worse."""
+        attacked = result.attacked
+        sub = attacked & (attacked.cumsum(0) <= self.precision_check)
+        n = int(sub.sum())
+        if n == 0:
+            return
+        r32 = self._float32()(scorer, x, eps=eps, direction=result.direction, seed=seed, active=sub)
+        if self.minimum_norm:
+            low, full = result.norms[sub & result.success], r32.norms[sub & r32.success]
+            if full.numel() == 0:
+                return
+            worse = low.numel() < full.numel() or float(low.median()) > 1.02 * float(full.median())
+            what = (f"median minimum norm {float(low.median()) if low.numel() else math.inf:.4g} against "
+                    f"{float(full.median()):.4g} (float32 search) on {n} sample(s)")
+        else:
+            rate_low = float((result.success & sub).sum()) / n
+            rate_full = float((r32.success & sub).sum()) / n
+            worse = rate_full - rate_low > 0.01
+            what = f"success {rate_low:.1%} against {rate_full:.1%} (float32 search) on {n} sample(s)"
+        if worse:
+            result.diagnostics.append(Diagnostic.make(
+                "precision-weaker", f"{self!r} searched in {result.precision}: {what}"))
 
     def _budget(self, eps: float | torch.Tensor | None, x: torch.Tensor, bounds: Bounds) -> torch.Tensor | None:
         if eps is None:
@@ -206,19 +281,25 @@ class Attack:
         raise NotImplementedError
 
 
+#: scale factors ``1 + k`` tried by :func:`settle`: float noise of another conv layout, and the
+#: larger rounding of a reduced-precision (bf16/fp16) search
+SETTLE_STEPS = (0.0, 1e-5, 1e-4, 1e-3, 1e-2)
+SETTLE_STEPS_REDUCED = SETTLE_STEPS + (3e-2, 1e-1, 3e-1)
+
+
 def settle(scorer: Scorer, x: torch.Tensor, x_adv: torch.Tensor, direction: Direction,
-           candidates: torch.Tensor) -> torch.Tensor:
+           candidates: torch.Tensor, steps: tuple[float, ...] = SETTLE_STEPS) -> torch.Tensor:
     """Make boundary adversarials hold for the user's D.
 
     A minimum-norm adversarial sits on the boundary by construction, and the search runs on a
     copy whose numerics differ by float noise (another conv layout). Where the user's scorer
     does not confirm a ``candidate``, its perturbation is scaled by ``1 + k`` for growing
-    ``k`` until it does: the smallest repair, only where needed.
+    ``k`` (``steps``) until it does: the smallest repair, only where needed.
     """
     delta = x_adv - x
     out = x_adv
     with torch.no_grad():
-        for k in (0.0, 1e-5, 1e-4, 1e-3, 1e-2):
+        for k in steps:
             trial = out if k == 0.0 else scorer.bounds.clamp(x + (1 + k) * delta)
             ok = direction.crossed(scorer(trial), scorer.tau)
             fix = candidates & ok

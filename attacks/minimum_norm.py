@@ -18,7 +18,9 @@ from __future__ import annotations
 import torch
 
 from ganrobust.attacks.base import Attack, _expand
-from ganrobust.attacks.projected_gradient_descent import pgd
+from ganrobust.attacks.precision import Precision
+from ganrobust.config import PRECISION
+from ganrobust.attacks.projected_gradient_descent import pgd_confirmed
 from ganrobust.conventions import BatchNormMode, Direction, Norm, NormLike
 from ganrobust.diagnostics import Diagnostic
 from ganrobust.scorer import Scorer
@@ -88,7 +90,7 @@ def bisect(
         mid = torch.where(active, (lower + upper) / 2, upper).clamp_min(1e-12)
         shrink = _expand(mid / upper.clamp_min(1e-30), x)
         init = x + (best - x) * shrink
-        x_try, used, ok = pgd(
+        x_try, used, ok = pgd_confirmed(
             scorer, x, mid, norm=norm, direction=direction, steps=pgd_steps,
             rel_stepsize=2.5 / pgd_steps, random_start=False, early_stop=True,
             generator=generator, active=active, init=init)
@@ -114,12 +116,18 @@ class MinimumNormAttack(Attack):
         bisection_steps: rounds of budget bisection (each a PGD run on unresolved samples);
             0 returns DeepFool's answer.
         pgd_steps: PGD steps per bisection round.
+        precision: precision of the search (``fp32``, ``bf16``, ``fp16`` or ``auto``). In
+            reduced precision DeepFool's answer and every bisection endpoint are verified by
+            the user's D in float32 before they bound eps_star.
+        precision_check: samples re-attacked with a float32 search to flag a weaker
+            reduced-precision search (diagnostic ``precision-weaker``); 0 disables.
     """
 
     minimum_norm = True
 
     def __init__(self, *, norm: NormLike = Norm.L2, max_iter: int = 50, overshoot: float = 0.02,
-                 bisection_steps: int = 8, pgd_steps: int = 10) -> None:
+                 bisection_steps: int = 8, pgd_steps: int = 10, precision: Precision | str = PRECISION,
+                 precision_check: int = 0) -> None:
         super().__init__(norm=norm)
         if max_iter < 1 or bisection_steps < 0 or pgd_steps < 1 or overshoot < 0:
             raise ValueError(
@@ -129,19 +137,25 @@ class MinimumNormAttack(Attack):
         self.overshoot = overshoot
         self.bisection_steps = bisection_steps
         self.pgd_steps = pgd_steps
+        self._set_precision(precision, precision_check)
 
     def run(self, scorer: Scorer, x: torch.Tensor, eps: torch.Tensor | None, direction: Direction,
             crossed: torch.Tensor, generator: torch.Generator, seed: int
             ) -> tuple[torch.Tensor, torch.Tensor, list[Diagnostic]]:
         active = ~crossed
+        # DeepFool runs in float32 whatever the precision: its few steps set the upper bound
+        # that bisection only lowers, and in bf16 a margin below the rounding (~|s|/256) would
+        # leave that bound loose by the rounding over the margin. The bisection's PGD rounds,
+        # where the cost is, search in the attack's precision, each endpoint verified in float32.
+        exact = scorer if scorer.autocast is None else scorer._replace(autocast=None)
         best, found, iterations = deepfool(
-            scorer, x, norm=self.norm, direction=direction, active=active,
+            exact, x, norm=self.norm, direction=direction, active=active,
             max_iter=self.max_iter, overshoot=self.overshoot)
         lost = active & ~found
         if lost.any():
             # DeepFool stalled (box constraints, flat regions): PGD over the whole range
             whole = self.norm.of(torch.full_like(x[:1], scorer.bounds.width)).expand(x.shape[0])
-            x_far, used, ok = pgd(
+            x_far, used, ok = pgd_confirmed(
                 scorer, x, whole.clone(), norm=self.norm, direction=direction, steps=4 * self.pgd_steps,
                 rel_stepsize=2.5 / (4 * self.pgd_steps), random_start=False, early_stop=True,
                 generator=generator, active=lost)

@@ -16,11 +16,13 @@ The returned point is the best iterate by margin, so success is never lost to a 
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
 from ganrobust.attacks.base import Attack, _expand
+from ganrobust.attacks.precision import Precision
+from ganrobust.config import PRECISION
 from ganrobust.conventions import BatchNormMode, Direction, Norm, NormLike
 from ganrobust.diagnostics import Diagnostic
 from ganrobust.scorer import Scorer
@@ -145,6 +147,48 @@ def pgd(
     return best, iterations, crossed
 
 
+def confirm(scorer: Scorer, x_try: torch.Tensor, direction: Direction, candidates: torch.Tensor) -> torch.Tensor:
+    """``candidates`` (B,) that the float32 reference of a reduced-precision search scorer
+    confirms at ``x_try``; a float32 search's own verdict is kept as it is."""
+    if scorer.autocast is None or not candidates.any():
+        return candidates
+    reference = scorer.reference or scorer
+    with torch.no_grad():
+        return candidates & direction.crossed(reference(x_try), reference.tau)
+
+
+#: float32 steps that finish a reduced-precision PGD whose crossing float32 denied
+POLISH_STEPS = 2
+
+
+def pgd_confirmed(scorer: Scorer, x: torch.Tensor, eps: torch.Tensor, **options: Any
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`pgd` whose crossings hold for the float32 D.
+
+    On a reduced-precision search scorer, each crossing the search reports is checked by its
+    float32 :attr:`~ganrobust.Scorer.reference`; samples the search claimed but float32
+    denies (margins below bf16's rounding, ~|s|/256) take up to ``POLISH_STEPS`` more steps
+    in float32 from where the search stopped. On a float32 scorer this is :func:`pgd`.
+    """
+    x_adv, iterations, crossed = pgd(scorer, x, eps, **options)
+    if scorer.autocast is None:
+        return x_adv, iterations, crossed
+    active = options.get("active")
+    claimed = crossed if active is None else crossed & active
+    held = confirm(scorer, x_adv, options["direction"], claimed)
+    retry = claimed & ~held
+    if retry.any():
+        exact = scorer._replace(autocast=None)
+        steps = min(POLISH_STEPS, options["steps"])
+        x_32, used, ok = pgd(exact, x, eps, **{**options, "active": retry, "init": x_adv, "steps": steps,
+                                               "random_start": False})
+        ok = confirm(scorer, x_32, options["direction"], ok & retry)
+        x_adv = torch.where(_expand(ok, x_adv), x_32, x_adv)
+        iterations = iterations + used
+        held = held | ok
+    return x_adv, iterations, held
+
+
 class ProjectedGradientDescentAttack(Attack):
     """PGD on the margin ±(s − tau) (Madry et al. 2018), linf or l2.
 
@@ -155,10 +199,15 @@ class ProjectedGradientDescentAttack(Attack):
         random_start: start from a uniform point of the eps-ball (seeded by the call's seed).
         early_stop: stop each sample once its decision has flipped (success-rate work).
         schedule: ``constant`` or ``cosine`` step size.
+        precision: precision of the search (``fp32``, ``bf16``, ``fp16`` or ``auto``: bf16
+            where native); success is verified in float32 whatever it is.
+        precision_check: samples re-attacked with a float32 search to flag a weaker
+            reduced-precision search (diagnostic ``precision-weaker``); 0 disables.
     """
 
     def __init__(self, *, norm: NormLike = Norm.LINF, steps: int = 10, rel_stepsize: float | None = None,
-                 random_start: bool = True, early_stop: bool = True, schedule: Schedule = "constant") -> None:
+                 random_start: bool = True, early_stop: bool = True, schedule: Schedule = "constant",
+                 precision: Precision | str = PRECISION, precision_check: int = 0) -> None:
         super().__init__(norm=norm)
         if steps < 1:
             raise ValueError(f"expected steps >= 1, got {steps}")
@@ -171,6 +220,7 @@ class ProjectedGradientDescentAttack(Attack):
         self.random_start = random_start
         self.early_stop = early_stop
         self.schedule: Schedule = schedule
+        self._set_precision(precision, precision_check)
 
     def run(self, scorer: Scorer, x: torch.Tensor, eps: torch.Tensor | None, direction: Direction,
             crossed: torch.Tensor, generator: torch.Generator, seed: int
@@ -191,6 +241,8 @@ class FastGradientAttack(ProjectedGradientDescentAttack):
     """
 
     def __init__(self, *, norm: NormLike = Norm.LINF, random_start: bool = False,
-                 rel_stepsize: float | None = None) -> None:
+                 rel_stepsize: float | None = None, precision: Precision | str = PRECISION,
+                 precision_check: int = 0) -> None:
         rel = (1.25 if random_start else 1.0) if rel_stepsize is None else rel_stepsize
-        super().__init__(norm=norm, steps=1, rel_stepsize=rel, random_start=random_start, early_stop=False)
+        super().__init__(norm=norm, steps=1, rel_stepsize=rel, random_start=random_start, early_stop=False,
+                         precision=precision, precision_check=precision_check)

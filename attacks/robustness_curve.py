@@ -21,9 +21,11 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ganrobust.attacks.base import _expand, settle
+from ganrobust.attacks.base import SETTLE_STEPS, SETTLE_STEPS_REDUCED, _expand, settle
 from ganrobust.attacks.minimum_norm import deepfool
-from ganrobust.attacks.projected_gradient_descent import pgd
+from ganrobust.attacks.precision import Precision, resolve_precision
+from ganrobust.config import PRECISION
+from ganrobust.attacks.projected_gradient_descent import pgd_confirmed
 from ganrobust.conventions import Bounds, Direction, DirectionLike, Norm, NormLike
 from ganrobust.scorer import Scorer
 from ganrobust.stats import Estimate, median_ci, wilson
@@ -47,6 +49,7 @@ class RobustnessCurve:
     clean_crossed: torch.Tensor     # (B,) already on the target side
     pgd_settled: np.ndarray         # (E,) samples that only PGD (not DeepFool) settled at each eps
     method: str
+    precision: str = "fp32"         # what the search ran in (verification is always float32)
 
     @property
     def clean_accuracy(self) -> Estimate:
@@ -79,8 +82,13 @@ def robustness_curve(
     overshoot: float = 0.02,
     verify_steps: int = 5,
     seed: int = 0,
+    precision: Precision | str = PRECISION,
 ) -> RobustnessCurve:
-    """Success rate at every budget of ``eps`` (fractions of the range) in one pass."""
+    """Success rate at every budget of ``eps`` (fractions of the range) in one pass.
+
+    ``precision`` is the search's (``fp32``, ``bf16``, ``fp16``, ``auto``: bf16 where native).
+    DeepFool runs in float32; in reduced precision every PGD point that lowers a sample's
+    ``eps_star`` is verified by the user's D in float32 as it is found."""
     norm, direction = Norm(norm), Direction(direction)
     grid = np.asarray(sorted(float(e) for e in eps), dtype=float)
     if grid.size == 0 or not np.all(np.isfinite(grid)) or (grid <= 0).any():
@@ -99,10 +107,16 @@ def robustness_curve(
         s_clean = scorer(x)
     crossed = direction.crossed(s_clean, tau)
     user, x_user = scorer, x
-    scorer, x = scorer.for_attack(x)  # search on a frozen (channels-last) copy
+    used = resolve_precision(precision, x.device)
+    scorer, x = scorer.for_attack(x, precision=used)  # search on a frozen (channels-last) copy
     active = ~crossed
     tau = scorer.tau
-    x_df, found, _ = deepfool(scorer, x, norm=norm, direction=direction, active=active,
+    # DeepFool in float32 whatever the precision (as in MinimumNormAttack): its eps_df settles
+    # every grid point above it and is the median eps* of most samples; in bf16 it would land
+    # short of the float32 boundary and settle() would inflate it. The grid PGD searches in
+    # ``precision``, each crossing confirmed in float32.
+    exact = scorer if scorer.autocast is None else scorer._replace(autocast=None)
+    x_df, found, _ = deepfool(exact, x, norm=norm, direction=direction, active=active,
                               max_iter=max_iter, overshoot=overshoot)
     eps_df = torch.where(found & active, norm.of(x_df - x), torch.full((x.shape[0],), math.inf, device=x.device))
     eps_star = eps_df.clone()
@@ -117,7 +131,7 @@ def robustness_curve(
         budget = torch.full((x.shape[0],), e_data, device=x.device, dtype=x.dtype)
         scale = (budget / eps_df).clamp(max=1.0)
         init = torch.where(_expand(found, x), x + (x_df - x) * _expand(torch.nan_to_num(scale), x), warm)
-        x_try, _, ok = pgd(scorer, x, budget, norm=norm, direction=direction, steps=verify_steps,
+        x_try, _, ok = pgd_confirmed(scorer, x, budget, norm=norm, direction=direction, steps=verify_steps,
                            rel_stepsize=2.5 / verify_steps, random_start=False, early_stop=True,
                            generator=generator, active=need, init=init)
         ok = ok & need
@@ -129,7 +143,8 @@ def robustness_curve(
         pgd_settled[i] = int(ok.sum())
     # verify with the user's scorer: a sample counts only if their D flips on it
     found_any = active & torch.isfinite(eps_star)
-    x_best = settle(user, x_user, x_best.contiguous(), direction, found_any)
+    x_best = settle(user, x_user, x_best.contiguous(), direction, found_any,
+                    SETTLE_STEPS if used is Precision.FP32 else SETTLE_STEPS_REDUCED)
     with torch.no_grad():
         verified = direction.crossed(user(x_best), user.tau)
     eps_star = torch.where(found_any & verified, norm.of(x_best - x_user), eps_star)
@@ -141,5 +156,7 @@ def robustness_curve(
     return RobustnessCurve(
         norm=norm, direction=direction, bounds=scorer.bounds, eps=grid, success=success,
         eps_star=eps_star, x_adv=x_best, clean_crossed=crossed, pgd_settled=pgd_settled,
-        method=f"deepfool(max_iter={max_iter}, overshoot={overshoot}) + pgd-verify(steps={verify_steps})",
+        method=f"deepfool(max_iter={max_iter}, overshoot={overshoot}) + pgd-verify(steps={verify_steps})"
+               + ("" if used is Precision.FP32 else f", {used.value} search"),
+        precision=used.value,
     )

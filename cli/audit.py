@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -11,6 +12,7 @@ from typing import Any
 import click
 
 from ganrobust.cli.common import fail, parse_pair
+from ganrobust.config import PRECISION
 
 
 @click.command()
@@ -50,13 +52,16 @@ from ganrobust.cli.common import fail, parse_pair
 @click.option("--robust-d", "robust_d", type=int, default=0, show_default=True,
               help="Fine-tune an adversarially trained copy of D for this many steps (needs --data) and measure the "
                    "same replayed update against both discriminators.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=PRECISION, show_default=True,
+              help="Precision of attack searches (auto: bf16 where the hardware runs it natively); results are verified in float32.")
 @click.option("--device", default="cpu", show_default=True)
 def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path | None, arch: str | None,
           generator_class: str | None, generator_kwargs: str | None, discriminator_class: str | None,
           discriminator_kwargs: str | None, d_output: str | None, bn: str | None, trust_checkpoint: bool,
           data: str | None, out: Path | None, as_json: bool, seed: int, n_probes: int, eps: float, k_steps: int,
           g_loss: str | None, g_lr: float, g_betas: str, fresh_optimizer: bool, g_optimizer: str | None,
-          no_verify: bool, snapshot_selection: str | None, robust_d: int, device: str) -> None:
+          no_verify: bool, snapshot_selection: str | None, robust_d: int, precision: str,
+          device: str) -> None:
     """Audit a GAN checkpoint: replay its next generator update, measure whether it is an
     accidental attack on D, test Odena's three arguments, and sweep D's robustness.
 
@@ -86,6 +91,7 @@ def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path |
                                eps=eps, k_steps=k_steps, g_loss=g_loss, g_lr=g_lr, g_betas=g_betas,
                                g_optimizer=g_optimizer, snapshot_selection=snapshot_selection, robust_d=robust_d,
                                device=device)
+        cfg = dataclasses.replace(cfg, precision=precision)
         real = None if data is None else load_dataset(data, n=max(n_probes, 1000), seed=seed).x
         loaded = load_gan(checkpoint, generator=generator, discriminator=discriminator, arch=arch,
                           generator_class=generator_class, generator_kwargs=generator_kwargs,

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from ganrobust.config import PRECISION
+
 
 @click.command()
 @click.option("--steps", type=int, default=600, show_default=True, help="Generator steps of the small DCGAN.")
@@ -17,8 +19,10 @@ import click
 @click.option("--robust-d", "robust_d", type=int, default=100, show_default=True,
               help="Fine-tune an adversarially trained copy of the final D for this many steps and measure the same "
                    "replayed update against both (0 skips it).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=PRECISION, show_default=True,
+              help="Precision of attack searches (auto: bf16 where the hardware runs it natively); results are verified in float32.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("reports/demo"), show_default=True)
-def demo(steps: int, seed: int, device: str, every: int, robust_d: int, out: Path) -> None:
+def demo(steps: int, seed: int, device: str, every: int, robust_d: int, precision: str, out: Path) -> None:
     """Train a small DCGAN on the built-in shapes data with ganrobust.watch on, audit its final
     checkpoint, and write the report to --out (index.html, summary.md, report.json).
 
@@ -51,10 +55,11 @@ def demo(steps: int, seed: int, device: str, every: int, robust_d: int, out: Pat
         click.echo(f"replacing the previous demo run in {run_dir}", err=True)
         shutil.rmtree(run_dir)
     click.echo(f"training a DCGAN-32 on shapes for {steps} steps with ganrobust.watch on -> {run_dir}", err=True)
-    audit_cfg = AuditConfig(seed=seed)
+    audit_cfg = AuditConfig(seed=seed, precision=precision)
     try:  # train() closes its progress bar before an error leaves it, so the error line stands alone
         result = train(cfg, run_dir=run_dir, progress=True,
-                       watch_config=WatchConfig(every=every, bn="batch", seed=seed, snapshot_every=max(every, 100)))
+                       watch_config=WatchConfig(every=every, bn="batch", seed=seed, snapshot_every=max(every, 100),
+                                                   precision=precision))
         click.echo("auditing the final checkpoint", err=True)
         measured = audit_gan(result.G, result.D, scorer_options={"bn": "batch"}, latent_shape=(cfg.nz, 1, 1),
                              opt_state=result.opt_g.state_dict(), opt_class="Adam", cfg=audit_cfg,

@@ -10,7 +10,8 @@ import click
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of aligned lines.")
 def env(as_json: bool) -> None:
-    """Print versions of Python, torch, numpy, torchattacks, foolbox, the device and threads.
+    """Print versions of Python, torch, numpy, torchattacks, foolbox, the device and threads,
+    the CPU capability and bf16/fp16 flags, and the attack search precision they resolve to.
 
     Paste the output into bug reports: attack numbers depend on all of them.
     """

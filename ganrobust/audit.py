@@ -33,7 +33,8 @@ from torch import nn
 
 from ganrobust.attacks.projected_gradient_descent import pgd
 from ganrobust.attacks.robustness_curve import robustness_curve
-from ganrobust.config import EPS_GRID
+from ganrobust.attacks.precision import Precision, precision_record
+from ganrobust.config import EPS_GRID, PRECISION
 from ganrobust.conventions import BatchNormMode, Direction, Norm, ScoreKind
 from ganrobust.measure import measure_update
 from ganrobust.attacks.minimum_norm import MinimumNormAttack
@@ -74,8 +75,13 @@ class AuditConfig:
     l2_scale: float = 16.0          # l2 grid = eps_grid * l2_scale (fractions of the range)
     g_bn: BatchNormMode = BatchNormMode.BATCH
     seed: int = 0
+    precision: str = PRECISION      # search precision of eps*, curves, efficiency (fp32|bf16|fp16|auto)
+    precision_check: int = 16       # probes re-attacked with a float32 search (precision-weaker)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "precision", Precision.coerce(self.precision).value)
+        if self.precision_check < 0:
+            raise ValueError(f"expected precision_check >= 0, got {self.precision_check}")
         if self.g_loss not in G_LOSSES:
             raise ValueError(f"expected --g-loss among {G_LOSSES}, got {self.g_loss!r}")
         if self.d_loss not in D_LOSSES:
@@ -293,7 +299,8 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
         if real is None:
             raise ValueError("a critic D needs real samples to calibrate tau: pass --data")
         scorer = scorer.calibrate(real[: cfg.n_probes].to(device), x)
-    min_norm = MinimumNormAttack(norm=Norm.LINF, bisection_steps=6)
+    min_norm = MinimumNormAttack(norm=Norm.LINF, bisection_steps=6, precision=cfg.precision,
+                                 precision_check=cfg.precision_check)
 
     tick("replaying the next generator update")
     steps = replay_steps(G, scorer, opt_state, opt_class, cfg, latent_shape, cfg.k_steps, Z_train)
@@ -302,7 +309,8 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
     x_next = generate(steps[0], Z, cfg.g_bn)
     tick("measuring the update")
     update = measure_update(scorer, x, x_next, eps=cfg.eps, efficiency_steps=cfg.efficiency_steps,
-                            min_norm=min_norm, min_norm_probes=cfg.min_norm_probes, seed=cfg.seed)
+                            min_norm=min_norm, min_norm_probes=cfg.min_norm_probes, seed=cfg.seed,
+                            precision=cfg.precision)
 
     tick("argument 1: one step")
     fake_t = torch.from_numpy(update.samples["fake"]).to(device)
@@ -358,11 +366,12 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
     sets = [("fake->real", x)] + ([("real->fake", real[: cfg.n_probes].to(device))] if real is not None else [])
     for direction, xs in sets:
         for norm, grid in (("linf", cfg.eps_grid), ("l2", tuple(e * cfg.l2_scale for e in cfg.eps_grid))):
-            curve = robustness_curve(scorer, xs, grid, norm=norm, direction=direction, seed=cfg.seed)
+            curve = robustness_curve(scorer, xs, grid, norm=norm, direction=direction, seed=cfg.seed,
+                                     precision=cfg.precision)
             robustness += curve.rows()
             eps_star[f"{norm} {direction}"] = curve.median_eps_star.to_dict()
             clean[direction] = curve.clean_accuracy.to_dict()
-    diagnostics = [d.to_dict() for d in diagnose_scorer(scorer, x)]
+    diagnostics = [d.to_dict() for d in diagnose_scorer(scorer, x)] + [d.to_dict() for d in update.diagnostics]
     if real is not None and clean.get("real->fake", {}).get("value", 1.0) < 0.5:
         diagnostics.append(Diagnostic.make(
             "real-called-fake", f"D calls {1 - clean['real->fake']['value']:.0%} of real samples fake "
@@ -387,10 +396,12 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
             # a critic's threshold belongs to its own snapshot: calibrated on the robust copy
             rob_scorer = rob_scorer.calibrate(real[: cfg.n_probes].to(device), x)
         same = measure_update(rob_scorer, x, x_next, eps=cfg.eps, efficiency_steps=cfg.efficiency_steps,
-                              min_norm=min_norm, min_norm_probes=cfg.min_norm_probes, seed=cfg.seed)
+                              min_norm=min_norm, min_norm_probes=cfg.min_norm_probes, seed=cfg.seed,
+                              precision=cfg.precision)
         rows = []
         for which, sc in (("standard", scorer), ("robust", rob_scorer)):
-            for r in robustness_curve(sc, x, cfg.eps_grid, norm="linf", direction="fake->real", seed=cfg.seed).rows():
+            for r in robustness_curve(sc, x, cfg.eps_grid, norm="linf", direction="fake->real", seed=cfg.seed,
+                                      precision=cfg.precision).rows():
                 rows.append({**r, "discriminator": which})
         real_probe = real[: cfg.n_probes].to(device)
         accuracy = {which: wilson(int((sc.score(real_probe) >= sc.tau).sum()), real_probe.shape[0]).to_dict()
@@ -403,6 +414,7 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
                                    for key in ("flip_rate", "aar")}}
 
     return {
+        "precision": precision_record(cfg.precision, x.device),
         "robust_d": robust_d,
         "summary": {"aar": update.summary["aar"], "flip_rate": update.summary["flip_rate"],
                     "noise_flip_rate": update.summary["noise_flip_rate"], "ratio": update.summary["ratio"],
@@ -545,7 +557,8 @@ def audit_snapshot(G_before: nn.Module, G_after: nn.Module, D: nn.Module, *, sco
             raise ValueError("a critic D needs real samples to calibrate tau at each snapshot: pass --data")
         scorer = scorer.calibrate(real[: Z.shape[0]].to(x.device), x)
     m = measure_update(scorer, x, x_next, eps=cfg.eps, efficiency_steps=cfg.efficiency_steps,
-                       min_norm=MinimumNormAttack(norm=Norm.LINF, bisection_steps=6),
-                       min_norm_probes=cfg.min_norm_probes, seed=cfg.seed)
-    curve = robustness_curve(scorer, x, cfg.eps_grid, norm="linf", direction="fake->real", seed=cfg.seed)
+                       min_norm=MinimumNormAttack(norm=Norm.LINF, bisection_steps=6, precision=cfg.precision),
+                       min_norm_probes=cfg.min_norm_probes, seed=cfg.seed, precision=cfg.precision)
+    curve = robustness_curve(scorer, x, cfg.eps_grid, norm="linf", direction="fake->real", seed=cfg.seed,
+                             precision=cfg.precision)
     return {"update": m.summary, "robustness": curve.rows(), "median_eps_star": curve.median_eps_star.to_dict()}

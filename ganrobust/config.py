@@ -10,6 +10,13 @@ from typing import Any
 from ganrobust.conventions import BatchNormMode, Norm, ScoreKind
 
 
+#: precision of attack *searches* (fp32 | bf16 | fp16 | auto: bf16 where the CPU/GPU has native
+#: bf16, else fp32). Verdicts are verified in float32 whatever it is. fp32 by default: a bf16
+#: search agreed with float32 (README, "Precision") but on the 2-core AVX512 + avx512_bf16 host
+#: that measured it, bf16 ran slower than float32 (matmul 0.56x, conv forward+backward 0.73x), so
+#: it buys nothing there; choose auto/bf16 where benchmarks/attacks.py shows it faster.
+PRECISION: str = "fp32"
+
 # the linf budgets (fractions of the data range) of every robustness curve: audit and compare
 EPS_GRID: tuple[float, ...] = (0.5 / 255, 1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255)
 
@@ -41,8 +48,12 @@ class WatchConfig:
     bn: BatchNormMode = BatchNormMode.EVAL       # how D's BatchNorm scores
     g_bn: BatchNormMode = BatchNormMode.BATCH    # how G's BatchNorm generates the probes
     seed: int = 0
+    precision: str = PRECISION       # search precision of eps_star and s_pgd (fp32|bf16|fp16|auto)
 
     def __post_init__(self) -> None:
+        from ganrobust.attacks.precision import Precision  # the attacks package reads PRECISION
+
+        object.__setattr__(self, "precision", Precision.coerce(self.precision).value)
         object.__setattr__(self, "kind", ScoreKind(self.kind))
         object.__setattr__(self, "bn", BatchNormMode(self.bn))
         object.__setattr__(self, "g_bn", BatchNormMode(self.g_bn))

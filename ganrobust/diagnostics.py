@@ -88,6 +88,17 @@ DOCS: dict[str, DiagnosticDoc] = {
         raised_if="a backend returned a perturbation larger than the requested budget",
         explanation="those samples are counted as failures and returned unperturbed.",
     ),
+    "precision-weaker": DiagnosticDoc(
+        raised_if=("an attack searched in reduced precision (bf16/fp16) and, on the subsample "
+                   "re-attacked with a float32 search (the attack's precision_check), its success "
+                   "was lower by more than 1 point, or its median minimum norm higher by more "
+                   "than 2%"),
+        explanation=(
+            "every reported result was still verified by the user's D in float32, so no number "
+            "is wrong, but the search missed adversarials that float32 finds: the reported "
+            "success is a looser lower bound (eps* a looser upper bound). Re-run with "
+            "precision='fp32' (--precision fp32) for the tightest numbers."),
+    ),
 }
 
 

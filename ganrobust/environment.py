@@ -24,7 +24,12 @@ def environment() -> dict[str, Any]:
 
     from ganrobust import __version__
 
+    from ganrobust.attacks.precision import host_facts, native_precisions, resolve_precision
+    from ganrobust.config import PRECISION
+
     cuda = torch.cuda.is_available()
+    device = "cuda" if cuda else "cpu"
+    facts = host_facts(device)
     return {
         "ganrobust": __version__,
         "python": sys.version.split()[0],
@@ -38,4 +43,8 @@ def environment() -> dict[str, Any]:
         "cuda": torch.version.cuda if cuda else "none",
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "cpu_capability": facts.cpu_capability,
+        "cpu_precision_flags": " ".join(sorted(facts.cpu_flags)) or "none",
+        "native_precisions": " ".join(p.value for p in native_precisions(facts)),
+        "precision": f"{PRECISION} -> {resolve_precision(PRECISION, device).value}",
     }

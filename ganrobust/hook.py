@@ -35,6 +35,7 @@ from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
 from ganrobust.attacks.minimum_norm import MinimumNormAttack
+from ganrobust.attacks.precision import precision_record
 from ganrobust.config import WatchConfig
 from ganrobust.conventions import ScoreKind
 from ganrobust.measure import Measurement, measure_update, persistence
@@ -105,7 +106,7 @@ class Watcher:
         self._shadow_d_view, self._shadow_g_view = StateView(self._shadow_d), StateView(self._shadow_g)
         self.scorer = Scorer(self._shadow_d, kind=config.kind, tau=config.tau, bounds=config.bounds, bn=config.bn)
         self._real = None if real is None else real.detach().clone()
-        self._min_norm = (MinimumNormAttack(norm=config.min_norm_norm, bisection_steps=5)
+        self._min_norm = (MinimumNormAttack(norm=config.min_norm_norm, bisection_steps=5, precision=config.precision)
                           if config.min_norm_every else None)
         self._measured = 0
         self._z_train_ref: torch.Tensor | None = None
@@ -118,6 +119,7 @@ class Watcher:
         self.writer = RunWriter(run_dir, {
             "ganrobust": __version__, "torch": torch.__version__,
             "config": config.to_dict(),
+            "precision": precision_record(config.precision, self.scorer.device),
             "models": {"generator": describe(self.G), "discriminator": describe(self.D)},
             "data_range": list(config.bounds),
             "score": {"kind": config.kind.value, "tau": config.tau, "bn": config.bn.value, "g_bn": config.g_bn.value},
@@ -263,7 +265,7 @@ class Watcher:
         probe = measure_update(
             scorer, current["x"], x_next, eps=cfg.eps, eps_l2=cfg.eps_l2, efficiency_steps=cfg.efficiency_steps,
             noise_draws=cfg.noise_draws, min_norm=self._min_norm if with_min_norm else None,
-            min_norm_probes=cfg.min_norm_probes, seed=cfg.seed + step)
+            min_norm_probes=cfg.min_norm_probes, seed=cfg.seed + step, precision=cfg.precision)
         record: dict[str, Any] = {"kind": "step", "step": step, "d_steps": self._d_steps_before,
                                   "tau": scorer.tau, "probe": probe.summary,
                                   "samples": {"probe": self.writer.save_samples(step, "probe", probe.samples)}}

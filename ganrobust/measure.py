@@ -36,6 +36,7 @@ from ganrobust.attacks.minimum_norm import MinimumNormAttack
 from ganrobust.attacks.projected_gradient_descent import pgd
 from ganrobust.attacks.random_noise import random_direction
 from ganrobust.conventions import Direction, Norm
+from ganrobust.diagnostics import Diagnostic
 from ganrobust.scorer import Scorer
 from ganrobust.stats import Estimate, median_ci, wilson
 
@@ -48,6 +49,7 @@ class Measurement:
 
     samples: dict[str, np.ndarray]
     summary: dict[str, Any] = field(default_factory=dict)
+    diagnostics: list[Diagnostic] = field(default_factory=list)  # from the minimum-norm attack
 
     @property
     def n(self) -> int:
@@ -66,8 +68,13 @@ def measure_update(
     min_norm: MinimumNormAttack | None = None,
     min_norm_probes: int | None = None,
     seed: int = 0,
+    precision: str = "fp32",
 ) -> Measurement:
-    """Measure the update ``x -> x_next`` against ``scorer`` (D_t). Budgets are fractions of the range."""
+    """Measure the update ``x -> x_next`` against ``scorer`` (D_t). Budgets are fractions of the range.
+
+    ``precision`` is the search precision of the efficiency PGD (``fp32``, ``bf16``, ``fp16``,
+    ``auto``); its ``s_pgd`` is scored by ``scorer`` in float32 like every other field. The
+    minimum-norm attack carries its own precision."""
     if x.shape != x_next.shape:
         raise ValueError(f"expected x and x_next of the same shape, got {tuple(x.shape)} and {tuple(x_next.shape)}")
     x, x_next = x.detach(), x_next.detach()
@@ -93,7 +100,7 @@ def measure_update(
 
     moved = l2 > 0
     if efficiency_steps > 0 and moved.any():
-        work = scorer.frozen()
+        work = scorer.frozen(precision=precision)
         x_pgd, _, _ = pgd(work, x, l2.clamp_min(1e-12), norm=Norm.L2, direction=F2R, steps=efficiency_steps,
                           rel_stepsize=2.5 / efficiency_steps, random_start=False, early_stop=False,
                           generator=generator, active=moved)
@@ -118,6 +125,7 @@ def measure_update(
 
     eps_star = torch.full_like(s, math.nan)
     ratio = torch.full_like(s, math.nan)
+    diagnostics: list[Diagnostic] = []
     if min_norm is not None:
         # the first k probes, attacked inside the whole scored batch: under batch statistics a
         # slice x[:k] would be another decision function than the one that scored s
@@ -125,6 +133,7 @@ def measure_update(
         first_k = torch.arange(n, device=x.device) < k
         result = min_norm(scorer, x, direction=F2R, seed=seed, active=first_k)
         eps_star = torch.where(result.attacked, result.norms, torch.full_like(result.norms, math.nan))
+        diagnostics = result.diagnostics
         ratio = min_norm.norm.of(p) / eps_star
 
     samples = {
@@ -133,7 +142,7 @@ def measure_update(
         "efficiency": efficiency, "noise_flip": noise_flip, "eps_star": eps_star, "ratio": ratio,
     }
     arrays = {k: v.detach().cpu().numpy() for k, v in samples.items()}
-    return Measurement(arrays, summarize(arrays, width=bounds.width))
+    return Measurement(arrays, summarize(arrays, width=bounds.width), diagnostics)
 
 
 def random_step_in_box(x: torch.Tensor, radius: torch.Tensor, lo: float, hi: float,

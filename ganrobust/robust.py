@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganrobust.attacks.precision import Precision, resolve_precision
 from ganrobust.attacks.projected_gradient_descent import pgd
 from ganrobust.conventions import BatchNormMode, Bounds, Direction, Norm
 
@@ -65,8 +66,10 @@ class RobustDLoss:
     loss: str = "ns"
     bounds: tuple[float, float] = (-1.0, 1.0)
     seed: int = 0
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
+        self.precision = Precision.coerce(self.precision).value
         if self.method not in METHODS:
             raise ValueError(f"expected method among {METHODS}, got {self.method!r}")
         if self.perturb not in PERTURB:
@@ -90,6 +93,7 @@ class RobustDLoss:
         if n == 0:
             return x.detach()
         scorer = Scorer(D, bounds=self._bounds, bn=BatchNormMode.BATCH)
+        scorer.autocast = resolve_precision(self.precision, x.device).dtype  # the search only
         gen = torch.Generator(device=x.device).manual_seed(self.seed * 1_000_003 + self._calls)
         fgsm = self.method == "fgsm-rs"
         steps = 1 if fgsm else self.steps

@@ -11,13 +11,16 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-from typing import Any, Callable, Iterator, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Union
 
 import torch
 from torch import nn
 
 from ganrobust.conventions import BatchNormMode, Bounds, Direction, DirectionLike, ScoreKind
 from ganrobust.module_state import evaluation_state, preserved_rng
+
+if TYPE_CHECKING:
+    from ganrobust.attacks.precision import Precision
 
 Head = Union[int, Callable[[Any], torch.Tensor], None]
 
@@ -73,6 +76,11 @@ class Scorer:
         self.bn = BatchNormMode(bn)
         self._sigmoids = [m for m in module.modules() if isinstance(m, nn.Sigmoid)]
         self._depth = 0
+        #: autocast dtype of the forward (a reduced-precision *search* copy, see
+        #: :meth:`for_attack`); None: the module's own float32. Scores are returned in float32.
+        self.autocast: torch.dtype | None = None
+        #: the float32 scorer that verifies a search copy's candidates (None: this one is)
+        self.reference: Scorer | None = None
         #: How a ``prob`` output was turned into a logit: "stripped", "clamped" or None.
         self.prob_conversion: str | None = None
         #: Number of raw outputs averaged per sample (1 unless a patch discriminator).
@@ -116,13 +124,18 @@ class Scorer:
         s_real, s_fake = self.score(real), self.score(fake)
         return self.with_tau(0.5 * (s_real.mean().item() + s_fake.mean().item()))
 
-    def frozen(self, *, channels_last: bool = False) -> "Scorer":
+    def frozen(self, *, channels_last: bool = False, precision: "Precision | str" = "fp32") -> "Scorer":
         """A scorer over a deep copy of the module with every parameter frozen.
 
         Attacks run on this copy, so whatever they (or a backend) do to parameters,
         gradients or hooks never reaches the user's module. ``channels_last`` stores conv
-        weights in NHWC, which oneDNN runs without layout copies.
+        weights in NHWC, which oneDNN runs without layout copies. ``precision`` (``fp32``,
+        ``bf16``, ``fp16`` or ``auto``, see ``ganrobust.attacks.precision``) runs the copy's
+        forward under autocast; its :attr:`reference` is this scorer, which verifies in float32.
         """
+        from ganrobust.attacks.precision import resolve_precision
+
+        dtype = resolve_precision(precision, self.device).dtype
         module = copy.deepcopy(self.module)
         module.requires_grad_(False)
         if channels_last:
@@ -130,16 +143,26 @@ class Scorer:
         new = Scorer(module, kind=self.kind, tau=self._tau, head=self.head,
                      bounds=self.bounds, bn=self.bn)
         new.prob_conversion, new.outputs_per_sample = self.prob_conversion, self.outputs_per_sample
+        new.autocast = dtype
+        new.reference = self.reference or self
         return new
 
-    def for_attack(self, x: torch.Tensor) -> tuple["Scorer", torch.Tensor]:
+    @property
+    def precision(self) -> str:
+        """The precision this scorer's forward runs in: ``fp32``, ``bf16`` or ``fp16``."""
+        return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.autocast, "fp32")  # type: ignore[arg-type]
+
+    def for_attack(self, x: torch.Tensor, *, precision: "Precision | str" = "fp32"
+                   ) -> tuple["Scorer", torch.Tensor]:
         """The scorer and input layout attacks run on: a frozen copy, channels-last for a
-        conv D on CPU images (measured ~1.5x faster forward+backward, benchmarks/attacks.py)."""
+        conv D on CPU images (measured ~1.5x faster forward+backward, benchmarks/attacks.py),
+        searching in ``precision`` (its :attr:`reference`, this scorer, verifies in float32)."""
         conv = x.dim() == 4 and x.device.type == "cpu" and any(
             isinstance(m, nn.Conv2d) for m in self.module.modules())
         if conv:
-            return self.frozen(channels_last=True), x.contiguous(memory_format=torch.channels_last)
-        return self.frozen(), x
+            return (self.frozen(channels_last=True, precision=precision),
+                    x.contiguous(memory_format=torch.channels_last))
+        return self.frozen(precision=precision), x
 
     def __repr__(self) -> str:
         tau = "uncalibrated" if self._tau is None else f"{self._tau:.4g}"
@@ -179,7 +202,7 @@ class Scorer:
 
             handles = [m.register_forward_hook(_hook) for m in self._sigmoids]
             try:
-                raw = self._select(self.module(x))
+                raw = self._select(self._module(x))
             finally:
                 for h in handles:
                     h.remove()
@@ -189,13 +212,22 @@ class Scorer:
                 self.prob_conversion = "stripped"
                 return self._reduce(record["in"].reshape(raw.shape), x.shape[0])
             return self._reduce(self._clamped_logit(raw), x.shape[0])
-        raw = self._select(self.module(x))
+        raw = self._select(self._module(x))
         if self.kind is ScoreKind.PROB:
             raw = self._clamped_logit(raw)
         return self._reduce(raw, x.shape[0])
 
+    def _module(self, x: torch.Tensor) -> Any:
+        """The module's output; under autocast for a reduced-precision search copy (scores
+        are brought back to float32 by :meth:`_reduce` and :meth:`_clamped_logit`)."""
+        if self.autocast is None:
+            return self.module(x)
+        with torch.autocast(device_type=x.device.type, dtype=self.autocast):
+            return self.module(x)
+
     def _clamped_logit(self, p: torch.Tensor) -> torch.Tensor:
         self.prob_conversion = "clamped"
+        p = _widen(p)
         return torch.logit(p.clamp(PROB_CLAMP, 1 - PROB_CLAMP))
 
     def _select(self, out: Any) -> torch.Tensor:
@@ -217,7 +249,7 @@ class Scorer:
                 f"expected the discriminator output to have {batch} x k values for a batch "
                 f"of {batch}, got {got}; select the realness output with head="
             )
-        flat = out.reshape(batch, -1)
+        flat = _widen(out.reshape(batch, -1))
         self.outputs_per_sample = flat.shape[1]
         return flat[:, 0] if flat.shape[1] == 1 else flat.mean(dim=1)
 
@@ -248,6 +280,11 @@ class Scorer:
             m = direction.margin(s, self.tau)
             (g,) = torch.autograd.grad(m.sum(), x)
         return s.detach(), m.detach(), g
+
+
+def _widen(t: torch.Tensor) -> torch.Tensor:
+    """Reduced-precision outputs of an autocast search back to float32 (others unchanged)."""
+    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
 
 
 def check_finite(s: torch.Tensor, what: str) -> None:
