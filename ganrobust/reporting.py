@@ -353,7 +353,7 @@ def _persistence_text(report: dict[str, Any]) -> str:
              "6 steps). " if method else
              "Means over the measured generator steps of each run (bootstrap 95% intervals over steps; report written "
              "before the minimum-n rule). ")
-    return steps + (f"Persistence: {method}; n = flips." if method else
+    return steps + (f"Persistence — {method.removeprefix('persistence: ')}; n = flips." if method else
             "Persistence: mean over steps with flips of the share of a step's flipped probes that D, after its next "
             "update, still calls real (report written before pooling).")
 
@@ -420,7 +420,8 @@ updates are accidental attacks, how robust D is, and what the samples look like,
 
 <section id="differences"><h2>Differences</h2>
 <p class="explain">Against the first run. Per-step rates: mean of the per-step differences over the measured steps both
-runs share (bootstrap over steps); end-of-run numbers: MOVER intervals from each run's own interval.</p>
+runs share (Student-t over steps, none below 6 shared steps); end-of-run numbers and pooled persistence: MOVER
+intervals from each run's own interval; arms: Welch t over seeds. Nothing without an interval is called significant.</p>
 <ul>{% for v in verdicts %}<li>{{ v }}</li>{% endfor %}</ul></section>
 
 <section id="training"><h2>Accidental attacks over training</h2>
