@@ -41,7 +41,7 @@ from ganrobust.attacks.minimum_norm import MinimumNormAttack
 from ganrobust.diagnostics import Diagnostic, diagnose_scorer
 from ganrobust.module_state import evaluation_state, preserved_rng
 from ganrobust.scorer import Scorer
-from ganrobust.stats import Estimate, median_ci, mover_difference, significant, wilson
+from ganrobust.stats import difference, median_ci, wilson
 
 REPORT_SCHEMA = "ganrobust.report/1"
 G_LOSSES = ("ns", "bce", "hinge", "wasserstein")
@@ -340,7 +340,7 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
     trained_on = measure_update(scorer, xt, xt_next, eps=cfg.eps, efficiency_steps=cfg.efficiency_steps, seed=cfg.seed)
     new_batch = {"trained_batch": _rates(trained_on.summary), "fresh_latents": _rates(update.summary),
                  "n_trained": cfg.batch, "n_fresh": cfg.n_probes,
-                 "difference": {key: _difference(trained_on.summary[key], update.summary[key])
+                 "difference": {key: difference(trained_on.summary[key], update.summary[key])
                                 for key in ("flip_rate", "aar")}}
 
     tick("argument 3: parameter space")
@@ -410,7 +410,7 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
                     "method": f"pgd linf eps={cfg.eps:.4g}, 5 steps, both directions, {cfg.d_loss} loss",
                     "tau": {"standard": scorer.tau, "robust": rob_scorer.tau},
                     "standard": _rates(update.summary), "robust": _rates(same.summary), "robustness": rows,
-                    "difference": {key: _difference(same.summary[key], update.summary[key])
+                    "difference": {key: difference(same.summary[key], update.summary[key])
                                    for key in ("flip_rate", "aar")}}
 
     return {
@@ -469,14 +469,6 @@ def _iterations_to_reach(curve: list[dict[str, Any]], target: dict[str, Any]) ->
     return next((r["iterations"] for r in curve if r["flip_rate"]["value"] >= value - 1e-12), None)
 
 
-def _difference(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any] | None:
-    """``a − b`` of two independent rates with its MOVER 95% interval (Newcombe's method 10)."""
-    if not a.get("n") or not b.get("n"):
-        return None
-    d = mover_difference(Estimate.from_dict(a), Estimate.from_dict(b))
-    return {**d.to_dict(), "significant": significant(d)}
-
-
 def _grad_norms(scorer: Scorer, x: torch.Tensor) -> dict[str, float | int]:
     _, _, g = scorer.margin_grad(x, Direction.FAKE_TO_REAL)
     return median_ci(g.reshape(g.shape[0], -1).norm(dim=1).cpu().numpy()).to_dict()
@@ -528,7 +520,7 @@ def verdicts(report: dict[str, Any]) -> dict[str, str]:
     a, b = nb["trained_batch"]["flip_rate"], nb["fresh_latents"]["flip_rate"]
     diff = (nb.get("difference") or {}).get("flip_rate")
     if "difference" not in nb:  # a report written before differences were stored
-        diff = _difference(a, b)
+        diff = difference(a, b)
     out["new_batch"] = (f"flip rate {a['value']:.1%} on the batch the step was optimised on vs {b['value']:.1%} on fresh "
                         f"latents: {_significance(diff)}")
     ps = report["odena"]["param_space"]

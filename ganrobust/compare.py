@@ -39,18 +39,19 @@ from torch import nn
 
 from ganrobust.attacks.robustness_curve import robustness_curve
 from ganrobust.audit import generate
-from ganrobust.checkpoints import CheckpointError, IntegrityError, LoadedGAN, load_gan
+from ganrobust.checkpoints import CheckpointError, IntegrityError, LoadedGAN, load_gan, verify_run_file
 from ganrobust.config import EPS_GRID
 from ganrobust.conventions import BatchNormMode, ScoreKind
 from ganrobust.data import BUILTIN, Dataset, eight_gaussians, load_dataset
 from ganrobust.module_state import preserved_rng
 from ganrobust.quality import FeatureSpace, image_quality, real_floor, ring_quality, train_feature_net
 from ganrobust.reporting import training_rows
-from ganrobust.runs import Run, read_run
+from ganrobust.runs import Run, read_run, snapshot_file
 from ganrobust.scorer import Scorer
 from ganrobust.snapshots import load_state, persisted_steps
 from ganrobust.overtraining import ARM_NUMBERS, pooled_persistence
-from ganrobust.stats import MIN_N, MIN_SEEDS, Estimate, has_interval, mean_ci, mover_difference, seed_mean, significant, welch_difference
+from ganrobust.stats import (MIN_N, MIN_SEEDS, Estimate, difference, has_interval, mean_ci, seed_mean,
+                             significant, welch_difference)
 
 COMPARE_SCHEMA = "ganrobust.compare/1"
 DIRECTIONS = ("fake->real", "real->fake")
@@ -168,9 +169,6 @@ def _points(run: Run, loaded: LoadedGAN | None) -> list[tuple[int, str]]:
 def _models_at(run_dir: Path, loaded: LoadedGAN, step: int, where: str, verify: bool = True
                ) -> tuple[nn.Module, nn.Module]:
     """G and D at a persisted step (each file checked against the SHA-256 the run recorded)."""
-    from ganrobust.checkpoints import verify_run_file
-    from ganrobust.runs import snapshot_file
-
     if where == "checkpoint":
         return loaded.G, loaded.D
     G, D = copy.deepcopy(loaded.G), copy.deepcopy(loaded.D)
@@ -395,22 +393,9 @@ def _final(result: dict[str, Any]) -> dict[str, Any] | None:
     return ok[-1] if ok else None
 
 
-def _est(d: dict[str, Any] | None) -> Estimate | None:
-    return None if not d or not d.get("n") or d.get("value") is None else Estimate.from_dict(d)
-
-
 def _difference(base: dict[str, Any] | None, other: dict[str, Any] | None) -> dict[str, Any] | None:
     """``other − base`` with its MOVER interval, or None where either is missing or infinite."""
-    eb, eo = _est(base), _est(other)
-    if eb is None or eo is None or not all(map(math.isfinite, (eb.value, eo.value))):
-        return None
-    d = mover_difference(eo, eb)
-    return {**d.to_dict(), "significant": significant(d) and significant_sides(eb, eo)}
-
-
-def significant_sides(*sides: Estimate) -> bool:
-    """Each side of a difference has an interval and rests on at least MIN_N."""
-    return all(e.has_interval and e.n >= MIN_N for e in sides)
+    return difference(other, base)
 
 
 def _differences(base: dict[str, Any], other: dict[str, Any], cfg: CompareConfig) -> dict[str, Any]:

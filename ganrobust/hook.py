@@ -40,7 +40,7 @@ from ganrobust.config import WatchConfig
 from ganrobust.conventions import ScoreKind
 from ganrobust.measure import Measurement, measure_update, persistence
 from ganrobust.module_state import evaluation_state, preserved_rng
-from ganrobust.runs import RunWriter
+from ganrobust.runs import CHECKPOINT, SNAPSHOT_KINDS, RunWriter, snapshot_file
 from ganrobust.scorer import Scorer
 from ganrobust.snapshots import SnapshotRing, StateView, save_state
 
@@ -307,8 +307,6 @@ class Watcher:
 
     def _persist(self, step: int, snapshot: list[torch.Tensor]) -> dict[str, str]:
         """Write D and G before/after of ``step`` and record their SHA-256 in the manifest."""
-        from ganrobust.runs import SNAPSHOT_KINDS, snapshot_file
-
         names = {kind: snapshot_file(step, kind) for kind in SNAPSHOT_KINDS}
         meta = {"step": str(step)}
         for kind, (keys, tensors) in (("D", (self._d_view.names, snapshot)),
@@ -320,8 +318,6 @@ class Watcher:
 
     def _write_checkpoint(self) -> None:
         """``checkpoint.pt`` (weights_only-loadable, G's optimizer class recorded) and its SHA-256."""
-        from ganrobust.runs import CHECKPOINT
-
         opt_g, opt_d = (self._optimizers.get(k) for k in ("G", "D"))
         checkpoint = {
             "format": "ganrobust.checkpoint/1",

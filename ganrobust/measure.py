@@ -162,6 +162,8 @@ def random_step_in_box(x: torch.Tensor, radius: torch.Tensor, lo: float, hi: flo
     def length(t: torch.Tensor) -> torch.Tensor:
         return Norm.L2.of((x + _expand(t, x) * u).clamp(lo, hi) - x)
 
+    if bool((length(r) >= r).all()):  # the common case: no pixel reaches the box at t = r
+        return (x + _expand(r, x) * u).clamp(lo, hi) - x
     lower = torch.zeros_like(r)
     upper = r.clone()
     # the norm at t is at most t; double until it reaches r (or the ray leaves the box for good)

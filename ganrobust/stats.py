@@ -261,3 +261,13 @@ def significant(d: Estimate | dict[str, Any] | None, *, min_n: int = MIN_N) -> b
         return False
     e = d if isinstance(d, Estimate) else Estimate.from_dict(d)  # type: ignore[arg-type]
     return bool(e.n >= min_n and (e.ci_low > 0 or e.ci_high < 0))
+
+
+def difference(a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``a − b`` of two stored independent estimates with its MOVER interval and whether it is
+    :func:`significant`; None where either side is missing, empty or infinite."""
+    ea, eb = (None if not d or not d.get("n") or d.get("value") is None else Estimate.from_dict(d) for d in (a, b))
+    if ea is None or eb is None or not (math.isfinite(ea.value) and math.isfinite(eb.value)):
+        return None
+    d = mover_difference(ea, eb)
+    return {**d.to_dict(), "significant": significant(d)}
