@@ -4,7 +4,12 @@
 * a dict of G and D state dicts under the usual keys (``G``/``D``, ``generator``/``discriminator``,
   ``netG``/``netD``, ...), or Lightning's ``state_dict`` with ``generator.``/``discriminator.``
   prefixes and ``optimizer_states``;
-* the pytorch/examples pair of files (``netG_epoch_24.pth`` + ``netD_epoch_24.pth``);
+* tutorial dicts whose keys end in ``_state_dict`` (``netG_state_dict``, ``optimizerG_state_dict``,
+  ...), and any of the above nested under ``state_dict``, ``model_state_dict``, ``model`` or ``ema``;
+* one file per network, matched by name (``G.pth``/``D.pth``, ``netG_epoch_24.pth``/
+  ``netD_epoch_24.pth``, PyTorch-GAN's ``generator_5.pth``/``discriminator_5.pth``, StudioGAN's
+  ``model=G-...pth``/``model=D-...pth`` with ``state_dict`` and ``optimizer`` inside, torch-mimicry's
+  ``netG_*.pth`` with ``model_state_dict`` and ``optimizer_state_dict``);
 * TorchScript archives (for either file of a pair).
 
 Loading is ``weights_only=True`` unless the user passes ``trust=True`` (the CLI's
@@ -34,8 +39,18 @@ from torch import nn
 from ganrobust.models import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
 
 PAIRS = [("G", "D"), ("generator", "discriminator"), ("netG", "netD"), ("gen", "disc"), ("g", "d"),
-         ("generator_state_dict", "discriminator_state_dict"), ("G_state_dict", "D_state_dict")]
-G_OPTIMIZER_KEYS = ("optimizer_G", "optimizerG", "opt_g", "optimizer_g", "g_optimizer", "optim_g", "optG")
+         ("gen", "dis"), ("model_G", "model_D"), ("modelG", "modelD"), ("net_G", "net_D")]
+G_OPTIMIZER_KEYS = ("optimizer_G", "optimizerG", "opt_g", "optimizer_g", "g_optimizer", "optim_g", "optG",
+                    "optim_G", "opt_G", "optimizer_gen", "gen_optimizer", "G_optimizer", "G_optim", "optimizer_generator")
+#: containers a pair of networks is often nested under
+NESTINGS = ("state_dict", "model_state_dict", "model", "models", "ema", "networks", "nets")
+#: keys of a one-network file that hold its weights, and its optimizer's state
+NETWORK_KEYS = ("state_dict", "model_state_dict", "model", "net", "network")
+NETWORK_OPTIMIZER_KEYS = ("optimizer", "optimizer_state_dict", "optim", "opt", "optimizer_state")
+#: name tokens of a generator file and its discriminator partner (delimited by non-alphanumerics)
+FILE_TOKENS = (("netG", "netD"), ("generator", "discriminator"), ("Generator", "Discriminator"),
+               ("gen", "dis"), ("gen", "disc"), ("G", "D"), ("g", "d"))
+SUFFIX = "_state_dict"
 STRIP = ("module.", "_orig_mod.")
 
 
@@ -141,10 +156,19 @@ def _is_state_dict(obj: Any) -> bool:
         sum(isinstance(v, torch.Tensor) for v in obj.values()) >= max(1, len(obj) // 2)
 
 
-def _find_pair(obj: dict[str, Any]) -> tuple[Any, Any, str] | None:
+def _base(key: str) -> str:
+    """``netG_state_dict`` -> ``netG``: the tutorial suffix says nothing about which network."""
+    return key[: -len(SUFFIX)] if key.endswith(SUFFIX) and len(key) > len(SUFFIX) else key
+
+
+def _find_pair(obj: dict[str, Any], _depth: int = 0) -> tuple[Any, Any, str] | None:
+    """G's and D's entries of a checkpoint dict: usual key pairs (with or without a
+    ``_state_dict`` suffix), Lightning prefixes, or either nested one level down."""
+    bases = {_base(k): k for k in obj if isinstance(k, str)}
     for g_key, d_key in PAIRS:
-        if g_key in obj and d_key in obj:
-            return obj[g_key], obj[d_key], f"keys {g_key!r}/{d_key!r}"
+        if g_key in bases and d_key in bases:
+            g, d = bases[g_key], bases[d_key]
+            return obj[g], obj[d], f"keys {g!r}/{d!r}"
     state = obj.get("state_dict")
     if isinstance(state, dict):
         for g_pre, d_pre in (("generator.", "discriminator."), ("netG.", "netD."), ("G.", "D."), ("gen.", "disc.")):
@@ -152,6 +176,69 @@ def _find_pair(obj: dict[str, Any]) -> tuple[Any, Any, str] | None:
             d = {k[len(d_pre):]: v for k, v in state.items() if k.startswith(d_pre)}
             if g and d:
                 return g, d, f"state_dict prefixes {g_pre!r}/{d_pre!r}"
+    if _depth == 0:
+        for key in NESTINGS:
+            inner = obj.get(key)
+            if isinstance(inner, dict) and not _is_state_dict(inner):
+                found = _find_pair(inner, 1)
+                if found is not None:
+                    return found[0], found[1], f"{found[2]} under {key!r}"
+    return None
+
+
+def _found_keys(obj: dict[str, Any]) -> str:
+    """The keys a checkpoint holds, nested containers included, for a 'nothing matched' error."""
+    parts = [", ".join(sorted(map(str, obj))[:12]) + (" ..." if len(obj) > 12 else "")]
+    for key in NESTINGS:
+        inner = obj.get(key)
+        if isinstance(inner, dict) and inner:
+            parts.append(f"under {key!r}: " + ", ".join(sorted(map(str, inner))[:8]) + (" ..." if len(inner) > 8 else ""))
+    return "; ".join(parts)
+
+
+def _g_optimizer(obj: dict[str, Any]) -> dict[str, Any] | None:
+    """G's optimizer state in a pair checkpoint (``optimizerG``, ``optimizerG_state_dict``, ...),
+    at the top level or in a nesting container."""
+    for where in (obj, *(obj.get(k) for k in NESTINGS)):
+        if not isinstance(where, dict):
+            continue
+        for key, value in where.items():
+            if isinstance(key, str) and _base(key) in G_OPTIMIZER_KEYS and isinstance(value, dict):
+                return value
+    return None
+
+
+def _network_entry(obj: Any) -> tuple[Any, dict[str, Any] | None, str | None]:
+    """A one-network file: (its weights or module, its optimizer state, the key the weights were under)."""
+    if not isinstance(obj, dict) or _is_state_dict(obj):
+        return obj, None, None
+    for key in NETWORK_KEYS:
+        if key in obj and (_is_state_dict(obj[key]) or isinstance(obj[key], nn.Module)):
+            opt = next((obj[k] for k in NETWORK_OPTIMIZER_KEYS if isinstance(obj.get(k), dict)), None)
+            return obj[key], opt, key
+    return obj, None, None
+
+
+def _one_network(obj: Any) -> bool:
+    """A file holding one network (bare weights, a module, or weights under ``state_dict``/...)."""
+    if isinstance(obj, nn.Module) or _is_state_dict(obj):
+        return True
+    return isinstance(obj, dict) and _find_pair(obj) is None and _network_entry(obj)[2] is not None
+
+
+def partner_file(path: Path) -> tuple[Path, Path] | None:
+    """``(generator file, discriminator file)`` for one of them, matched by name: the other file
+    has the same name with the network's token swapped (``netG``/``netD``, ``generator``/
+    ``discriminator``, ``G``/``D`` between non-letters, ...). None when no such file exists."""
+    name = path.name
+    for g_tok, d_tok in FILE_TOKENS:
+        for mine, other, is_g in ((g_tok, d_tok, True), (d_tok, g_tok, False)):
+            pattern = rf"(?<![A-Za-z0-9]){re.escape(mine)}(?![A-Za-z0-9])"
+            if not re.search(pattern, name):
+                continue
+            swapped = path.with_name(re.sub(pattern, other, name))
+            if swapped != path and swapped.is_file():
+                return (path, swapped) if is_g else (swapped, path)
     return None
 
 
@@ -354,12 +441,30 @@ def load_gan(
     opt_state = opt_class = None
     arch_refs: dict[str, Any] = {}
 
+    if path is not None and generator is None and discriminator is None and Path(path).is_file() \
+            and not (Path(path).parent / "manifest.json").exists():
+        single = _read(Path(path), trust)
+        if _one_network(single):  # one file per network: its partner is found by name
+            files = partner_file(Path(path))
+            if files is None:
+                raise CheckpointError(
+                    f"{path} holds one network's weights and no file next to it has the partner's name "
+                    f"(G.pth/D.pth, netG_*/netD_*, generator_*/discriminator_*, model=G-*/model=D-*); "
+                    f"pass --generator FILE --discriminator FILE")
+            generator, discriminator = files
+            notes.append(f"paired {Path(generator).name} with {Path(discriminator).name} by name")
+            path = None
     if path is None:
         if generator is None or discriminator is None:
             raise CheckpointError("pass a checkpoint, or both --generator and --discriminator files")
         where = f"{generator} + {discriminator}"
-        g_obj, d_obj = _read(Path(generator), trust), _read(Path(discriminator), trust)
-        source = "pair of files"
+        g_raw, d_raw = _read(Path(generator), trust), _read(Path(discriminator), trust)
+        g_obj, g_opt, g_key = _network_entry(g_raw)
+        d_obj, _, d_key = _network_entry(d_raw)
+        source = "pair of files" + (f" (weights under {g_key!r})" if g_key else "")
+        if g_opt is not None:
+            opt_state = g_opt
+            notes.append(f"G's optimizer state read from {Path(generator).name}")
         if d_output is None and arch == "dcgan":
             d_output = "prob"  # pytorch/examples' netD ends in nn.Sigmoid
             notes.append("assumed the pytorch/examples D with a trailing Sigmoid (kind='prob'); pass --d-output logit if not")
@@ -393,13 +498,12 @@ def load_gan(
             if found is None:
                 raise CheckpointError(
                     f"{where}: no generator/discriminator found; expected keys like G/D, generator/discriminator or "
-                    f"netG/netD, or a Lightning state_dict with generator./discriminator. prefixes "
-                    f"(top-level keys: {sorted(map(str, obj))[:8]})")
+                    f"netG/netD (a _state_dict suffix allowed, also nested under state_dict/model_state_dict/model/"
+                    f"ema), or a Lightning state_dict with generator./discriminator. prefixes; found keys: "
+                    f"{_found_keys(obj)}")
             g_obj, d_obj, how = found
             source = f"dict ({how})"
-            for key in G_OPTIMIZER_KEYS:
-                if isinstance(obj.get(key), dict):
-                    opt_state = obj[key]
+            opt_state = _g_optimizer(obj)
             if opt_state is None and isinstance(obj.get("optimizer_states"), list):
                 opt_state = "lightning"  # resolved below, once G's parameter count is known
                 lightning_states = obj["optimizer_states"]
@@ -414,8 +518,9 @@ def load_gan(
             return obj, None
         if _is_state_dict(obj):
             return None, _strip(obj)
-        if isinstance(obj, dict) and _is_state_dict(obj.get("state_dict")):
-            return None, _strip(obj["state_dict"])
+        inner, _, _ = _network_entry(obj)
+        if inner is not obj:
+            return materialise(inner, which)
         raise CheckpointError(f"{where}: the {which} entry is a {type(obj).__name__}, not a state dict or module")
 
     G, g_state = materialise(g_obj, "generator")

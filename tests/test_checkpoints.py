@@ -152,3 +152,82 @@ def test_mangled_checkpoints_only_ever_raise_clean_errors(tmp_path_factory, pair
     except CheckpointError:
         return
     assert isinstance(loaded.G, torch.nn.Module)  # a harmless mangling (e.g. in zip padding) may still load
+
+
+# -- the layouts people keep (issue 12): each built here --------------------------------------
+
+def _tutorial(G, D) -> dict:
+    return {"netG_state_dict": G.state_dict(), "netD_state_dict": D.state_dict(),
+            "optimizerG_state_dict": _opt_state(copy.deepcopy(G)),
+            "optimizerD_state_dict": torch.optim.Adam(D.parameters()).state_dict(), "epoch": 5}
+
+
+@pytest.mark.parametrize("layout", ["tutorial", "generator_state_dict", "nested state_dict", "nested model_state_dict",
+                                    "nested model", "nested ema"])
+def test_dict_layouts_with_state_dict_suffixes_and_nestings(tmp_path, pair, layout) -> None:
+    G, D = pair
+    obj = {
+        "tutorial": _tutorial(G, D),
+        "generator_state_dict": {"generator_state_dict": G.state_dict(), "discriminator_state_dict": D.state_dict(),
+                                 "optimizer_G_state_dict": _opt_state(copy.deepcopy(G))},
+        "nested state_dict": {"state_dict": {"G": G.state_dict(), "D": D.state_dict()},
+                              "optimizer_G": _opt_state(copy.deepcopy(G))},
+        "nested model_state_dict": {"model_state_dict": {"netG": G.state_dict(), "netD": D.state_dict()},
+                                    "optimizer_state_dict": {"optG": _opt_state(copy.deepcopy(G))}, "step": 7},
+        "nested model": {"model": _tutorial(G, D)},
+        "nested ema": {"ema": {"generator": G.state_dict(), "discriminator": D.state_dict()}, "iteration": 3,
+                       "opt_g": _opt_state(copy.deepcopy(G))},
+    }[layout]
+    torch.save(obj, tmp_path / "ckpt.pt")
+    loaded = load_gan(tmp_path / "ckpt.pt")
+    assert _same(loaded.G, G) and _same(loaded.D, D), layout
+    if layout != "nested model_state_dict":
+        assert loaded.optimizer_g is not None, layout
+
+
+def test_no_pair_found_lists_the_keys_found(tmp_path, pair) -> None:
+    G, D = pair
+    torch.save({"model": {"gen_weights": G.state_dict(), "crit_weights": D.state_dict()}, "epoch": 3}, tmp_path / "c.pt")
+    with pytest.raises(CheckpointError, match=r"found keys: epoch, model; under 'model': crit_weights, gen_weights"):
+        load_gan(tmp_path / "c.pt")
+
+
+def _opt_of(G) -> dict:
+    return _opt_state(copy.deepcopy(G))
+
+
+@pytest.mark.parametrize("family, g_name, d_name, wrap", [
+    ("pytorch-gan", "generator_5.pth", "discriminator_5.pth", "bare"),
+    ("plain", "G.pth", "D.pth", "bare"),
+    ("pytorch/examples", "netG_epoch_5.pth", "netD_epoch_5.pth", "bare"),
+    ("studiogan", "model=G-best-weights-step=200.pth", "model=D-best-weights-step=200.pth", "studiogan"),
+    ("mimicry", "netG_100000_steps.pth", "netD_100000_steps.pth", "mimicry"),
+])
+@pytest.mark.parametrize("given", ["generator file", "discriminator file"])
+def test_one_file_per_network_is_paired_by_name(tmp_path, pair, family, g_name, d_name, wrap, given) -> None:
+    G, D = pair
+    if wrap == "bare":
+        g_obj, d_obj = G.state_dict(), D.state_dict()
+    elif wrap == "studiogan":  # StudioGAN's misc.save_checkpoint layout
+        g_obj = {"state_dict": G.state_dict(), "optimizer": _opt_of(G), "seed": 0, "run_name": "r", "step": 200,
+                 "epoch": 1, "topk": 10, "aa_p": 0.0, "best_step": 200, "best_fid": 10.0, "best_fid_ckpt": "x"}
+        d_obj = {"state_dict": D.state_dict(), "optimizer": torch.optim.Adam(D.parameters()).state_dict(), "seed": 0,
+                 "run_name": "r", "step": 200, "epoch": 1}
+    else:  # torch-mimicry's BaseModel.save_checkpoint
+        g_obj = {"model_state_dict": G.state_dict(), "optimizer_state_dict": _opt_of(G), "global_step": 100000}
+        d_obj = {"model_state_dict": D.state_dict(),
+                 "optimizer_state_dict": torch.optim.Adam(D.parameters()).state_dict(), "global_step": 100000}
+    torch.save(g_obj, tmp_path / g_name)
+    torch.save(d_obj, tmp_path / d_name)
+    loaded = load_gan(tmp_path / (g_name if given == "generator file" else d_name))
+    assert _same(loaded.G, G) and _same(loaded.D, D), family
+    assert any("paired" in note for note in loaded.notes)
+    assert (loaded.optimizer_g is not None) == (wrap != "bare"), family
+
+
+def test_one_network_without_partner_is_one_clean_line(tmp_path, pair) -> None:
+    G, _ = pair
+    torch.save(G.state_dict(), tmp_path / "netG_epoch_5.pth")
+    result = CliRunner().invoke(cli, ["audit", str(tmp_path / "netG_epoch_5.pth"), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and result.output.strip().splitlines()[-1].startswith("error: ")
+    assert "partner" in result.output and "--generator FILE --discriminator FILE" in result.output
