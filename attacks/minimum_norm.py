@@ -49,7 +49,7 @@ def deepfool(
             live = todo.index_select(0, idx)
             with torch.enable_grad():
                 xa = adv.index_select(0, idx).requires_grad_(True)
-                s = scorer.forward(xa)
+                s = scorer.rows(idx).forward(xa)
                 m = direction.margin(s, tau)
                 (g,) = torch.autograd.grad(m.sum(), xa)
             m, s = m.detach(), s.detach()

@@ -103,7 +103,7 @@ def pgd(
             last = t == steps
             with torch.enable_grad():
                 xa = xa.detach().requires_grad_(not last)
-                s = scorer.forward(xa)
+                s = (scorer if idx is None else scorer.rows(idx)).forward(xa)
                 m = direction.margin(s, tau)
                 grad = None if last else torch.autograd.grad(m.sum(), xa)[0]
             m, s, xa = m.detach(), s.detach(), xa.detach()

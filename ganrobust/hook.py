@@ -38,7 +38,8 @@ from ganrobust.attacks.minimum_norm import MinimumNormAttack
 from ganrobust.attacks.precision import precision_record
 from ganrobust.config import WatchConfig
 from ganrobust.conventions import ScoreKind
-from ganrobust.measure import Measurement, measure_update, persistence
+from ganrobust.gan_call import DEFAULT, GanCall
+from ganrobust.measure import Measurement, by_class, measure_update, persistence
 from ganrobust.module_state import evaluation_state, preserved_rng
 from ganrobust.runs import CHECKPOINT, SNAPSHOT_KINDS, RunWriter, snapshot_file
 from ganrobust.scorer import Scorer
@@ -75,8 +76,9 @@ class Watcher:
 
     def __init__(self, G: nn.Module, D: nn.Module, run_dir: str | Path, config: WatchConfig, *,
                  real: torch.Tensor | None = None, latent_shape: tuple[int, ...] | None = None,
-                 tensorboard: str | Path | None = None) -> None:
+                 tensorboard: str | Path | None = None, call: GanCall = DEFAULT) -> None:
         self.config = config
+        self.call = call
         self._tb: Any = None
         self.G, self.D = unwrap(G), unwrap(D)
         self.active = _is_rank0()
@@ -88,6 +90,8 @@ class Watcher:
         self._handles: list[Any] = []
         if not self.active:  # other ranks: no hooks, no files, no collectives
             return
+        if call.conditional and config.kind is ScoreKind.CRITIC and config.tau is None:
+            raise ValueError("a conditional critic (WGAN) D cannot calibrate tau on unlabelled real samples: pass tau=")
         if config.kind is ScoreKind.CRITIC and config.tau is None and real is None:
             raise ValueError("a critic (WGAN) D needs real samples to calibrate tau: pass real=<batch of real data> "
                              "or tau=")
@@ -110,9 +114,11 @@ class Watcher:
                           if config.min_norm_every else None)
         self._measured = 0
         self._z_train_ref: torch.Tensor | None = None
+        self._c_train_ref: torch.Tensor | None = None
         self._current: dict[str, Any] | None = None
         self._pending: dict[str, Any] | None = None
         self.Z: torch.Tensor | None = None
+        self.C: torch.Tensor | None = None  # the probes' conditions (conditional GANs)
 
         from ganrobust import __version__
 
@@ -124,6 +130,7 @@ class Watcher:
             "data_range": list(config.bounds),
             "score": {"kind": config.kind.value, "tau": config.tau, "bn": config.bn.value, "g_bn": config.g_bn.value},
             "seeds": {"probes": config.seed, "torch_initial_seed": torch.initial_seed()},
+            **({"gan_call": call.describe()} if call.conditional else {}),
             "snapshot_bytes": {"D": self._d_view.nbytes, "G": self._g_view.nbytes, "ring": self._ring.nbytes},
         })
         if tensorboard is not None:
@@ -184,6 +191,8 @@ class Watcher:
     def _capture(self, _module: nn.Module, args: tuple[Any, ...]) -> None:
         if args and isinstance(args[0], torch.Tensor):
             self._z_train_ref = args[0]  # cloned at G's step: no copy per forward
+            if self.call.conditional:
+                self._c_train_ref = args[1] if len(args) > 1 and isinstance(args[1], torch.Tensor) else None
 
     def _device(self) -> torch.device:
         for p in self.G.parameters():
@@ -218,14 +227,17 @@ class Watcher:
             if not self._is_measured(step):
                 return
             z_train = None if self._z_train_ref is None else self._z_train_ref.detach().clone()
+            c_train = None if self._c_train_ref is None else self._c_train_ref.detach().clone()
+            if self.call.conditional and c_train is None:
+                z_train = None  # the step's conditions were not seen: no training-batch measurement
             if self.Z is None:
                 if z_train is None:
                     raise ValueError("no latent batch was seen in G's forward; pass latent_shape= to watch()")
                 self._init_probes(tuple(z_train.shape[1:]), z_train.dtype, z_train.device)
             self._g_view.copy_to(self._theta)  # θ, before the step
-            self._current = {"step": step, "z_train": z_train,
-                             "x": self._generate(self._theta, self.Z),
-                             "x_train": None if z_train is None else self._generate(self._theta, z_train)}
+            self._current = {"step": step, "z_train": z_train, "c_train": c_train,
+                             "x": self._generate(self._theta, self.Z, self.C),
+                             "x_train": None if z_train is None else self._generate(self._theta, z_train, c_train)}
 
     def _on_post(self, optimizer: torch.optim.Optimizer, _args: Any, _kwargs: Any) -> None:
         kind = self._kind(optimizer)
@@ -244,21 +256,24 @@ class Watcher:
 
     def _init_probes(self, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> None:
         gen = torch.Generator().manual_seed(self.config.seed)
-        self.Z = torch.randn((self.config.n_probes,) + shape, generator=gen).to(device=device, dtype=dtype)
-        save_state(self.writer.dir / "probes.safetensors", ["z"], [self.Z])
+        self.Z, self.C = self.call.sample(self.config.n_probes, shape, gen, device, dtype)
+        names, tensors = ["z"], [self.Z]
+        if self.C is not None:  # conditions travel with the probes
+            names, tensors = names + ["c"], tensors + [self.C]
+        save_state(self.writer.dir / "probes.safetensors", names, tensors)
 
-    def _generate(self, theta: list[torch.Tensor], z: torch.Tensor) -> torch.Tensor:
+    def _generate(self, theta: list[torch.Tensor], z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         self._shadow_g_view.load(theta)
         with evaluation_state(self._shadow_g, self.config.g_bn):
-            return self._shadow_g(z).detach()
+            return self.call.generate(self._shadow_g, z, c).detach()
 
     def _measure(self, current: dict[str, Any]) -> None:
         cfg, step = self.config, current["step"]
         started = time.perf_counter()
-        x_next = self._generate(self._g_view.tensors, self.Z)  # θ', after the step
+        x_next = self._generate(self._g_view.tensors, self.Z, self.C)  # θ', after the step
         snapshot = self._ring.get(step)
         self._shadow_d_view.load(snapshot)
-        scorer = self.scorer
+        scorer = self.scorer.conditioned(self.C, self.call)
         if cfg.kind is ScoreKind.CRITIC and cfg.tau is None:
             scorer = scorer.calibrate(self._real.to(current["x"].device), current["x"])
         with_min_norm = self._min_norm is not None and self._measured % cfg.min_norm_every == 0
@@ -266,13 +281,18 @@ class Watcher:
             scorer, current["x"], x_next, eps=cfg.eps, eps_l2=cfg.eps_l2, efficiency_steps=cfg.efficiency_steps,
             noise_draws=cfg.noise_draws, min_norm=self._min_norm if with_min_norm else None,
             min_norm_probes=cfg.min_norm_probes, seed=cfg.seed + step, precision=cfg.precision)
+        labels = self.call.labels(self.C)
+        if labels is not None:  # every metric is per (z, c) probe: rates by class too
+            probe.samples["label"] = labels.cpu().numpy()
         record: dict[str, Any] = {"kind": "step", "step": step, "d_steps": self._d_steps_before,
                                   "tau": scorer.tau, "probe": probe.summary,
+                                  **({"by_class": by_class(probe.samples, self.call.classes)}
+                                     if labels is not None else {}),
                                   "samples": {"probe": self.writer.save_samples(step, "probe", probe.samples)}}
         train: Measurement | None = None
         if current["x_train"] is not None:
-            x_train_next = self._generate(self._g_view.tensors, current["z_train"])
-            train = measure_update(scorer, current["x_train"], x_train_next, eps=cfg.eps, eps_l2=cfg.eps_l2,
+            x_train_next = self._generate(self._g_view.tensors, current["z_train"], current["c_train"])
+            train = measure_update(scorer.conditioned(current["c_train"], self.call), current["x_train"], x_train_next, eps=cfg.eps, eps_l2=cfg.eps_l2,
                                    efficiency_steps=0, noise_draws=cfg.noise_draws, seed=cfg.seed + step)
             record["train"] = train.summary
             record["samples"]["train"] = self.writer.save_samples(step, "train", train.samples)
@@ -295,7 +315,7 @@ class Watcher:
         if self.d_steps_since == 0:  # D did not move: nothing to learn about persistence
             return
         self._shadow_d_view.load(snapshot)
-        scorer = self.scorer
+        scorer = self.scorer.conditioned(self.C, self.call)
         x_next = pending["x_next"]
         if self.config.kind is ScoreKind.CRITIC and self.config.tau is None:
             # D_{t+1}'s own threshold: calibrated on this snapshot with the samples it now sees
@@ -339,7 +359,8 @@ class Watcher:
 
 def watch(G: nn.Module, D: nn.Module, run_dir: str | Path, *, config: WatchConfig | None = None,
           real: torch.Tensor | None = None, latent_shape: tuple[int, ...] | None = None,
-          tensorboard: str | Path | None = None, **options: Any) -> Watcher:
+          tensorboard: str | Path | None = None, num_classes: int | None = None, call: GanCall | None = None,
+          **options: Any) -> Watcher:
     """Start watching a training loop; returns a :class:`Watcher` (use ``with`` or ``.close()``).
 
     Args:
@@ -352,6 +373,12 @@ def watch(G: nn.Module, D: nn.Module, run_dir: str | Path, *, config: WatchConfi
             does not take the latent batch as its first argument.
         tensorboard: a log directory for TensorBoard scalars (``ganrobust/aar``, ...) per measured
             step; needs the ``tensorboard`` package (the ``tensorboard`` extra).
+        num_classes: a class-conditional GAN, ``G(z, y)`` and ``D(x, y)`` with integer labels
+            ``y`` in ``0..num_classes-1``: probe labels are drawn uniformly from the probe seed
+            and stored with the probes; rates are also broken down by class.
+        call: any other calling convention, a :class:`ganrobust.gan_call.GanCall` (e.g.
+            ``StyleGANCall(c_dim)``); overrides ``num_classes``.
     """
     cfg = (config or WatchConfig()).replace(**options) if options else (config or WatchConfig())
-    return Watcher(G, D, run_dir, cfg, real=real, latent_shape=latent_shape, tensorboard=tensorboard)
+    gan_call = call if call is not None else GanCall(num_classes)
+    return Watcher(G, D, run_dir, cfg, real=real, latent_shape=latent_shape, tensorboard=tensorboard, call=gan_call)

@@ -223,3 +223,19 @@ def persistence(s_later: np.ndarray, flip: np.ndarray, tau: float) -> Estimate:
     """Share of flipped samples that D_{t+1} still calls real."""
     flip = flip.astype(bool)
     return wilson(int(((s_later >= tau) & flip).sum()), int(flip.sum()))
+
+
+def by_class(samples: dict[str, np.ndarray], num_classes: int | None) -> list[dict[str, Any]]:
+    """Flip rate and AAR per class of a conditional GAN's probes (``samples["label"]``, the class
+    of each probe's condition): one row per class, rates over that class's fake-classified probes."""
+    labels = samples["label"].astype(int)
+    k = int(num_classes) if num_classes else int(labels.max()) + 1 if labels.size else 0
+    fake = samples["fake"].astype(bool)
+    rows = []
+    for cls in range(k):
+        mine = labels == cls
+        n_fake = int((fake & mine).sum())
+        rows.append({"class": cls, "n": int(mine.sum()), "n_fake": n_fake,
+                     "flip_rate": wilson(int((samples["flip"].astype(bool) & mine).sum()), n_fake).to_dict(),
+                     "aar": wilson(int((samples["accidental"].astype(bool) & mine).sum()), n_fake).to_dict()})
+    return rows

@@ -119,9 +119,54 @@ class MLPDiscriminator(nn.Module):
         return self.net(x.flatten(1)).squeeze(1)
 
 
+class ConditionalDCGANGenerator(nn.Module):
+    """``G(z, y)``: a DCGAN generator whose input is ``z`` concatenated with a learned class
+    embedding of ``y`` (B,) integer labels -> x (B, nc, S, S) in [-1, 1]."""
+
+    def __init__(self, nz: int = 64, ngf: int = 32, nc: int = 3, image_size: int = 32, num_classes: int = 10,
+                 embed_dim: int = 16) -> None:
+        super().__init__()
+        self.config = {"nz": nz, "ngf": ngf, "nc": nc, "image_size": image_size, "num_classes": num_classes,
+                       "embed_dim": embed_dim}
+        self.nz, self.num_classes = nz, num_classes
+        self.embed = nn.Embedding(num_classes, embed_dim)
+        self.body = DCGANGenerator(nz=nz + embed_dim, ngf=ngf, nc=nc, image_size=image_size)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        z = z.flatten(1)  # (B, nz)
+        return self.body(torch.cat([z, self.embed(y.long())], dim=1))
+
+
+class ProjectionDiscriminator(nn.Module):
+    """``D(x, y) = w·h(x) + <e_y, h(x)>`` (Miyato & Koyama 2018): a DCGAN convolutional trunk,
+    ``h`` its features summed over space (B, C), ``e_y`` a class embedding -> a realness logit (B,)."""
+
+    def __init__(self, ndf: int = 32, nc: int = 3, image_size: int = 32, num_classes: int = 10, *,
+                 spectral_norm: bool = True) -> None:
+        super().__init__()
+        self.config = {"ndf": ndf, "nc": nc, "image_size": image_size, "num_classes": num_classes,
+                       "spectral_norm": spectral_norm}
+        self.num_classes = num_classes
+        n = _stages(image_size)
+        wrap = _sn if spectral_norm else (lambda m: m)
+        layers: list[nn.Module] = [wrap(nn.Conv2d(nc, ndf, 4, 2, 1)), nn.LeakyReLU(0.2)]
+        mult = 1
+        for _ in range(n - 1):
+            layers += [wrap(nn.Conv2d(ndf * mult, ndf * mult * 2, 4, 2, 1)), nn.LeakyReLU(0.2)]
+            mult *= 2
+        self.trunk = nn.Sequential(*layers)
+        self.linear = wrap(nn.Linear(ndf * mult, 1))
+        self.embed = wrap(nn.Embedding(num_classes, ndf * mult))
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        h = self.trunk(x).sum(dim=(2, 3))  # (B, C)
+        return self.linear(h).squeeze(1) + (self.embed(y.long()) * h).sum(dim=1)
+
+
 ARCHITECTURES: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
     "dcgan": (DCGANGenerator, DCGANDiscriminator),
     "mlp": (MLPGenerator, MLPDiscriminator),
+    "cdcgan": (ConditionalDCGANGenerator, ProjectionDiscriminator),
 }
 
 

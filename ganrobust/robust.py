@@ -24,6 +24,7 @@ advanced per call): the global RNG is never touched, so a loop's other draws are
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -67,6 +68,8 @@ class RobustDLoss:
     bounds: tuple[float, float] = (-1.0, 1.0)
     seed: int = 0
     precision: str = "fp32"
+    #: how D is called on (x, c) for conditional GANs (a ganrobust.gan_call.GanCall); None: D(x, c)
+    call: Any = None
 
     def __post_init__(self) -> None:
         self.precision = Precision.coerce(self.precision).value
@@ -84,7 +87,13 @@ class RobustDLoss:
         self._bounds = Bounds.coerce(self.bounds)
         self._calls = 0
 
-    def perturbed(self, D: nn.Module, x: torch.Tensor, direction: Direction) -> torch.Tensor:
+    def _d(self, D: nn.Module, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        if c is None:
+            return D(x)
+        return self.call.score_input(D, x, c) if self.call is not None else D(x, c)
+
+    def perturbed(self, D: nn.Module, x: torch.Tensor, direction: Direction,
+                  c: torch.Tensor | None = None) -> torch.Tensor:
         """The attacked copy of ``x`` (detached), within the budget and the data bounds."""
         from ganrobust.scorer import Scorer
 
@@ -92,7 +101,7 @@ class RobustDLoss:
         n = int(round(self.mix * x.shape[0]))
         if n == 0:
             return x.detach()
-        scorer = Scorer(D, bounds=self._bounds, bn=BatchNormMode.BATCH)
+        scorer = Scorer(D, bounds=self._bounds, bn=BatchNormMode.BATCH).conditioned(c, self.call)
         scorer.autocast = resolve_precision(self.precision, x.device).dtype  # the search only
         gen = torch.Generator(device=x.device).manual_seed(self.seed * 1_000_003 + self._calls)
         fgsm = self.method == "fgsm-rs"
@@ -105,27 +114,30 @@ class RobustDLoss:
                           generator=gen, active=active)
         return x_adv.detach()
 
-    def __call__(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    def __call__(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor, c_real: torch.Tensor | None = None,
+                 c_fake: torch.Tensor | None = None) -> torch.Tensor:
+        """D's loss on ``real`` and ``fake``; a conditional D is called on (real, c_real) and
+        (fake, c_fake) (gradient-penalty interpolates take ``c_real``)."""
         fake = fake.detach()  # gradients reach D only
         if self.method in ("pgd", "fgsm-rs"):
             if self.perturb in ("both", "real"):
-                real = self.perturbed(D, real, Direction.REAL_TO_FAKE)
+                real = self.perturbed(D, real, Direction.REAL_TO_FAKE, c_real)
             if self.perturb in ("both", "fake"):
-                fake = self.perturbed(D, fake, Direction.FAKE_TO_REAL)
-            return d_loss(self.loss, D(real), D(fake))
+                fake = self.perturbed(D, fake, Direction.FAKE_TO_REAL, c_fake)
+            return d_loss(self.loss, self._d(D, real, c_real), self._d(D, fake, c_fake))
         if self.method == "r1":
             real = real.detach().requires_grad_(True)
-            s_real = D(real)
+            s_real = self._d(D, real, c_real)
             (g,) = torch.autograd.grad(s_real.sum(), real, create_graph=True)
             penalty = g.pow(2).reshape(g.shape[0], -1).sum(1).mean()
-            return d_loss(self.loss, s_real, D(fake)) + self.gamma / 2 * penalty
+            return d_loss(self.loss, s_real, self._d(D, fake, c_fake)) + self.gamma / 2 * penalty
         if self.method == "gp":
             alpha_shape = (real.shape[0],) + (1,) * (real.dim() - 1)
             self._calls += 1
             gen = torch.Generator(device=real.device).manual_seed(self.seed * 1_000_003 + self._calls)
             alpha = torch.rand(alpha_shape, generator=gen, device=real.device, dtype=real.dtype)
             mid = (alpha * real.detach() + (1 - alpha) * fake).requires_grad_(True)
-            (g,) = torch.autograd.grad(D(mid).sum(), mid, create_graph=True)
+            (g,) = torch.autograd.grad(self._d(D, mid, c_real).sum(), mid, create_graph=True)
             penalty = (g.reshape(g.shape[0], -1).norm(dim=1) - 1).pow(2).mean()
-            return d_loss(self.loss, D(real), D(fake)) + self.gamma * penalty
-        return d_loss(self.loss, D(real), D(fake))
+            return d_loss(self.loss, self._d(D, real, c_real), self._d(D, fake, c_fake)) + self.gamma * penalty
+        return d_loss(self.loss, self._d(D, real, c_real), self._d(D, fake, c_fake))

@@ -85,6 +85,12 @@ class Scorer:
         self.prob_conversion: str | None = None
         #: Number of raw outputs averaged per sample (1 unless a patch discriminator).
         self.outputs_per_sample: int | None = None
+        #: the condition of the batch being scored (conditional GANs: D(x, c)), row i for x[i];
+        #: None for D(x). Set with :meth:`conditioned`; attacks that score a subset of rows
+        #: take the matching rows with :meth:`rows`.
+        self.condition: torch.Tensor | None = None
+        #: how D is called on (x, c) (a ``ganrobust.gan_call.GanCall``); None: ``D(x, c)``
+        self.call: Any = None
 
     # -- configuration ---------------------------------------------------------------
     @property
@@ -113,6 +119,19 @@ class Scorer:
         new.__dict__.update(changes)
         new._depth = 0
         return new
+
+    def conditioned(self, c: torch.Tensor | None, call: Any = None) -> "Scorer":
+        """This scorer with D called on ``(x, c)``: row i of every scored batch is ``x[i]`` with
+        condition ``c[i]`` (``call``, a GanCall, says how D takes it). ``c=None``: D(x) again."""
+        if c is None and call is None:
+            return self if self.condition is None else self._replace(condition=None)
+        return self._replace(condition=None if c is None else c.detach(), call=call or self.call)
+
+    def rows(self, idx: torch.Tensor) -> "Scorer":
+        """The scorer for the rows ``idx`` of the batch (an attack's still-active subset)."""
+        if self.condition is None:
+            return self
+        return self._replace(condition=self.condition.index_select(0, idx.to(self.condition.device)))
 
     def with_tau(self, tau: float) -> "Scorer":
         if not math.isfinite(tau):
@@ -143,6 +162,7 @@ class Scorer:
         new = Scorer(module, kind=self.kind, tau=self._tau, head=self.head,
                      bounds=self.bounds, bn=self.bn)
         new.prob_conversion, new.outputs_per_sample = self.prob_conversion, self.outputs_per_sample
+        new.condition, new.call = self.condition, self.call
         new.autocast = dtype
         new.reference = self.reference or self
         return new
@@ -221,9 +241,20 @@ class Scorer:
         """The module's output; under autocast for a reduced-precision search copy (scores
         are brought back to float32 by :meth:`_reduce` and :meth:`_clamped_logit`)."""
         if self.autocast is None:
-            return self.module(x)
+            return self._call(x)
         with torch.autocast(device_type=x.device.type, dtype=self.autocast):
+            return self._call(x)
+
+    def _call(self, x: torch.Tensor) -> Any:
+        if self.condition is None and self.call is None:
             return self.module(x)
+        c = self.condition
+        if c is not None and c.shape[0] != x.shape[0]:
+            raise ValueError(f"expected one condition per scored sample, got {c.shape[0]} conditions for "
+                             f"{x.shape[0]} samples")
+        if self.call is None:
+            return self.module(x, c)
+        return self.call.score_input(self.module, x, c)
 
     def _clamped_logit(self, p: torch.Tensor) -> torch.Tensor:
         self.prob_conversion = "clamped"

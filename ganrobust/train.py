@@ -20,8 +20,8 @@ from torch import nn
 from ganrobust.config import WatchConfig
 from ganrobust.data import Dataset, load_dataset
 from ganrobust.robust import METHODS, RobustDLoss, d_loss
-from ganrobust.models import (DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator,
-                              init_dcgan_weights)
+from ganrobust.models import (ConditionalDCGANGenerator, DCGANDiscriminator, DCGANGenerator, MLPDiscriminator,
+                              MLPGenerator, ProjectionDiscriminator, init_dcgan_weights)
 
 LOSSES = ("ns", "hinge", "wgan")
 
@@ -49,6 +49,8 @@ class TrainConfig:
     n_data: int = 10000
     seed: int = 0
     device: str = "cpu"
+    #: a class-conditional DCGAN (G(z, y), projection D(x, y)) on the data's labels
+    conditional: bool = False
 
     def __post_init__(self) -> None:
         if self.arch not in ("dcgan", "mlp"):
@@ -57,12 +59,26 @@ class TrainConfig:
             raise ValueError(f"expected d_training among {METHODS}, got {self.d_training!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"expected loss among {LOSSES}, got {self.loss!r}")
+        if self.conditional and self.arch != "dcgan":
+            raise ValueError(f"a conditional GAN is built as a conditional DCGAN with a projection D: expected "
+                             f"arch 'dcgan', got {self.arch!r}")
         for name in ("steps", "batch", "n_critic", "nz"):
             if getattr(self, name) < 1:
                 raise ValueError(f"expected {name} >= 1, got {getattr(self, name)}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if not self.conditional:  # unconditional runs record exactly what they recorded before
+            del out["conditional"]
+        return out
+
+    def num_classes(self, data: Dataset) -> int | None:
+        """The number of classes of a conditional run (from the data's labels), else None."""
+        if not self.conditional:
+            return None
+        if data.y is None:
+            raise ValueError(f"a conditional GAN needs labelled data; {data.name!r} has no labels")
+        return int(data.y.max()) + 1
 
 
 @dataclass
@@ -77,6 +93,13 @@ class TrainResult:
 
 
 def build_models(cfg: TrainConfig, data: Dataset) -> tuple[nn.Module, nn.Module]:
+    if cfg.conditional:
+        k = cfg.num_classes(data)
+        nc = data.x.shape[1]
+        G = ConditionalDCGANGenerator(nz=cfg.nz, ngf=cfg.ngf, nc=nc, image_size=cfg.image_size, num_classes=k)
+        D = ProjectionDiscriminator(ndf=cfg.ndf, nc=nc, image_size=cfg.image_size, num_classes=k)
+        G.apply(init_dcgan_weights)
+        return G, D
     if cfg.arch == "dcgan":
         nc = data.x.shape[1]
         G = DCGANGenerator(nz=cfg.nz, ngf=cfg.ngf, nc=nc, image_size=cfg.image_size)
@@ -116,6 +139,7 @@ def train(
     device = torch.device(cfg.device)
     data = data or load_dataset(cfg.data, n=cfg.n_data, seed=cfg.seed, size=cfg.image_size)
     G, D = build_models(cfg, data)
+    num_classes = cfg.num_classes(data)
     if d_loss_fn is None and cfg.d_training != "standard":
         d_loss_fn = RobustDLoss(method=cfg.d_training, eps=cfg.d_eps, steps=cfg.d_steps, gamma=cfg.d_gamma,
                                 loss=cfg.loss, bounds=data.bounds, seed=cfg.seed)
@@ -133,7 +157,8 @@ def train(
         if cfg.loss == "wgan":
             wcfg = wcfg.replace(kind="critic")
         real_probe = data.x[: wcfg.n_probes].to(device)
-        watcher = watch(G, D, run_dir, config=wcfg, real=real_probe if cfg.loss == "wgan" else None)
+        watcher = watch(G, D, run_dir, config=wcfg, real=real_probe if cfg.loss == "wgan" else None,
+                        num_classes=num_classes)
         watcher.writer.write_manifest(train_config=cfg.to_dict(), data={"name": data.name, "n": len(data)})
 
     history: list[dict[str, float]] = []
@@ -147,23 +172,11 @@ def train(
         G.train()
         D.train()
         for step in range(cfg.steps):
-            for _ in range(cfg.n_critic):
-                real = data.batch(cfg.batch).to(device)
-                z = torch.randn((cfg.batch,) + latent, device=device)
-                fake = G(z).detach()
-                opt_d.zero_grad(set_to_none=True)
-                loss_d = d_loss(cfg.loss, D(real), D(fake)) if d_loss_fn is None else d_loss_fn(D, real, fake)
-                loss_d.backward()
-                opt_d.step()
-                if cfg.loss == "wgan":
-                    with torch.no_grad():
-                        for p in D.parameters():
-                            p.clamp_(-cfg.clip, cfg.clip)
-            z = torch.randn((cfg.batch,) + latent, device=device)
-            opt_g.zero_grad(set_to_none=True)
-            loss_g = g_loss(cfg.loss, D(G(z)))  # D stays in train mode, as in pytorch/examples
-            loss_g.backward()
-            opt_g.step()
+            if num_classes is not None:
+                loss_d, loss_g = _conditional_step(cfg, G, D, opt_g, opt_d, data, num_classes, latent, device,
+                                                   d_loss_fn)
+            else:
+                loss_d, loss_g = _step(cfg, G, D, opt_g, opt_d, data, latent, device, d_loss_fn)
             stats = {"loss_d": loss_d.item(), "loss_g": loss_g.item()}
             if not (math.isfinite(stats["loss_d"]) and math.isfinite(stats["loss_g"])):
                 raise FloatingPointError(f"training diverged at step {step + 1}: {stats}")
@@ -182,3 +195,57 @@ def train(
         if watcher is not None:
             watcher.close(error=error)
     return TrainResult(G, D, opt_g, opt_d, data, history, None if watcher is None else watcher.run_dir)
+
+
+def _step(cfg: TrainConfig, G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
+          data: Dataset, latent: tuple[int, ...], device: torch.device, d_loss_fn: DLossFn | None
+          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One generator step (after ``n_critic`` D steps) of the unconditional loop."""
+    for _ in range(cfg.n_critic):
+        real = data.batch(cfg.batch).to(device)
+        z = torch.randn((cfg.batch,) + latent, device=device)
+        fake = G(z).detach()
+        opt_d.zero_grad(set_to_none=True)
+        loss_d = d_loss(cfg.loss, D(real), D(fake)) if d_loss_fn is None else d_loss_fn(D, real, fake)
+        loss_d.backward()
+        opt_d.step()
+        if cfg.loss == "wgan":
+            with torch.no_grad():
+                for p in D.parameters():
+                    p.clamp_(-cfg.clip, cfg.clip)
+    z = torch.randn((cfg.batch,) + latent, device=device)
+    opt_g.zero_grad(set_to_none=True)
+    loss_g = g_loss(cfg.loss, D(G(z)))  # D stays in train mode, as in pytorch/examples
+    loss_g.backward()
+    opt_g.step()
+    return loss_d, loss_g
+
+
+def _conditional_step(cfg: TrainConfig, G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer,
+                      opt_d: torch.optim.Optimizer, data: Dataset, num_classes: int, latent: tuple[int, ...],
+                      device: torch.device, d_loss_fn: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same step for a class-conditional GAN: real batches with their labels, fake ones with
+    labels drawn uniformly; D(x, y), G(z, y)."""
+    assert data.y is not None
+    for _ in range(cfg.n_critic):
+        idx = torch.randint(0, len(data), (cfg.batch,))
+        real, y_real = data.x[idx].to(device), data.y[idx].to(device)
+        z = torch.randn((cfg.batch,) + latent, device=device)
+        y_fake = torch.randint(0, num_classes, (cfg.batch,), device=device)
+        fake = G(z, y_fake).detach()
+        opt_d.zero_grad(set_to_none=True)
+        loss_d = (d_loss(cfg.loss, D(real, y_real), D(fake, y_fake)) if d_loss_fn is None
+                  else d_loss_fn(D, real, fake, y_real, y_fake))
+        loss_d.backward()
+        opt_d.step()
+        if cfg.loss == "wgan":
+            with torch.no_grad():
+                for p in D.parameters():
+                    p.clamp_(-cfg.clip, cfg.clip)
+    z = torch.randn((cfg.batch,) + latent, device=device)
+    y = torch.randint(0, num_classes, (cfg.batch,), device=device)
+    opt_g.zero_grad(set_to_none=True)
+    loss_g = g_loss(cfg.loss, D(G(z, y), y))  # D stays in train mode, as in pytorch/examples
+    loss_g.backward()
+    opt_g.step()
+    return loss_d, loss_g
