@@ -54,6 +54,8 @@ from ganrobust.config import PRECISION
                    "same replayed update against both discriminators.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=PRECISION, show_default=True,
               help="Precision of attack searches (auto: bf16 where the hardware runs it natively); results are verified in float32.")
+@click.option("--num-classes", type=int, help="A class-conditional GAN called as G(z, y), D(x, y) with integer labels "
+              "0..K-1 [default: as the run recorded; StyleGAN networks are recognised by their attributes].")
 @click.option("--device", default="cpu", show_default=True)
 def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path | None, arch: str | None,
           generator_class: str | None, generator_kwargs: str | None, discriminator_class: str | None,
@@ -61,7 +63,7 @@ def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path |
           data: str | None, out: Path | None, as_json: bool, seed: int, n_probes: int, eps: float, k_steps: int,
           g_loss: str | None, g_lr: float, g_betas: str, fresh_optimizer: bool, g_optimizer: str | None,
           no_verify: bool, snapshot_selection: str | None, robust_d: int, precision: str,
-          device: str) -> None:
+          num_classes: int | None, device: str) -> None:
     """Audit a GAN checkpoint: replay its next generator update, measure whether it is an
     accidental attack on D, test Odena's three arguments, and sweep D's robustness.
 
@@ -83,6 +85,7 @@ def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path |
     from ganrobust.checkpoints import CheckpointError, load_gan
     from ganrobust.data import load_dataset
     from ganrobust.environment import environment
+    from ganrobust.gan_call import check_pair, gan_call_for
     from ganrobust.reporting import write_report
 
     started = time.time()
@@ -92,7 +95,8 @@ def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path |
                                g_optimizer=g_optimizer, snapshot_selection=snapshot_selection, robust_d=robust_d,
                                device=device)
         cfg = dataclasses.replace(cfg, precision=precision)
-        real = None if data is None else load_dataset(data, n=max(n_probes, 1000), seed=seed).x
+        dataset = None if data is None else load_dataset(data, n=max(n_probes, 1000), seed=seed)
+        real = None if dataset is None else dataset.x
         loaded = load_gan(checkpoint, generator=generator, discriminator=discriminator, arch=arch,
                           generator_class=generator_class, generator_kwargs=generator_kwargs,
                           discriminator_class=discriminator_class, discriminator_kwargs=discriminator_kwargs,
@@ -107,6 +111,12 @@ def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path |
         dev = torch.device(device)
         loaded.G.to(dev)
         loaded.D.to(dev)
+        if num_classes is None and loaded.gan_call:
+            num_classes = loaded.gan_call.get("num_classes")
+        call = gan_call_for(loaded.G, loaded.D, num_classes)
+        check_pair(loaded.G, loaded.D, call, loaded.latent_shape)
+        if call.conditional:
+            click.echo(f"note: GAN called as {call.describe()}", err=True)
         scorer_options = scorer_options_for(loaded, settings)
         for note in loaded.notes:
             click.echo(f"note: {note}", err=True)
@@ -129,13 +139,14 @@ def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path |
             with tqdm(total=total, desc="snapshots", unit="step", file=sys.stderr, dynamic_ncols=True) as sbar:
                 snapshots = audit_run_snapshots(run_dir, loaded, out_dir, selection=snapshot_selection, cfg=cfg,
                                                 scorer_options=scorer_options, tick=lambda _s: sbar.update(1),
-                                                verify=not no_verify, real=real)
+                                                verify=not no_verify, real=real, call=call)
         bar = _progress(7 if robust_d else 6)
         try:
             measured = audit_gan(loaded.G, loaded.D, scorer_options=scorer_options, latent_shape=loaded.latent_shape,
                                  opt_state=None if fresh_optimizer else loaded.optimizer_g,
                                  opt_class=settings["optimizer"].value, cfg=cfg, real=real, progress=bar,
-                                 robust_d_steps=robust_d)
+                                 robust_d_steps=robust_d, call=call,
+                                 real_labels=None if dataset is None else dataset.y)
         except BaseException:
             bar.bar.close()  # ends the bar's line where it stopped, before the error is printed
             raise

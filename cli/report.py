@@ -51,6 +51,8 @@ def report(directory: Path, out: Path | None) -> None:
                     "config": run.manifest.get("config"), "versions": {"ganrobust": run.manifest.get("ganrobust"),
                                                                        "torch": run.manifest.get("torch")},
                     "command": " ".join(["ganrobust", *sys.argv[1:]]), "problems": run.problems}
+            if run.steps[-1].raw.get("by_class"):  # a conditional GAN: the last step's rates by class
+                data["by_class"] = run.steps[-1].raw["by_class"]
             index = write_report(out or directory / "report", data, run.samples(run.steps[-1].step))
     except (ValueError, FileNotFoundError) as err:
         fail(str(err))

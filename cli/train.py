@@ -32,12 +32,14 @@ from ganrobust.cli.common import fail
 @click.option("--bn", type=click.Choice(["eval", "batch"]), default="batch", show_default=True,
               help="How D's BatchNorm scores in the measurements: this loop keeps D in train mode during G's step, "
                    "so batch statistics are the D that G optimises against.")
+@click.option("--conditional", is_flag=True, help="A class-conditional DCGAN (G(z, y), projection D(x, y)) on the "
+              "data's labels; rates are also reported by class.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--out", type=click.Path(path_type=Path),
               help="Run directory [default: runs/<data>-<d-training>-s<seed>]. Must not hold a run already.")
 def train(data: str, arch: str | None, steps: int, d_training: str, d_eps: float, d_steps: int, d_gamma: float,
           loss: str, spectral_norm: bool, batch: int, lr: float, seed: int, every: int, snapshot_every: int,
-          bn: str, device: str, out: Path | None) -> None:
+          bn: str, conditional: bool, device: str, out: Path | None) -> None:
     """Train a small GAN with ganrobust.watch on and write its run directory.
 
     The loop is pytorch/examples' DCGAN loop (an MLP pair on 8gaussians); --d-training swaps D's
@@ -76,7 +78,7 @@ def train(data: str, arch: str | None, steps: int, d_training: str, d_eps: float
             raise ValueError(f"unknown --device {device!r}; use cpu or cuda") from None
         cfg = TrainConfig(arch=arch, data=data, steps=steps, batch=batch, lr=lr, loss=loss, spectral_norm=spectral_norm,
                           d_training=d_training, d_eps=d_eps, d_steps=d_steps, d_gamma=d_gamma, seed=seed,
-                          device=device)
+                          device=device, conditional=conditional)
         watch = WatchConfig(every=every, bn=bn, seed=seed, snapshot_every=snapshot_every)
         dataset = load_dataset(data, n=cfg.n_data, seed=seed, size=cfg.image_size)
         if arch == "dcgan" and dataset.x.dim() != 4:
@@ -85,6 +87,9 @@ def train(data: str, arch: str | None, steps: int, d_training: str, d_eps: float
         if arch == "mlp" and dataset.x.dim() != 2:
             raise ValueError(f"--arch mlp needs vector data; {data} has samples of shape {tuple(dataset.x.shape[1:])}: "
                              f"use --arch dcgan")
+        if conditional and dataset.y is None:
+            raise ValueError(f"--conditional needs labelled data; {data} has no labels (an image folder with one "
+                             f"sub-folder per class, digits, shapes, or an .npz with y)")
     except ValueError as err:
         fail(str(err))
     click.echo(f"training {arch} on {dataset.name} for {steps} steps, D: {d_training}, with ganrobust.watch on -> {out}",

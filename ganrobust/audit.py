@@ -36,9 +36,10 @@ from ganrobust.attacks.robustness_curve import robustness_curve
 from ganrobust.attacks.precision import Precision, precision_record
 from ganrobust.config import EPS_GRID, PRECISION
 from ganrobust.conventions import BatchNormMode, Direction, Norm, ScoreKind
-from ganrobust.measure import measure_update
+from ganrobust.measure import by_class, measure_update
 from ganrobust.attacks.minimum_norm import MinimumNormAttack
 from ganrobust.diagnostics import Diagnostic, diagnose_scorer
+from ganrobust.gan_call import DEFAULT, GanCall
 from ganrobust.module_state import evaluation_state, preserved_rng
 from ganrobust.scorer import Scorer
 from ganrobust.stats import difference, median_ci, wilson
@@ -189,11 +190,12 @@ def _first_line(err: BaseException) -> str:
 
 
 def replay_steps(G: nn.Module, D_scorer: Scorer, opt_state: dict[str, Any] | None, opt_class: str | None,
-                 cfg: AuditConfig, latent_shape: tuple[int, ...], k: int, z_first: torch.Tensor
-                 ) -> list[nn.Module]:
+                 cfg: AuditConfig, latent_shape: tuple[int, ...], k: int, z_first: torch.Tensor,
+                 call: GanCall = DEFAULT, c_first: torch.Tensor | None = None) -> list[nn.Module]:
     """k generator steps against the frozen D, on copies: G_1 .. G_k. The first step uses
-    ``z_first``, later ones fresh latents from the audit's seed (a new batch each step, as in
-    training). G is in train mode, as in a training loop; D scores as the scorer says."""
+    ``(z_first, c_first)``, later ones fresh latents (and conditions) from the audit's seed (a
+    new batch each step, as in training). G is in train mode, as in a training loop; D scores as
+    the scorer says, called as ``call`` says."""
     work = copy.deepcopy(G).train()
     opt = make_optimizer(work, opt_state, opt_class, cfg)
     frozen = D_scorer.frozen()
@@ -201,10 +203,11 @@ def replay_steps(G: nn.Module, D_scorer: Scorer, opt_state: dict[str, Any] | Non
     states = []
     device = next(work.parameters()).device
     for i in range(k):
-        z = z_first if i == 0 else torch.randn((cfg.batch,) + latent_shape, generator=gen).to(device)
+        z, c = (z_first, c_first) if i == 0 else call.sample(cfg.batch, latent_shape, gen, device)
         opt.zero_grad(set_to_none=True)
-        with frozen.session(), torch.enable_grad():
-            loss = generator_loss(cfg.g_loss, frozen.forward(work(z)))
+        on = frozen.conditioned(c, call) if call.conditional else frozen
+        with on.session(), torch.enable_grad():
+            loss = generator_loss(cfg.g_loss, on.forward(call.generate(work, z, c)))
         loss.backward()
         try:
             opt.step()
@@ -215,22 +218,24 @@ def replay_steps(G: nn.Module, D_scorer: Scorer, opt_state: dict[str, Any] | Non
     return states
 
 
-def generate(G: nn.Module, z: torch.Tensor, bn: BatchNormMode) -> torch.Tensor:
+def generate(G: nn.Module, z: torch.Tensor, bn: BatchNormMode, call: GanCall = DEFAULT,
+             c: torch.Tensor | None = None) -> torch.Tensor:
     with torch.no_grad(), evaluation_state(G, bn):
-        return G(z)
+        return call.generate(G, z, c)
 
 
 def _flat_params(G: nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().reshape(-1) for p in G.parameters()])
 
 
-def param_space_attack(G: nn.Module, scorer: Scorer, z: torch.Tensor, size: float, bn: BatchNormMode) -> nn.Module:
-    """θ + size·g/‖g‖ with g = ∇_θ mean s(G_θ(z)): the steepest parameter step of the given size."""
+def param_space_attack(G: nn.Module, scorer: Scorer, z: torch.Tensor, size: float, bn: BatchNormMode,
+                       call: GanCall = DEFAULT, c: torch.Tensor | None = None) -> nn.Module:
+    """θ + size·g/‖g‖ with g = ∇_θ mean s(G_θ(z, c)): the steepest parameter step of the given size."""
     attacked = copy.deepcopy(G)
-    frozen = scorer.frozen()
+    frozen = scorer.frozen().conditioned(c, call) if call.conditional else scorer.frozen()
     params = [p for p in attacked.parameters() if p.requires_grad]
     with frozen.session(), torch.enable_grad(), evaluation_state(attacked, bn):
-        objective = frozen.forward(attacked(z)).mean()
+        objective = frozen.forward(call.generate(attacked, z, c)).mean()
         grads = torch.autograd.grad(objective, params, allow_unused=True)
     grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
     norm = torch.sqrt(sum((g**2).sum() for g in grads)).clamp_min(1e-30)
@@ -245,7 +250,8 @@ def _rates(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def finetune_robust_d(D: nn.Module, G: nn.Module, real: torch.Tensor, *, steps: int, latent_shape: tuple[int, ...],
-                      cfg: AuditConfig, bounds: tuple[float, float], lr: float = 2e-4) -> nn.Module:
+                      cfg: AuditConfig, bounds: tuple[float, float], lr: float = 2e-4, call: GanCall = DEFAULT,
+                      real_c: torch.Tensor | None = None) -> nn.Module:
     """An adversarially trained copy of D: ``steps`` Adam steps of the PGD robust loss
     (ganrobust.robust, both directions, eps = the audit's eps) against G's samples and ``real``,
     with the run's own D loss (``cfg.d_loss``: a critic keeps the Wasserstein loss and its
@@ -254,15 +260,17 @@ def finetune_robust_d(D: nn.Module, G: nn.Module, real: torch.Tensor, *, steps: 
 
     robust = copy.deepcopy(D).train().requires_grad_(True)
     opt = torch.optim.Adam(robust.parameters(), lr=lr, betas=(0.5, 0.999))
-    loss_fn = RobustDLoss(method="pgd", eps=cfg.eps, steps=5, loss=cfg.d_loss, bounds=bounds, seed=cfg.seed)
+    loss_fn = RobustDLoss(method="pgd", eps=cfg.eps, steps=5, loss=cfg.d_loss, bounds=bounds, seed=cfg.seed,
+                          call=call if call.conditional else None)
     gen = torch.Generator().manual_seed(cfg.seed + 2)
     device = next(robust.parameters()).device
     for _ in range(steps):
         idx = torch.randint(0, real.shape[0], (cfg.batch,), generator=gen)
-        z = torch.randn((cfg.batch,) + latent_shape, generator=gen).to(device)
-        fake = generate(G, z, cfg.g_bn)
+        z, c = call.sample(cfg.batch, latent_shape, gen, device)
+        fake = generate(G, z, cfg.g_bn, call, c)
         opt.zero_grad(set_to_none=True)
-        loss_fn(robust, real[idx].to(device), fake).backward()
+        c_real = None if real_c is None else real_c[idx].to(device)
+        loss_fn(robust, real[idx].to(device), fake, c_real, c).backward()
         opt.step()
         if cfg.d_clip is not None:
             with torch.no_grad():
@@ -274,39 +282,60 @@ def finetune_robust_d(D: nn.Module, G: nn.Module, real: torch.Tensor, *, steps: 
 def audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], latent_shape: tuple[int, ...],
               opt_state: dict[str, Any] | None = None, opt_class: str | None = None, cfg: AuditConfig = AuditConfig(),
               real: torch.Tensor | None = None, progress: Callable[[str], None] | None = None,
-              robust_d_steps: int = 0) -> dict[str, Any]:
-    """The whole audit of one (G, D) pair; returns the report's measured sections."""
+              robust_d_steps: int = 0, call: GanCall = DEFAULT, real_labels: torch.Tensor | None = None
+              ) -> dict[str, Any]:
+    """The whole audit of one (G, D) pair; returns the report's measured sections.
+
+    ``call`` says how to draw ``(z, c)`` and call G and D (conditional GANs); ``real_labels``
+    (N,) are the class labels of ``real``, which a conditional D needs to score real samples."""
     # G's forward in the replay may draw (dropout, noise layers): seed it, in a fork, so the
     # audit is reproducible and the caller's global RNG is left exactly as it was
     device = next(G.parameters()).device
     with preserved_rng(device):
         torch.manual_seed(cfg.seed)
         return _audit_gan(G, D, scorer_options=scorer_options, latent_shape=latent_shape, opt_state=opt_state,
-                          opt_class=opt_class, cfg=cfg, real=real, progress=progress, robust_d_steps=robust_d_steps)
+                          opt_class=opt_class, cfg=cfg, real=real, progress=progress, robust_d_steps=robust_d_steps,
+                          call=call, real_labels=real_labels)
 
 
 def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], latent_shape: tuple[int, ...],
                opt_state: dict[str, Any] | None, opt_class: str | None, cfg: AuditConfig, real: torch.Tensor | None,
-               progress: Callable[[str], None] | None, robust_d_steps: int) -> dict[str, Any]:
+               progress: Callable[[str], None] | None, robust_d_steps: int, call: GanCall = DEFAULT,
+               real_labels: torch.Tensor | None = None) -> dict[str, Any]:
     tick = progress or (lambda _msg: None)
     gen = torch.Generator().manual_seed(cfg.seed)
     device = next(G.parameters()).device
-    Z = torch.randn((cfg.n_probes,) + latent_shape, generator=gen).to(device)
-    Z_train = torch.randn((cfg.batch,) + latent_shape, generator=gen).to(device)
+    # every metric is per (z, c) probe; the default adapter draws exactly z ~ N(0, I) as before
+    Z, C = call.sample(cfg.n_probes, latent_shape, gen, device)
+    Z_train, C_train = call.sample(cfg.batch, latent_shape, gen, device)
+    cond = call.conditional
     scorer = Scorer(D, **scorer_options)
-    x = generate(G, Z, cfg.g_bn)
+    real_c: torch.Tensor | None = None
+    if cond and real is not None:
+        if real_labels is None:
+            raise ValueError("a conditional D scores real samples with their labels, and --data has none; pass "
+                             "labelled data (an image folder with one sub-folder per class, digits, shapes, an .npz "
+                             "with y)")
+        real_c = call.condition_of_labels(real_labels).to(device)
+    if cond and scorer_options.get("kind") == "critic" and scorer_options.get("tau") is None:
+        raise ValueError("a conditional critic D: pass its threshold with --tau-style options (calibration on real "
+                         "samples is not supported for conditional critics)")
+    x = generate(G, Z, cfg.g_bn, call, C)
     if scorer_options.get("kind") == "critic" and scorer_options.get("tau") is None:
         if real is None:
             raise ValueError("a critic D needs real samples to calibrate tau: pass --data")
         scorer = scorer.calibrate(real[: cfg.n_probes].to(device), x)
+    base = scorer  # D(x) scorer; below, scorers bound to the conditions of the batch they score
+    if cond:
+        scorer = base.conditioned(C, call)
     min_norm = MinimumNormAttack(norm=Norm.LINF, bisection_steps=6, precision=cfg.precision,
                                  precision_check=cfg.precision_check)
 
     tick("replaying the next generator update")
-    steps = replay_steps(G, scorer, opt_state, opt_class, cfg, latent_shape, cfg.k_steps, Z_train)
+    steps = replay_steps(G, base, opt_state, opt_class, cfg, latent_shape, cfg.k_steps, Z_train, call, C_train)
     theta, theta_next = _flat_params(G), _flat_params(steps[0])
     update_size = float((theta_next - theta).norm())
-    x_next = generate(steps[0], Z, cfg.g_bn)
+    x_next = generate(steps[0], Z, cfg.g_bn, call, C)
     tick("measuring the update")
     update = measure_update(scorer, x, x_next, eps=cfg.eps, efficiency_steps=cfg.efficiency_steps,
                             min_norm=min_norm, min_norm_probes=cfg.min_norm_probes, seed=cfg.seed,
@@ -314,7 +343,7 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
 
     tick("argument 1: one step")
     fake_t = torch.from_numpy(update.samples["fake"]).to(device)
-    xs_k = [generate(Gk, Z, cfg.g_bn) for Gk in steps]
+    xs_k = [generate(Gk, Z, cfg.g_bn, call, C) for Gk in steps]
     one_step = []
     for k, xk in enumerate(xs_k, 1):
         m = measure_update(scorer, x, xk, eps=cfg.eps, efficiency_steps=0, noise_draws=0)
@@ -336,8 +365,8 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
                                                     if row["k"] in by_k else None)
 
     tick("argument 2: new batch")
-    xt, xt_next = generate(G, Z_train, cfg.g_bn), generate(steps[0], Z_train, cfg.g_bn)
-    trained_on = measure_update(scorer, xt, xt_next, eps=cfg.eps, efficiency_steps=cfg.efficiency_steps, seed=cfg.seed)
+    xt, xt_next = generate(G, Z_train, cfg.g_bn, call, C_train), generate(steps[0], Z_train, cfg.g_bn, call, C_train)
+    trained_on = measure_update(base.conditioned(C_train, call) if cond else scorer, xt, xt_next, eps=cfg.eps, efficiency_steps=cfg.efficiency_steps, seed=cfg.seed)
     new_batch = {"trained_batch": _rates(trained_on.summary), "fresh_latents": _rates(update.summary),
                  "n_trained": cfg.batch, "n_fresh": cfg.n_probes,
                  "difference": {key: difference(trained_on.summary[key], update.summary[key])
@@ -346,8 +375,8 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
     tick("argument 3: parameter space")
     # the attack ascends on the batch the real update was computed on (Z_train), and both are
     # scored on the held-out probes: argument 3 alone, not mixed with argument 2's new batch
-    attacked = param_space_attack(G, scorer, Z_train, update_size, cfg.g_bn)
-    x_param = generate(attacked, Z, cfg.g_bn)
+    attacked = param_space_attack(G, base, Z_train, update_size, cfg.g_bn, call, C_train)
+    x_param = generate(attacked, Z, cfg.g_bn, call, C)
     param = measure_update(scorer, x, x_param, eps=cfg.eps, efficiency_steps=cfg.efficiency_steps, seed=cfg.seed)
     l2_param = torch.from_numpy(param.samples["l2"]).to(device)
     moved = l2_param > 0
@@ -363,10 +392,12 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
     robustness: list[dict[str, Any]] = []
     eps_star: dict[str, Any] = {}
     clean: dict[str, Any] = {}
-    sets = [("fake->real", x)] + ([("real->fake", real[: cfg.n_probes].to(device))] if real is not None else [])
-    for direction, xs in sets:
+    real_scorer = base.conditioned(None if real_c is None else real_c[: cfg.n_probes], call) if cond else scorer
+    sets = [("fake->real", x, scorer)] + ([("real->fake", real[: cfg.n_probes].to(device), real_scorer)]
+                                          if real is not None else [])
+    for direction, xs, sc in sets:
         for norm, grid in (("linf", cfg.eps_grid), ("l2", tuple(e * cfg.l2_scale for e in cfg.eps_grid))):
-            curve = robustness_curve(scorer, xs, grid, norm=norm, direction=direction, seed=cfg.seed,
+            curve = robustness_curve(sc, xs, grid, norm=norm, direction=direction, seed=cfg.seed,
                                      precision=cfg.precision)
             robustness += curve.rows()
             eps_star[f"{norm} {direction}"] = curve.median_eps_star.to_dict()
@@ -381,8 +412,10 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
         r = real[: cfg.n_probes].to(device)
         k = min(len(r), len(x))
         alpha = torch.rand((k,) + (1,) * (x.dim() - 1), generator=gen).to(device)
-        gradients["real"] = _grad_norms(scorer, r)
-        gradients["interpolated"] = _grad_norms(scorer, alpha * r[:k] + (1 - alpha) * x[:k])
+        gradients["real"] = _grad_norms(real_scorer, r)
+        # interpolates are scored with the real sample's condition
+        mid_scorer = real_scorer.rows(torch.arange(k, device=device)) if cond else scorer
+        gradients["interpolated"] = _grad_norms(mid_scorer, alpha * r[:k] + (1 - alpha) * x[:k])
 
     robust_d = None
     if robust_d_steps > 0:
@@ -390,8 +423,10 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
             raise ValueError("--robust-d needs real samples to train on: pass --data")
         tick("fine-tuning a robust D")
         D_rob = finetune_robust_d(D, G, real, steps=robust_d_steps, latent_shape=latent_shape, cfg=cfg,
-                                  bounds=(scorer.bounds.lo, scorer.bounds.hi))
+                                  bounds=(scorer.bounds.lo, scorer.bounds.hi), call=call, real_c=real_c)
         rob_scorer = Scorer(D_rob, **scorer_options)
+        if cond:
+            rob_scorer = rob_scorer.conditioned(C, call)
         if rob_scorer.kind is ScoreKind.CRITIC and scorer_options.get("tau") is None:
             # a critic's threshold belongs to its own snapshot: calibrated on the robust copy
             rob_scorer = rob_scorer.calibrate(real[: cfg.n_probes].to(device), x)
@@ -404,7 +439,10 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
                                       precision=cfg.precision).rows():
                 rows.append({**r, "discriminator": which})
         real_probe = real[: cfg.n_probes].to(device)
-        accuracy = {which: wilson(int((sc.score(real_probe) >= sc.tau).sum()), real_probe.shape[0]).to_dict()
+        real_probe_c = None if real_c is None else real_c[: cfg.n_probes]
+        accuracy = {which: wilson(int((sc.conditioned(real_probe_c, call).score(real_probe) >= sc.tau).sum())
+                                  if cond else int((sc.score(real_probe) >= sc.tau).sum()),
+                                  real_probe.shape[0]).to_dict()
                     for which, sc in (("standard", scorer), ("robust", rob_scorer))}
         robust_d = {"steps": robust_d_steps, "real_called_real": accuracy,
                     "method": f"pgd linf eps={cfg.eps:.4g}, 5 steps, both directions, {cfg.d_loss} loss",
@@ -413,7 +451,15 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
                     "difference": {key: difference(same.summary[key], update.summary[key])
                                    for key in ("flip_rate", "aar")}}
 
+    labels = call.labels(C)
+    conditions: dict[str, Any] = {}
+    if cond:
+        conditions = {"gan_call": call.describe()}
+        if labels is not None:
+            update.samples["label"] = labels.cpu().numpy()
+            conditions["by_class"] = by_class(update.samples, call.classes)
     return {
+        **conditions,
         "precision": precision_record(cfg.precision, x.device),
         "robust_d": robust_d,
         "summary": {"aar": update.summary["aar"], "flip_rate": update.summary["flip_rate"],
@@ -538,16 +584,19 @@ def verdicts(report: dict[str, Any]) -> dict[str, str]:
 
 
 def audit_snapshot(G_before: nn.Module, G_after: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any],
-                   Z: torch.Tensor, cfg: AuditConfig, real: torch.Tensor | None = None) -> dict[str, Any]:
+                   Z: torch.Tensor, cfg: AuditConfig, real: torch.Tensor | None = None, C: torch.Tensor | None = None,
+                   call: GanCall = DEFAULT) -> dict[str, Any]:
     """One persisted step of a watched run: the exact recorded update against the exact D
     snapshot, and D's linf fake->real robustness curve at that step. A critic's threshold is
     calibrated on this snapshot (``real`` and the step's own samples), never carried over."""
     scorer = Scorer(D, **scorer_options)
-    x, x_next = generate(G_before, Z, cfg.g_bn), generate(G_after, Z, cfg.g_bn)
+    x, x_next = generate(G_before, Z, cfg.g_bn, call, C), generate(G_after, Z, cfg.g_bn, call, C)
     if scorer.kind is ScoreKind.CRITIC and scorer_options.get("tau") is None:
         if real is None:
             raise ValueError("a critic D needs real samples to calibrate tau at each snapshot: pass --data")
         scorer = scorer.calibrate(real[: Z.shape[0]].to(x.device), x)
+    if call.conditional:
+        scorer = scorer.conditioned(C, call)
     m = measure_update(scorer, x, x_next, eps=cfg.eps, efficiency_steps=cfg.efficiency_steps,
                        min_norm=MinimumNormAttack(norm=Norm.LINF, bisection_steps=6, precision=cfg.precision),
                        min_norm_probes=cfg.min_norm_probes, seed=cfg.seed, precision=cfg.precision)

@@ -75,6 +75,7 @@ class LoadedGAN:
     notes: list[str] = field(default_factory=list)
     train_config: dict[str, Any] | None = None   # the run manifest's train_config (ganrobust train)
     origins: dict[str, str] = field(default_factory=dict)  # score key -> "run manifest" | "checkpoint" | ...
+    gan_call: dict[str, Any] | None = None      # how the run called G and D (conditional GANs), as recorded
 
 
 def verify_run_file(run_dir: Path, relpath: str, verify: bool = True) -> None:
@@ -411,7 +412,8 @@ def load_run_snapshot(run_dir: Path, step: int | None = None, *, verify: bool = 
     score = dict(manifest.get("score") or {})
     return LoadedGAN(G=G, D=D, source=f"ganrobust run snapshot (step {step})", latent_shape=_latent_shape(G),
                      score=score, bounds=(float(bounds[0]), float(bounds[1])), notes=[note],
-                     train_config=manifest.get("train_config"), origins={key: "run manifest" for key in score})
+                     train_config=manifest.get("train_config"), origins={key: "run manifest" for key in score},
+                     gan_call=manifest.get("gan_call"))
 
 
 def load_gan(
@@ -440,6 +442,7 @@ def load_gan(
     bounds = (-1.0, 1.0)
     opt_state = opt_class = None
     arch_refs: dict[str, Any] = {}
+    gan_call_record: dict[str, Any] | None = None
 
     if path is not None and generator is None and discriminator is None and Path(path).is_file() \
             and not (Path(path).parent / "manifest.json").exists():
@@ -493,6 +496,7 @@ def load_gan(
                 score.update(recorded)
                 origins.update({key: "run manifest" for key in recorded})
                 train_config = manifest.get("train_config")
+                gan_call_record = manifest.get("gan_call")
         elif isinstance(obj, dict):
             found = _find_pair(obj)
             if found is None:
@@ -573,4 +577,4 @@ def load_gan(
     return LoadedGAN(G=G, D=D, source=source, latent_shape=tuple(latent_shape) if latent_shape else _latent_shape(G),
                      optimizer_g=opt_state if isinstance(opt_state, dict) else None, optimizer_g_class=opt_class,
                      score=score, bounds=(float(bounds[0]), float(bounds[1])), notes=notes,
-                     train_config=train_config, origins=origins)
+                     train_config=train_config, origins=origins, gan_call=gan_call_record)

@@ -43,6 +43,7 @@ from ganrobust.checkpoints import CheckpointError, IntegrityError, LoadedGAN, lo
 from ganrobust.config import EPS_GRID
 from ganrobust.conventions import BatchNormMode, ScoreKind
 from ganrobust.data import BUILTIN, Dataset, eight_gaussians, load_dataset
+from ganrobust.gan_call import DEFAULT, GanCall, gan_call_from_record
 from ganrobust.module_state import preserved_rng
 from ganrobust.quality import FeatureSpace, image_quality, real_floor, ring_quality, train_feature_net
 from ganrobust.reporting import training_rows
@@ -179,10 +180,12 @@ def _models_at(run_dir: Path, loaded: LoadedGAN, step: int, where: str, verify: 
     return G.eval(), D.eval()
 
 
-def _generate(G: nn.Module, Z: torch.Tensor, batch: int) -> torch.Tensor:
+def _generate(G: nn.Module, Z: torch.Tensor, batch: int, call: GanCall = DEFAULT, C: torch.Tensor | None = None
+              ) -> torch.Tensor:
     """G's samples in batches of the training batch size (its BatchNorm uses batch statistics,
     as in the training loop; running statistics untouched)."""
-    return torch.cat([generate(G, Z[i:i + batch], BatchNormMode.BATCH) for i in range(0, len(Z), batch)])
+    return torch.cat([generate(G, Z[i:i + batch], BatchNormMode.BATCH, call, None if C is None else C[i:i + batch])
+                      for i in range(0, len(Z), batch)])
 
 
 def _robustness(scorer: Scorer, x: torch.Tensor, direction: str, cfg: CompareConfig) -> dict[str, Any]:
@@ -359,17 +362,23 @@ def _evaluate_run(run: Run, name: str, yardstick: _Quality, cfg: CompareConfig, 
     bn = cfg.bn or BatchNormMode(score.get("bn") or "eval")
     batch = int((run.manifest.get("train_config") or {}).get("batch", 64))
     gen = torch.Generator().manual_seed(cfg.seed)
-    Z = torch.randn((max(yardstick.n, cfg.robustness_samples),) + loaded.latent_shape, generator=gen).to(dev)
+    call = gan_call_from_record(run.manifest.get("gan_call"))
+    Z, C = call.sample(max(yardstick.n, cfg.robustness_samples), loaded.latent_shape, gen, dev)
+    if call.conditional and yardstick.real is not None:
+        notes.append("real->fake robustness not measured: a conditional D scores real samples with their labels, "
+                     "which the shared yardstick does not keep")
     for step, where in _points(run, loaded):
         tick(f"{name}: step {step}")
         G, D = _models_at(run.dir, loaded, step, where, cfg.verify)
         G.to(dev)
         D.to(dev)
-        x = _generate(G, Z, batch)
+        x = _generate(G, Z, batch, call, C)
         if not torch.isfinite(x).all():
             out["points"].append({"step": step, "source": where, "error": "G produced NaN or inf samples"})
             continue
         scorer = Scorer(D, kind=score.get("kind", "logit"), tau=score.get("tau"), bounds=loaded.bounds, bn=bn)
+        if call.conditional:  # each probe (z, c) scored with its own condition
+            scorer = scorer.conditioned(C[: cfg.robustness_samples], call)
         if scorer.kind is ScoreKind.CRITIC and score.get("tau") is None:
             # a critic's threshold moves with training: recalibrated at every point, as the hook does
             if yardstick.real is None:
@@ -378,7 +387,7 @@ def _evaluate_run(run: Run, name: str, yardstick: _Quality, cfg: CompareConfig, 
         point: dict[str, Any] = {"step": step, "source": where, "tau": float(scorer.tau),
                                  "quality": yardstick.score(x[: yardstick.n].cpu(), cfg.seed) if yardstick.n else None,
                                  "robustness": {"fake->real": _robustness(scorer, x[: cfg.robustness_samples], "fake->real", cfg)}}
-        if yardstick.real is not None:
+        if yardstick.real is not None and not call.conditional:
             point["robustness"]["real->fake"] = _robustness(scorer, yardstick.real.to(dev), "real->fake", cfg)
         out["points"].append(point)
     if out["points"] and yardstick.kind == "ring":

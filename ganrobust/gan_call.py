@@ -156,6 +156,15 @@ class StyleGANCall(GanCall):
 DEFAULT = GanCall()
 
 
+def gan_call_from_record(record: dict[str, Any] | None) -> GanCall:
+    """The adapter a run recorded (its manifest's ``gan_call``, :meth:`GanCall.describe`)."""
+    if not record:
+        return DEFAULT
+    if record.get("adapter") == "StyleGANCall":
+        return StyleGANCall(c_dim=int(record.get("c_dim") or 0))
+    return GanCall(record.get("num_classes"))
+
+
 def gan_call_for(G: nn.Module, D: nn.Module, num_classes: int | None = None) -> GanCall:
     """The adapter a pair asks for: StyleGAN's attributes (``z_dim``, ``c_dim``, ``img_resolution``)
     pick :class:`StyleGANCall`; otherwise ``num_classes`` picks labels or the plain G(z)/D(x)."""

@@ -105,6 +105,11 @@ def summary_markdown(report: dict[str, Any]) -> str:
         last = report["training"][-1]
         lines += ["", f"Over training: {len(report['training'])} measured generator steps; last (step {last['step']}): "
                       f"flip rate {_fmt(last['flip_rate'])}, AAR {_fmt(last['aar'])}."]
+    if report.get("by_class"):
+        lines += ["", "## By class (conditional GAN: each probe is a (z, c) pair)", "",
+                  "| class | probes | fake-classified | flip rate [95%] | AAR [95%] |", "| --- | --- | --- | --- | --- |"]
+        lines += [f"| {r['class']} | {r['n']} | {r['n_fake']} | {_fmt(r['flip_rate'])} | {_fmt(r['aar'])} |"
+                  for r in report["by_class"]]
     if report.get("odena"):
         lines += ["", "## Odena's three arguments", ""]
         lines += [f"* **{k.replace('_', ' ')}**: {v}" for k, v in report["odena"].get("verdicts", {}).items()]
@@ -184,6 +189,11 @@ success rate at each budget, over training.</p>
 <td>{{ "%.1f"|format(100 * (r.success_rate or 0)) }}% [{{ "%.1f"|format(100 * (r.ci_low or 0)) }}, {{ "%.1f"|format(100 * (r.ci_high or 0)) }}]</td><td>{{ r.n }}</td></tr>
 {% endfor %}</table></section>
 
+{% if by_class %}<section id="by-class"><h2>By class</h2>
+<p class="explain">A conditional GAN: every probe is a (z, c) pair; rates over each class's fake-classified probes.</p>
+<table><tr><th>class</th><th>probes</th><th>fake-classified</th><th>flip rate [95%]</th><th>AAR [95%]</th></tr>
+{% for r in by_class %}<tr><td>{{ r["class"] }}</td><td>{{ r.n }}</td><td>{{ r.n_fake }}</td><td>{{ fmt(r.flip_rate) }}</td>
+<td>{{ fmt(r.aar) }}</td></tr>{% endfor %}</table></section>{% endif %}
 {% if robust_d %}<section id="robust-d"><h2>The same update against an adversarially trained D</h2>
 <p class="explain">{{ robust_d.steps }} fine-tuning steps ({{ robust_d.method }}); the replayed generator update is
 measured against both discriminators.</p>
@@ -242,7 +252,7 @@ def render_html(report: dict[str, Any], samples: dict[str, np.ndarray] | None) -
         title=report.get("title", "audit"), headline=headline_rows(report["summary"]), figs=figs,
         verdicts=(odena or {}).get("verdicts", {}), robustness=report.get("robustness", []),
         diagnostics=report.get("diagnostics", []), command=report.get("command", ""),
-        robust_d=report.get("robust_d"), fmt=_fmt, run_headline=run_headline_rows(report.get("run_headline")),
+        robust_d=report.get("robust_d"), by_class=report.get("by_class"), fmt=_fmt, run_headline=run_headline_rows(report.get("run_headline")),
         run_method=(report.get("run_headline") or {}).get("method", ""),
         config=json.dumps(to_jsonable(config), indent=2))
 

@@ -16,6 +16,7 @@ import torch
 
 from ganrobust.audit import AuditConfig, audit_snapshot
 from ganrobust.checkpoints import LoadedGAN, verify_run_file
+from ganrobust.gan_call import DEFAULT, GanCall
 from ganrobust.runs import read_run, snapshot_file, to_jsonable
 from ganrobust.snapshots import load_state, persisted_steps
 
@@ -38,12 +39,17 @@ def parse_selection(text: str | None, available: list[int]) -> list[int]:
 
 def audit_run_snapshots(run_dir: Path, loaded: LoadedGAN, out: Path, *, selection: str | None, cfg: AuditConfig,
                         scorer_options: dict[str, Any], tick: Callable[[int], None] | None = None,
-                        verify: bool = True, real: torch.Tensor | None = None) -> list[dict[str, Any]]:
+                        verify: bool = True, real: torch.Tensor | None = None,
+                        call: GanCall = DEFAULT) -> list[dict[str, Any]]:
     """Audit the selected persisted steps; each snapshot file is checked against the SHA-256 the
     run recorded (CheckpointError on a mismatch) unless ``verify`` is False."""
     run = read_run(run_dir)
     steps = parse_selection(selection, persisted_steps(run_dir))
     Z = run.probes()[: cfg.n_probes]
+    C = run.probe_conditions()
+    C = None if C is None else C[: cfg.n_probes]
+    if call.conditional and C is None:
+        raise ValueError(f"{run_dir} stored no probe conditions, but the GAN is audited as conditional; drop --num-classes")
     (out / "snapshots").mkdir(parents=True, exist_ok=True)
     results = []
     for step in steps:
@@ -56,7 +62,8 @@ def audit_run_snapshots(run_dir: Path, loaded: LoadedGAN, out: Path, *, selectio
                 relpath = snapshot_file(step, kind)
                 verify_run_file(run_dir, relpath, verify)
                 module.load_state_dict(load_state(run_dir / relpath))
-            result = {"step": step, **audit_snapshot(Gb, Ga, D, scorer_options=scorer_options, Z=Z, cfg=cfg, real=real)}
+            result = {"step": step, **audit_snapshot(Gb, Ga, D, scorer_options=scorer_options, Z=Z, cfg=cfg, real=real,
+                                                        C=C if call.conditional else None, call=call)}
             tmp = path.with_suffix(".tmp")
             tmp.write_text(json.dumps(to_jsonable(result)))
             tmp.replace(path)

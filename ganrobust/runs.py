@@ -182,6 +182,12 @@ class Run:
 
         return load_file(str(self.dir / "probes.safetensors"))["z"]
 
+    def probe_conditions(self) -> torch.Tensor | None:
+        """The probes' conditions ``c`` (conditional GANs), or None when the run has none."""
+        from safetensors.torch import load_file
+
+        return load_file(str(self.dir / "probes.safetensors")).get("c")
+
 
 def read_manifest(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """A run's manifest; ValueError (with the fix) when it is missing, unreadable or of an unknown schema."""

@@ -54,9 +54,9 @@ def test_three_experiments_on_a_trained_dcgan(trained, monkeypatch) -> None:
     ascended_on = []
     original_attack = audit_module.param_space_attack
 
-    def spy(G, scorer, z, size, bn):
+    def spy(G, scorer, z, size, bn, *rest):
         ascended_on.append(z.clone())
-        return original_attack(G, scorer, z, size, bn)
+        return original_attack(G, scorer, z, size, bn, *rest)
 
     monkeypatch.setattr(audit_module, "param_space_attack", spy)
     report = audit_gan(result.G, result.D, scorer_options={"bn": "batch"}, latent_shape=(16, 1, 1),
