@@ -56,6 +56,8 @@ from ganrobust.config import PRECISION
               help="Precision of attack searches (auto: bf16 where the hardware runs it natively); results are verified in float32.")
 @click.option("--num-classes", type=int, help="A class-conditional GAN called as G(z, y), D(x, y) with integer labels "
               "0..K-1 [default: as the run recorded; StyleGAN networks are recognised by their attributes].")
+@click.option("--d-augment", is_flag=True, help="StyleGAN2-ADA snapshots: score D behind the snapshot's augment_pipe, "
+              "as it trains (random when its p > 0) [default: D on un-augmented images]. The report states which.")
 @click.option("--device", default="cpu", show_default=True)
 def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path | None, arch: str | None,
           generator_class: str | None, generator_kwargs: str | None, discriminator_class: str | None,
@@ -63,7 +65,7 @@ def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path |
           data: str | None, out: Path | None, as_json: bool, seed: int, n_probes: int, eps: float, k_steps: int,
           g_loss: str | None, g_lr: float, g_betas: str, fresh_optimizer: bool, g_optimizer: str | None,
           no_verify: bool, snapshot_selection: str | None, robust_d: int, precision: str,
-          num_classes: int | None, device: str) -> None:
+          num_classes: int | None, d_augment: bool, device: str) -> None:
     """Audit a GAN checkpoint: replay its next generator update, measure whether it is an
     accidental attack on D, test Odena's three arguments, and sweep D's robustness.
 
@@ -85,7 +87,7 @@ def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path |
     from ganrobust.checkpoints import CheckpointError, load_gan
     from ganrobust.data import load_dataset
     from ganrobust.environment import environment
-    from ganrobust.gan_call import check_pair, gan_call_for
+    from ganrobust.gan_call import AugmentedDiscriminator, check_pair, gan_call_for
     from ganrobust.reporting import write_report
 
     started = time.time()
@@ -108,6 +110,13 @@ def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path |
         if kind == "critic" and real is None:
             raise ValueError(f"D is a critic (kind=critic, from the {settings['kind'].source}): its threshold is "
                              f"calibrated on real samples; pass --data")
+        if d_augment:
+            if loaded.augment_pipe is None:
+                raise ValueError("--d-augment needs a StyleGAN2-ADA snapshot with an augment_pipe; this checkpoint has none")
+            loaded.D = AugmentedDiscriminator(loaded.D, loaded.augment_pipe).eval()
+            assert loaded.stylegan is not None
+            loaded.stylegan["augment"] = (f"used: D scores augment_pipe(x) ({type(loaded.augment_pipe).__name__}, "
+                                          f"p={loaded.stylegan.get('augment_p')})")
         dev = torch.device(device)
         loaded.G.to(dev)
         loaded.D.to(dev)
@@ -162,6 +171,7 @@ def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path |
                    "generator": str(generator) if generator else None,
                    "discriminator": str(discriminator) if discriminator else None,
                    "format": loaded.source, "notes": loaded.notes,
+                   **({"stylegan": loaded.stylegan} if loaded.stylegan else {}),
                    "settings": {key: setting.to_dict() for key, setting in settings.items()},
                    "replay": "checkpoint optimizer state" if loaded.optimizer_g and not fresh_optimizer
                    else f"fresh {settings['optimizer'].value}(lr={cfg.g_lr}, betas={cfg.g_betas})"},

@@ -10,7 +10,10 @@
   ``netD_epoch_24.pth``, PyTorch-GAN's ``generator_5.pth``/``discriminator_5.pth``, StudioGAN's
   ``model=G-...pth``/``model=D-...pth`` with ``state_dict`` and ``optimizer`` inside, torch-mimicry's
   ``netG_*.pth`` with ``model_state_dict`` and ``optimizer_state_dict``);
-* TorchScript archives (for either file of a pair).
+* TorchScript archives (for either file of a pair);
+* StyleGAN2-ADA / StyleGAN3 snapshots (``network-snapshot-*.pkl``: a pickle of ``G``, ``D``,
+  ``G_ema``, ``augment_pipe`` and ``training_set_kwargs``), only with ``trust=True``: they are
+  plain pickles whose networks need StyleGAN's own code (``dnnlib``, ``torch_utils``) importable.
 
 Loading is ``weights_only=True`` unless the user passes ``trust=True`` (the CLI's
 ``--trust-checkpoint``). Every problem raises :class:`CheckpointError`: one line saying what is
@@ -76,6 +79,8 @@ class LoadedGAN:
     train_config: dict[str, Any] | None = None   # the run manifest's train_config (ganrobust train)
     origins: dict[str, str] = field(default_factory=dict)  # score key -> "run manifest" | "checkpoint" | ...
     gan_call: dict[str, Any] | None = None      # how the run called G and D (conditional GANs), as recorded
+    augment_pipe: nn.Module | None = None       # StyleGAN2-ADA's augmentation pipe (D trains on augmented images)
+    stylegan: dict[str, Any] | None = None      # what a StyleGAN snapshot held and what the audit uses of it
 
 
 def verify_run_file(run_dir: Path, relpath: str, verify: bool = True) -> None:
@@ -107,6 +112,8 @@ def _read(path: Path, trust: bool) -> Any:
         raise CheckpointError(f"{path} does not exist")
     if path.is_dir():
         raise CheckpointError(f"{path} is a directory without checkpoint.pt; pass a checkpoint file or a run directory")
+    if path.suffix == ".pkl" and not zipfile.is_zipfile(path):
+        return _read_pickle(path, trust)
     if _is_torchscript(path):
         try:
             return torch.jit.load(str(path), map_location="cpu")
@@ -124,6 +131,30 @@ def _read(path: Path, trust: bool) -> Any:
             ModuleNotFoundError, TypeError, KeyError, IndexError, UnicodeDecodeError, MemoryError, OverflowError) as err:
         raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (truncated or not a checkpoint?): "
                               f"{_first_line(err)}") from None
+
+
+def _read_pickle(path: Path, trust: bool) -> Any:
+    """A plain pickle (StyleGAN2-ADA/StyleGAN3 ``network-snapshot-*.pkl``): only when trusted."""
+    if not trust:
+        raise CheckpointError(f"{path} is a Python pickle (StyleGAN2-ADA/StyleGAN3 snapshots are): unpickling runs code "
+                              f"from the file. If you trust its source, pass --trust-checkpoint")
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    except ModuleNotFoundError as err:
+        hint = ("the repository root of stylegan2-ada-pytorch or stylegan3, which holds dnnlib/ and torch_utils/"
+                if (err.name or "").split(".")[0] in ("dnnlib", "torch_utils", "training") else
+                "the code that defines the networks")
+        raise CheckpointError(f"{path} needs module {err.name!r} to unpickle its networks: put {hint} on PYTHONPATH "
+                              f"(PYTHONPATH=/path/to/repo ganrobust audit ...)") from None
+    except Exception as err:  # unpickling can fail in any way
+        raise CheckpointError(f"{path} is not a readable pickle (truncated?): {_first_line(err)}") from None
+
+
+def _stylegan_snapshot(obj: Any) -> bool:
+    """A StyleGAN2-ADA/StyleGAN3 snapshot dict: G and D modules with StyleGAN's attributes."""
+    return (isinstance(obj, dict) and isinstance(obj.get("G"), nn.Module) and isinstance(obj.get("D"), nn.Module)
+            and all(hasattr(obj["G"], a) for a in ("z_dim", "c_dim", "img_resolution", "img_channels")))
 
 
 def _is_torchscript(path: Path) -> bool:
@@ -348,7 +379,7 @@ def _load_into(module: nn.Module, state: dict[str, torch.Tensor], which: str, wh
 def _latent_shape(G: nn.Module) -> tuple[int, ...]:
     if isinstance(G, DCGANGenerator):
         return (G.nz, 1, 1)
-    nz = getattr(G, "nz", None)
+    nz = getattr(G, "nz", getattr(G, "z_dim", None))
     if isinstance(nz, int):
         return (nz,)
     for m in G.modules():
@@ -497,6 +528,8 @@ def load_gan(
                 origins.update({key: "run manifest" for key in recorded})
                 train_config = manifest.get("train_config")
                 gan_call_record = manifest.get("gan_call")
+        elif _stylegan_snapshot(obj):
+            return _load_stylegan(obj, where, notes)
         elif isinstance(obj, dict):
             found = _find_pair(obj)
             if found is None:
@@ -578,3 +611,35 @@ def load_gan(
                      optimizer_g=opt_state if isinstance(opt_state, dict) else None, optimizer_g_class=opt_class,
                      score=score, bounds=(float(bounds[0]), float(bounds[1])), notes=notes,
                      train_config=train_config, origins=origins, gan_call=gan_call_record)
+
+
+def _load_stylegan(obj: dict[str, Any], where: str, notes: list[str]) -> LoadedGAN:
+    """G, D (and the augment pipe) of a StyleGAN2-ADA/StyleGAN3 snapshot.
+
+    The replayed update is that of ``G``, the network the optimizer trains: its next step is what
+    the audit measures. ``G_ema`` (the moving average used for sampling and FID) takes no gradient
+    step of its own and is not used. Snapshots hold no optimizer state: the replay uses a fresh
+    Adam (StyleGAN's own is Adam with lr 0.0025, betas (0, 0.99): pass --g-lr/--g-betas to match).
+    """
+    G, D = obj["G"], obj["D"]
+    G.requires_grad_(True)  # snapshots are saved with requires_grad off; the replay steps G
+    for name, module in (("G", G), ("D", D)):
+        for key, value in module.state_dict().items():
+            if value.is_floating_point() and not torch.isfinite(value).all():
+                raise CheckpointError(f"{where}: {name} weight {key!r} contains NaN or inf; audit an earlier snapshot")
+    pipe = obj.get("augment_pipe") if isinstance(obj.get("augment_pipe"), nn.Module) else None
+    p = getattr(pipe, "p", None)
+    record = {"replayed": "G", "G_ema": "present, not used (it takes no gradient step of its own)"
+              if isinstance(obj.get("G_ema"), nn.Module) else "absent",
+              "augment_pipe": None if pipe is None else type(pipe).__name__,
+              "augment_p": None if p is None else float(p), "augment": "not used: D scores un-augmented images",
+              "c_dim": int(G.c_dim), "img_resolution": int(G.img_resolution), "img_channels": int(G.img_channels),
+              "training_set_kwargs": obj.get("training_set_kwargs") if isinstance(obj.get("training_set_kwargs"), dict)
+              else None}
+    notes.append("StyleGAN snapshot: replaying the update of G (the trained network); G_ema is not used")
+    notes.append("StyleGAN snapshots hold no optimizer state: the replay uses a fresh Adam (StyleGAN trains with "
+                 "lr 0.0025, betas 0,0.99: pass --g-lr 0.0025 --g-betas 0,0.99 to match)")
+    G.eval()
+    D.eval()
+    return LoadedGAN(G=G, D=D, source="StyleGAN2-ADA/StyleGAN3 snapshot", latent_shape=(int(G.z_dim),),
+                     notes=notes, augment_pipe=pipe, stylegan=record)

@@ -121,7 +121,8 @@ class StyleGANCall(GanCall):
 
     def describe(self) -> dict[str, Any]:
         return {"adapter": "StyleGANCall", "c_dim": self.c_dim,
-                "condition": "one-hot class" if self.c_dim else "none (c of shape [N, 0])"}
+                "condition": "one-hot class" if self.c_dim else "none (c of shape [N, 0])",
+                "output": "G(z, c) clamped to [-1, 1]"}
 
     def sample(self, n: int, latent_shape: tuple[int, ...], generator: torch.Generator,
                device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
@@ -133,8 +134,10 @@ class StyleGANCall(GanCall):
         return z, self.condition_of_labels(y).to(device=device, dtype=dtype)
 
     def generate(self, G: nn.Module, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        """``G(z, c)`` clamped to [-1, 1]: StyleGAN's output is not squashed and overshoots the
+        range slightly; its own image export clamps the same way."""
         self.check_condition(c, z.shape[0])
-        return G(z, c)
+        return G(z, c).clamp(-1.0, 1.0)
 
     def score_input(self, D: nn.Module, x: torch.Tensor, c: torch.Tensor | None) -> Any:
         return D(x, c)
@@ -154,6 +157,21 @@ class StyleGANCall(GanCall):
 
 
 DEFAULT = GanCall()
+
+
+class AugmentedDiscriminator(nn.Module):
+    """``D(augment_pipe(x), c)``: StyleGAN2-ADA's D as it trains, behind its augmentation pipe
+    (random at ``p > 0``: scores then vary between calls, which the audit's diagnostics report)."""
+
+    def __init__(self, D: nn.Module, augment_pipe: nn.Module) -> None:
+        super().__init__()
+        self.D, self.augment_pipe = D, augment_pipe
+        for attr in ("c_dim", "img_resolution", "img_channels"):
+            if hasattr(D, attr):
+                setattr(self, attr, getattr(D, attr))
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> Any:
+        return self.D(self.augment_pipe(x), c)
 
 
 def gan_call_from_record(record: dict[str, Any] | None) -> GanCall:

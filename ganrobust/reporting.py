@@ -93,6 +93,10 @@ def summary_markdown(report: dict[str, Any]) -> str:
     if src:
         lines += [f"Source: `{src.get('checkpoint') or src.get('generator') or src.get('run')}` "
                   f"({src.get('format', '')}); replay: {src.get('replay', 'n/a')}.", ""]
+        sg = src.get("stylegan")
+        if sg:
+            lines += [f"StyleGAN snapshot: replayed the update of {sg['replayed']}; G_ema: {sg['G_ema']}; "
+                      f"augmentation: {sg['augment']}.", ""]
     run_rows = run_headline_rows(report.get("run_headline"))
     if run_rows:
         lines += ["## Over the watched run", "", report["run_headline"].get("method", ""), "",
