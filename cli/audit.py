@@ -30,7 +30,9 @@ from ganrobust.config import PRECISION
 @click.option("--bn", type=click.Choice(["eval", "batch"]),
               help="How D's BatchNorm scores [default: as the run recorded, else eval].")
 @click.option("--trust-checkpoint", is_flag=True, help="Allow pickled whole-module checkpoints (runs code from the file: only for files you trust).")
-@click.option("--data", help="Real samples for real->fake robustness and critic calibration: shapes, 8gaussians, digits, or an .npz/.npy file.")
+@click.option("--data", help="Real samples for real->fake robustness and critic calibration: shapes, 8gaussians, digits, "
+              "an .npz/.npy file, or a folder of PNG/JPEG images (resized to the model's resolution; class sub-folders "
+              "give a conditional model its labels).")
 @click.option("--out", type=click.Path(path_type=Path), help="Output directory [default: reports/<checkpoint name>/].")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout (everything else goes to stderr).")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -97,7 +99,7 @@ def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path |
                                g_optimizer=g_optimizer, snapshot_selection=snapshot_selection, robust_d=robust_d,
                                device=device)
         cfg = dataclasses.replace(cfg, precision=precision)
-        dataset = None if data is None else load_dataset(data, n=max(n_probes, 1000), seed=seed)
+        dataset = None if data is None or Path(data).is_dir() else load_dataset(data, n=max(n_probes, 1000), seed=seed)
         real = None if dataset is None else dataset.x
         loaded = load_gan(checkpoint, generator=generator, discriminator=discriminator, arch=arch,
                           generator_class=generator_class, generator_kwargs=generator_kwargs,
@@ -126,6 +128,21 @@ def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path |
         check_pair(loaded.G, loaded.D, call, loaded.latent_shape)
         if call.conditional:
             click.echo(f"note: GAN called as {call.describe()}", err=True)
+        sample_shape = _sample_shape(loaded, call)
+        if data is not None and Path(data).is_dir():  # images at the model's resolution, channels and range
+            from ganrobust.image_folder import load_image_folder
+
+            if len(sample_shape) != 3 or sample_shape[1] != sample_shape[2]:
+                raise ValueError(f"--data {data} is a folder of images, but G makes samples of shape {sample_shape}")
+            dataset = load_image_folder(data, size=sample_shape[1], channels=sample_shape[0], bounds=loaded.bounds,
+                                        limit=max(n_probes, 1000))
+            real = dataset.x
+            click.echo(f"note: {len(dataset)} images from {data}, resized to {sample_shape[1]}x{sample_shape[2]}, "
+                       f"{sample_shape[0]} channel(s), scaled to [{loaded.bounds[0]:g}, {loaded.bounds[1]:g}]"
+                       + (f", {len(dataset.classes)} classes from sub-folders" if dataset.classes else ""), err=True)
+        if real is not None and tuple(real.shape[1:]) != sample_shape:
+            raise ValueError(f"--data samples have shape {tuple(real.shape[1:])} but G makes {sample_shape}; pass data "
+                             f"of the model's size and channels")
         scorer_options = scorer_options_for(loaded, settings)
         for note in loaded.notes:
             click.echo(f"note: {note}", err=True)
@@ -230,6 +247,16 @@ def _checked_options(*, checkpoint: Path | None, data: str | None, d_output: str
     except RuntimeError:
         raise ValueError(f"expected --device cpu, cuda or cuda:N, got {device!r}") from None
     return cfg
+
+
+def _sample_shape(loaded: Any, call: Any) -> tuple[int, ...]:
+    """The shape of one of G's samples (two generated in eval mode, no gradient)."""
+    import torch
+
+    z, c = call.sample(2, loaded.latent_shape, torch.Generator().manual_seed(0),
+                       next((p.device for p in loaded.G.parameters()), torch.device("cpu")))
+    with torch.no_grad():
+        return tuple(call.generate(loaded.G.eval(), z, c).shape[1:])
 
 
 def _fmt(est: dict[str, Any]) -> str:

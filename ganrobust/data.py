@@ -4,7 +4,8 @@
   (labels 0, 1, 2) in random colours, sizes and positions on a dark background; seeded.
 * ``8gaussians``: the ring of eight Gaussians (labels = mode), the standard mode-collapse toy.
 * ``digits``: scikit-learn's bundled 8x8 handwritten digits (the ``digits`` extra), upsampled.
-* any ``.npz`` (array ``x``, optional ``y``) or ``.npy`` file of samples in the data range.
+* any ``.npz`` (array ``x``, optional ``y``) or ``.npy`` file of samples in the data range;
+* a folder of PNG/JPEG images, labelled by class sub-folders (:mod:`ganrobust.image_folder`).
 
 Every loader returns a :class:`Dataset` with samples in its ``bounds``.
 """
@@ -29,6 +30,7 @@ class Dataset:
     x: torch.Tensor                 # (N, ...) in bounds
     y: torch.Tensor | None          # (N,) integer labels, when known
     bounds: tuple[float, float]
+    classes: list[str] | None = None  # class names of the labels (image folders' sub-folders)
 
     def __len__(self) -> int:
         return self.x.shape[0]
@@ -132,4 +134,9 @@ def load_dataset(name: str, *, n: int = 10000, seed: int = 0, size: int = 32) ->
         return digits(size=size)
     if name.endswith((".npz", ".npy")):
         return load_array(name)
-    raise ValueError(f"unknown dataset {name!r}: expected one of {', '.join(BUILTIN)} or a path to an .npz/.npy file")
+    if Path(name).is_dir():
+        from ganrobust.image_folder import load_image_folder
+
+        return load_image_folder(name, size=size)
+    raise ValueError(f"unknown dataset {name!r}: expected one of {', '.join(BUILTIN)}, a path to an .npz/.npy file or "
+                     f"a folder of images")

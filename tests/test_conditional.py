@@ -39,8 +39,7 @@ def _run(root: Path, name: str, steps: int, **extra: object) -> Path:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("cond")
-    return {"standard": _run(root, "standard", 30), "pgd": _run(root, "pgd", 30, d_training="pgd", d_steps=2)}
+    return {"standard": _run(tmp_path_factory.mktemp("cond"), "standard", 30)}
 
 
 # -- the adapter -----------------------------------------------------------------------------
@@ -150,14 +149,32 @@ def test_audit_of_the_conditional_checkpoint_is_per_z_c_probe(runs: dict[str, Pa
     assert np.array_equal(report["samples"]["label"], c.numpy())
 
 
+def _digits_folder(root: Path, per_class: int = 4) -> Path:
+    """The digits as PNG files in one sub-folder per class (8x8, upsampled by the loader)."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    for label in range(10):
+        (root / f"digit_{label}").mkdir(parents=True)
+        for i, idx in enumerate(np.flatnonzero(bunch.target == label)[:per_class]):
+            Image.fromarray((bunch.images[idx] * 255 / 16).astype(np.uint8)).save(root / f"digit_{label}" / f"{i}.png")
+    return root
+
+
+@pytest.mark.slow
 def test_cli_audit_compare_report_on_conditional_runs(runs: dict[str, Path], tmp_path: Path) -> None:
+    runs = {**runs, "pgd": _run(tmp_path, "pgd", 30, d_training="pgd", d_steps=2)}  # the robust swap
     runner = CliRunner()
     out = tmp_path / "audit"
+    folder = _digits_folder(tmp_path / "digits")  # labels from sub-folder names, through --data DIR
     result = runner.invoke(cli, ["audit", str(runs["standard"]), "--out", str(out), "--n-probes", "24",
-                                 "--k-steps", "1", "--data", "digits"])
+                                 "--k-steps", "1", "--data", str(folder)])
     assert result.exit_code == 0, result.output
+    assert "40 images from" in result.output and "10 classes from sub-folders" in result.output
     report = json.loads((out / "report.json").read_text())
     assert report["gan_call"]["num_classes"] == 10 and len(report["by_class"]) == 10
+    assert {r["direction"] for r in report["robustness"]} == {"fake->real", "real->fake"}
     assert "By class" in (out / "summary.md").read_text()
     result = runner.invoke(cli, ["compare", str(runs["standard"]), str(runs["pgd"]), "--out", str(tmp_path / "cmp"),
                                  "--robustness-samples", "8", "--quality-samples", "200", "--classifier-steps", "20"])
