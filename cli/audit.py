@@ -58,6 +58,12 @@ from ganrobust.config import PRECISION
               help="Precision of attack searches (auto: bf16 where the hardware runs it natively); results are verified in float32.")
 @click.option("--num-classes", type=int, help="A class-conditional GAN called as G(z, y), D(x, y) with integer labels "
               "0..K-1 [default: as the run recorded; StyleGAN networks are recognised by their attributes].")
+@click.option("--d-condition/--no-d-condition", default=True, show_default=True,
+              help="With --num-classes: D takes the label, D(x, y) (projection D); --no-d-condition: D(x) (AC-GAN).")
+@click.option("--head", type=int, help="For a D with several outputs (AC-GAN: validity, class): the index of the "
+              "real/fake output.")
+@click.option("--gan-call", "gan_call_spec", help="A GanCall subclass for any other calling convention, "
+              "pkg.module:Class (built with --num-classes); see README, 'Your GAN'.")
 @click.option("--d-augment", is_flag=True, help="StyleGAN2-ADA snapshots: score D behind the snapshot's augment_pipe, "
               "as it trains (random when its p > 0) [default: D on un-augmented images]. The report states which.")
 @click.option("--device", default="cpu", show_default=True)
@@ -67,7 +73,8 @@ def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path |
           data: str | None, out: Path | None, as_json: bool, seed: int, n_probes: int, eps: float, k_steps: int,
           g_loss: str | None, g_lr: float, g_betas: str, fresh_optimizer: bool, g_optimizer: str | None,
           no_verify: bool, snapshot_selection: str | None, robust_d: int, precision: str,
-          num_classes: int | None, d_augment: bool, device: str) -> None:
+          num_classes: int | None, d_condition: bool, head: int | None, gan_call_spec: str | None, d_augment: bool,
+          device: str) -> None:
     """Audit a GAN checkpoint: replay its next generator update, measure whether it is an
     accidental attack on D, test Odena's three arguments, and sweep D's robustness.
 
@@ -124,7 +131,9 @@ def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path |
         loaded.D.to(dev)
         if num_classes is None and loaded.gan_call:
             num_classes = loaded.gan_call.get("num_classes")
-        call = gan_call_for(loaded.G, loaded.D, num_classes)
+        if head is not None:
+            loaded.score["head"] = head
+        call = gan_call_for(loaded.G, loaded.D, num_classes, d_condition=d_condition, adapter=gan_call_spec)
         check_pair(loaded.G, loaded.D, call, loaded.latent_shape)
         if call.conditional:
             click.echo(f"note: GAN called as {call.describe()}", err=True)

@@ -94,6 +94,8 @@ def scorer_options_for(loaded: LoadedGAN, settings: dict[str, Setting]) -> dict[
     options: dict[str, Any] = {"kind": kind, "bounds": loaded.bounds, "bn": settings["bn"].value}
     if loaded.score.get("tau") is not None and kind != "critic":
         options["tau"] = loaded.score["tau"]
+    if loaded.score.get("head") is not None:  # a D with several outputs (AC-GAN): the real/fake one
+        options["head"] = int(loaded.score["head"])
     return options
 
 

@@ -268,9 +268,11 @@ def partner_file(path: Path) -> tuple[Path, Path] | None:
             pattern = rf"(?<![A-Za-z0-9]){re.escape(mine)}(?![A-Za-z0-9])"
             if not re.search(pattern, name):
                 continue
-            swapped = path.with_name(re.sub(pattern, other, name))
-            if swapped != path and swapped.is_file():
-                return (path, swapped) if is_g else (swapped, path)
+            # the same folder, or a sibling folder named the same way (torch-mimicry's netG/ and netD/)
+            for candidate in (path.with_name(re.sub(pattern, other, name)),
+                              path.parent.with_name(re.sub(pattern, other, path.parent.name)) / re.sub(pattern, other, name)):
+                if candidate != path and candidate.is_file():
+                    return (path, candidate) if is_g else (candidate, path)
     return None
 
 

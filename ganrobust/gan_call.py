@@ -11,6 +11,7 @@ adapter                 latents and conditions      G                   D
 ``GanCall(10)``         ``c ~ U{0..9}`` (labels)    ``G(z, c)``         ``D(x, c)``
 ``StyleGANCall(c_dim)`` ``c`` one-hot, ``(N, 0)``   ``G(z, c)``         ``D(img, c)``
                         when ``c_dim == 0``
+``GanCall(10, False)``  ``c ~ U{0..9}`` (labels)    ``G(z, c)``         ``D(x)`` (AC-GAN)
 =====================  ==========================  ==================  ==================
 
 Draws come from the seeded ``torch.Generator`` passed in, ``z`` first and then ``c``, so the
@@ -31,9 +32,11 @@ from torch import nn
 
 @dataclass(frozen=True)
 class GanCall:
-    """G(z) / D(x), or with ``num_classes=K`` categorical labels ``c`` passed as G(z, c), D(x, c)."""
+    """G(z) / D(x), or with ``num_classes=K`` categorical labels ``c`` passed as G(z, c), D(x, c)
+    (``d_condition=False``: D(x), as an AC-GAN's D, which predicts the class instead)."""
 
     num_classes: int | None = None
+    d_condition: bool = True
 
     def __post_init__(self) -> None:
         if self.num_classes is not None and (not isinstance(self.num_classes, int) or self.num_classes < 1):
@@ -51,7 +54,8 @@ class GanCall:
 
     def describe(self) -> dict[str, Any]:
         return {"adapter": type(self).__name__, "num_classes": self.num_classes,
-                "condition": "class label" if self.conditional else None}
+                "condition": "class label" if self.conditional else None,
+                **({} if self.d_condition else {"d_condition": False})}
 
     # -- the three calls -----------------------------------------------------------------
     def sample(self, n: int, latent_shape: tuple[int, ...], generator: torch.Generator,
@@ -70,7 +74,7 @@ class GanCall:
 
     def score_input(self, D: nn.Module, x: torch.Tensor, c: torch.Tensor | None) -> Any:
         """D's raw output on ``x`` with condition ``c`` (a Scorer reduces it to one score)."""
-        return D(x) if c is None else D(x, c)
+        return D(x) if c is None or not self.d_condition else D(x, c)
 
     # -- conditions ----------------------------------------------------------------------
     def labels(self, c: torch.Tensor | None) -> torch.Tensor | None:
@@ -180,19 +184,41 @@ def gan_call_from_record(record: dict[str, Any] | None) -> GanCall:
         return DEFAULT
     if record.get("adapter") == "StyleGANCall":
         return StyleGANCall(c_dim=int(record.get("c_dim") or 0))
-    return GanCall(record.get("num_classes"))
+    return GanCall(record.get("num_classes"), bool(record.get("d_condition", True)))
 
 
-def gan_call_for(G: nn.Module, D: nn.Module, num_classes: int | None = None) -> GanCall:
-    """The adapter a pair asks for: StyleGAN's attributes (``z_dim``, ``c_dim``, ``img_resolution``)
-    pick :class:`StyleGANCall`; otherwise ``num_classes`` picks labels or the plain G(z)/D(x)."""
+def gan_call_for(G: nn.Module, D: nn.Module, num_classes: int | None = None, *, d_condition: bool = True,
+                 adapter: str | None = None) -> GanCall:
+    """The adapter a pair asks for: ``adapter`` (``pkg.mod:Class``, a GanCall subclass built with
+    ``num_classes``), else StyleGAN's attributes (``z_dim``, ``c_dim``, ``img_resolution``) pick
+    :class:`StyleGANCall`, else ``num_classes`` picks labels or the plain G(z)/D(x)."""
+    if adapter is not None:
+        return _import_adapter(adapter, num_classes)
     if all(hasattr(G, a) for a in ("z_dim", "c_dim", "img_resolution")):
         c_dim = int(G.c_dim)
         if num_classes is not None and num_classes != c_dim:
             raise ValueError(f"--num-classes {num_classes} does not fit this StyleGAN generator (c_dim={c_dim}); "
                              f"drop --num-classes")
         return StyleGANCall(c_dim=c_dim)
-    return GanCall(num_classes)
+    return GanCall(num_classes, d_condition)
+
+
+def _import_adapter(spec: str, num_classes: int | None) -> GanCall:
+    import importlib
+
+    module_name, _, attr = spec.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except Exception as err:  # an import can fail in many ways
+        raise ValueError(f"cannot import the adapter {spec!r} ({type(err).__name__}: {err}); expected pkg.module:Class "
+                         f"importable from PYTHONPATH") from None
+    if isinstance(obj, GanCall):
+        return obj
+    if not (isinstance(obj, type) and issubclass(obj, GanCall)):
+        raise ValueError(f"{spec!r} is not a ganrobust.gan_call.GanCall subclass or instance")
+    return obj(num_classes) if num_classes is not None else obj()
 
 
 def check_pair(G: nn.Module, D: nn.Module, call: GanCall, latent_shape: tuple[int, ...]) -> None:
@@ -202,6 +228,8 @@ def check_pair(G: nn.Module, D: nn.Module, call: GanCall, latent_shape: tuple[in
     device = next((p.device for p in G.parameters()), torch.device("cpu"))
     z, c = call.sample(2, latent_shape, gen, device)
     for name, module in (("G", G), ("D", D)):
+        if name == "D" and c is not None and not call.d_condition:
+            continue  # an AC-GAN's D takes x alone
         takes = _positional_inputs(module)
         if takes is not None:
             if c is not None and takes < 2:

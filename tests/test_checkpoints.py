@@ -201,7 +201,7 @@ def _opt_of(G) -> dict:
     ("plain", "G.pth", "D.pth", "bare"),
     ("pytorch/examples", "netG_epoch_5.pth", "netD_epoch_5.pth", "bare"),
     ("studiogan", "model=G-best-weights-step=200.pth", "model=D-best-weights-step=200.pth", "studiogan"),
-    ("mimicry", "netG_100000_steps.pth", "netD_100000_steps.pth", "mimicry"),
+    ("mimicry", "checkpoints/netG/netG_100000_steps.pth", "checkpoints/netD/netD_100000_steps.pth", "mimicry"),
 ])
 @pytest.mark.parametrize("given", ["generator file", "discriminator file"])
 def test_one_file_per_network_is_paired_by_name(tmp_path, pair, family, g_name, d_name, wrap, given) -> None:
@@ -217,8 +217,9 @@ def test_one_file_per_network_is_paired_by_name(tmp_path, pair, family, g_name, 
         g_obj = {"model_state_dict": G.state_dict(), "optimizer_state_dict": _opt_of(G), "global_step": 100000}
         d_obj = {"model_state_dict": D.state_dict(),
                  "optimizer_state_dict": torch.optim.Adam(D.parameters()).state_dict(), "global_step": 100000}
-    torch.save(g_obj, tmp_path / g_name)
-    torch.save(d_obj, tmp_path / d_name)
+    for name, obj in ((g_name, g_obj), (d_name, d_obj)):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        torch.save(obj, tmp_path / name)
     loaded = load_gan(tmp_path / (g_name if given == "generator file" else d_name))
     assert _same(loaded.G, G) and _same(loaded.D, D), family
     assert any("paired" in note for note in loaded.notes)

@@ -240,3 +240,45 @@ def test_conditions_of_the_wrong_shape_are_refused() -> None:
     G, D = DCGANGenerator(nz=8, ngf=8, nc=1, image_size=32), DCGANDiscriminator(ndf=8, nc=1, image_size=32)
     with pytest.raises(ValueError, match="takes one input"):
         check_pair(G, D, GanCall(3), (8, 1, 1))
+
+
+# -- AC-GAN: G(z, y), D(x) -> (validity, class logits) ----------------------------------------
+
+class _ACGenerator(torch.nn.Module):
+    def __init__(self, nz: int = 8, classes: int = 4) -> None:
+        super().__init__()
+        self.nz = nz
+        self.label_emb = torch.nn.Embedding(classes, nz)
+        self.l1 = torch.nn.Linear(nz, 1 * 8 * 8)
+
+    def forward(self, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.l1(self.label_emb(labels) * noise)).view(-1, 1, 8, 8)
+
+
+class _ACDiscriminator(torch.nn.Module):
+    def __init__(self, classes: int = 4) -> None:
+        super().__init__()
+        self.body = torch.nn.Linear(64, 16)
+        self.adv_layer = torch.nn.Linear(16, 1)
+        self.aux_layer = torch.nn.Linear(16, classes)
+
+    def forward(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = torch.nn.functional.leaky_relu(self.body(img.flatten(1)), 0.2)
+        return self.adv_layer(h), self.aux_layer(h)
+
+
+def test_acgan_conditional_g_with_an_unconditional_two_headed_d() -> None:
+    torch.manual_seed(0)
+    G, D = _ACGenerator(), _ACDiscriminator()
+    call = GanCall(4, d_condition=False)
+    check_pair(G, D, call, (8,))
+    with pytest.raises(ValueError, match="takes one input"):
+        check_pair(G, D, GanCall(4), (8,))  # a projection-style call would pass labels to D(x)
+    cfg = AuditConfig(n_probes=16, batch=8, k_steps=1, pgd_iterations=4, efficiency_steps=2, min_norm_probes=4,
+                      eps_grid=(8 / 255,))
+    report = audit_gan(G, D, scorer_options={"head": 0}, latent_shape=(8,), cfg=cfg, call=call)
+    z, c = call.sample(16, (8,), torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = D(G(z, c))[0].squeeze(1)
+    assert np.allclose(report["samples"]["s"], expected.numpy(), atol=1e-6)
+    assert len(report["by_class"]) == 4 and report["gan_call"]["d_condition"] is False
