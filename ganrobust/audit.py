@@ -205,7 +205,7 @@ def replay_steps(G: nn.Module, D_scorer: Scorer, opt_state: dict[str, Any] | Non
     for i in range(k):
         z, c = (z_first, c_first) if i == 0 else call.sample(cfg.batch, latent_shape, gen, device)
         opt.zero_grad(set_to_none=True)
-        on = frozen.conditioned(c, call) if call.conditional else frozen
+        on = frozen.conditioned(c, call) if call.binds else frozen
         with on.session(), torch.enable_grad():
             loss = generator_loss(cfg.g_loss, on.forward(call.generate(work, z, c)))
         loss.backward()
@@ -232,7 +232,7 @@ def param_space_attack(G: nn.Module, scorer: Scorer, z: torch.Tensor, size: floa
                        call: GanCall = DEFAULT, c: torch.Tensor | None = None) -> nn.Module:
     """θ + size·g/‖g‖ with g = ∇_θ mean s(G_θ(z, c)): the steepest parameter step of the given size."""
     attacked = copy.deepcopy(G)
-    frozen = scorer.frozen().conditioned(c, call) if call.conditional else scorer.frozen()
+    frozen = scorer.frozen().conditioned(c, call) if call.binds else scorer.frozen()
     params = [p for p in attacked.parameters() if p.requires_grad]
     with frozen.session(), torch.enable_grad(), evaluation_state(attacked, bn):
         objective = frozen.forward(call.generate(attacked, z, c)).mean()
@@ -261,7 +261,7 @@ def finetune_robust_d(D: nn.Module, G: nn.Module, real: torch.Tensor, *, steps: 
     robust = copy.deepcopy(D).train().requires_grad_(True)
     opt = torch.optim.Adam(robust.parameters(), lr=lr, betas=(0.5, 0.999))
     loss_fn = RobustDLoss(method="pgd", eps=cfg.eps, steps=5, loss=cfg.d_loss, bounds=bounds, seed=cfg.seed,
-                          call=call if call.conditional else None)
+                          call=call if call.binds else None)
     gen = torch.Generator().manual_seed(cfg.seed + 2)
     device = next(robust.parameters()).device
     for _ in range(steps):
@@ -309,6 +309,7 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
     Z, C = call.sample(cfg.n_probes, latent_shape, gen, device)
     Z_train, C_train = call.sample(cfg.batch, latent_shape, gen, device)
     cond = call.conditional
+    bind = call.binds  # D called through the adapter (conditions, or a custom call)
     scorer = Scorer(D, **scorer_options)
     real_c: torch.Tensor | None = None
     if cond and real is not None:
@@ -326,7 +327,7 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
             raise ValueError("a critic D needs real samples to calibrate tau: pass --data")
         scorer = scorer.calibrate(real[: cfg.n_probes].to(device), x)
     base = scorer  # D(x) scorer; below, scorers bound to the conditions of the batch they score
-    if cond:
+    if bind:
         scorer = base.conditioned(C, call)
     min_norm = MinimumNormAttack(norm=Norm.LINF, bisection_steps=6, precision=cfg.precision,
                                  precision_check=cfg.precision_check)
@@ -366,7 +367,7 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
 
     tick("argument 2: new batch")
     xt, xt_next = generate(G, Z_train, cfg.g_bn, call, C_train), generate(steps[0], Z_train, cfg.g_bn, call, C_train)
-    trained_on = measure_update(base.conditioned(C_train, call) if cond else scorer, xt, xt_next, eps=cfg.eps, efficiency_steps=cfg.efficiency_steps, seed=cfg.seed)
+    trained_on = measure_update(base.conditioned(C_train, call) if bind else scorer, xt, xt_next, eps=cfg.eps, efficiency_steps=cfg.efficiency_steps, seed=cfg.seed)
     new_batch = {"trained_batch": _rates(trained_on.summary), "fresh_latents": _rates(update.summary),
                  "n_trained": cfg.batch, "n_fresh": cfg.n_probes,
                  "difference": {key: difference(trained_on.summary[key], update.summary[key])
@@ -392,7 +393,7 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
     robustness: list[dict[str, Any]] = []
     eps_star: dict[str, Any] = {}
     clean: dict[str, Any] = {}
-    real_scorer = base.conditioned(None if real_c is None else real_c[: cfg.n_probes], call) if cond else scorer
+    real_scorer = base.conditioned(None if real_c is None else real_c[: cfg.n_probes], call) if bind else scorer
     sets = [("fake->real", x, scorer)] + ([("real->fake", real[: cfg.n_probes].to(device), real_scorer)]
                                           if real is not None else [])
     for direction, xs, sc in sets:
@@ -425,7 +426,7 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
         D_rob = finetune_robust_d(D, G, real, steps=robust_d_steps, latent_shape=latent_shape, cfg=cfg,
                                   bounds=(scorer.bounds.lo, scorer.bounds.hi), call=call, real_c=real_c)
         rob_scorer = Scorer(D_rob, **scorer_options)
-        if cond:
+        if bind:
             rob_scorer = rob_scorer.conditioned(C, call)
         if rob_scorer.kind is ScoreKind.CRITIC and scorer_options.get("tau") is None:
             # a critic's threshold belongs to its own snapshot: calibrated on the robust copy
@@ -441,7 +442,7 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
         real_probe = real[: cfg.n_probes].to(device)
         real_probe_c = None if real_c is None else real_c[: cfg.n_probes]
         accuracy = {which: wilson(int((sc.conditioned(real_probe_c, call).score(real_probe) >= sc.tau).sum())
-                                  if cond else int((sc.score(real_probe) >= sc.tau).sum()),
+                                  if bind else int((sc.score(real_probe) >= sc.tau).sum()),
                                   real_probe.shape[0]).to_dict()
                     for which, sc in (("standard", scorer), ("robust", rob_scorer))}
         robust_d = {"steps": robust_d_steps, "real_called_real": accuracy,
@@ -595,7 +596,7 @@ def audit_snapshot(G_before: nn.Module, G_after: nn.Module, D: nn.Module, *, sco
         if real is None:
             raise ValueError("a critic D needs real samples to calibrate tau at each snapshot: pass --data")
         scorer = scorer.calibrate(real[: Z.shape[0]].to(x.device), x)
-    if call.conditional:
+    if call.binds:
         scorer = scorer.conditioned(C, call)
     m = measure_update(scorer, x, x_next, eps=cfg.eps, efficiency_steps=cfg.efficiency_steps,
                        min_norm=MinimumNormAttack(norm=Norm.LINF, bisection_steps=6, precision=cfg.precision),

@@ -377,7 +377,7 @@ def _evaluate_run(run: Run, name: str, yardstick: _Quality, cfg: CompareConfig, 
             out["points"].append({"step": step, "source": where, "error": "G produced NaN or inf samples"})
             continue
         scorer = Scorer(D, kind=score.get("kind", "logit"), tau=score.get("tau"), bounds=loaded.bounds, bn=bn)
-        if call.conditional:  # each probe (z, c) scored with its own condition
+        if call.binds:  # each probe (z, c) scored with its own condition
             scorer = scorer.conditioned(C[: cfg.robustness_samples], call)
         if scorer.kind is ScoreKind.CRITIC and score.get("tau") is None:
             # a critic's threshold moves with training: recalibrated at every point, as the hook does

@@ -52,6 +52,12 @@ class GanCall:
         """How many categories a condition falls in (per-class breakdowns), or None."""
         return self.num_classes
 
+    @property
+    def binds(self) -> bool:
+        """Whether D must be called through this adapter: conditional, or a subclass with its own
+        calls (the plain unconditional adapter calls D(x), which a Scorer does by itself)."""
+        return self.conditional or type(self) is not GanCall
+
     def describe(self) -> dict[str, Any]:
         return {"adapter": type(self).__name__, "num_classes": self.num_classes,
                 "condition": "class label" if self.conditional else None,

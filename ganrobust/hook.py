@@ -273,7 +273,7 @@ class Watcher:
         x_next = self._generate(self._g_view.tensors, self.Z, self.C)  # θ', after the step
         snapshot = self._ring.get(step)
         self._shadow_d_view.load(snapshot)
-        scorer = self.scorer.conditioned(self.C, self.call)
+        scorer = (self.scorer.conditioned(self.C, self.call) if self.call.binds else self.scorer)
         if cfg.kind is ScoreKind.CRITIC and cfg.tau is None:
             scorer = scorer.calibrate(self._real.to(current["x"].device), current["x"])
         with_min_norm = self._min_norm is not None and self._measured % cfg.min_norm_every == 0
@@ -292,7 +292,8 @@ class Watcher:
         train: Measurement | None = None
         if current["x_train"] is not None:
             x_train_next = self._generate(self._g_view.tensors, current["z_train"], current["c_train"])
-            train = measure_update(scorer.conditioned(current["c_train"], self.call), current["x_train"], x_train_next, eps=cfg.eps, eps_l2=cfg.eps_l2,
+            train = measure_update(scorer.conditioned(current["c_train"], self.call) if self.call.binds else scorer,
+                                   current["x_train"], x_train_next, eps=cfg.eps, eps_l2=cfg.eps_l2,
                                    efficiency_steps=0, noise_draws=cfg.noise_draws, seed=cfg.seed + step)
             record["train"] = train.summary
             record["samples"]["train"] = self.writer.save_samples(step, "train", train.samples)
@@ -315,7 +316,7 @@ class Watcher:
         if self.d_steps_since == 0:  # D did not move: nothing to learn about persistence
             return
         self._shadow_d_view.load(snapshot)
-        scorer = self.scorer.conditioned(self.C, self.call)
+        scorer = (self.scorer.conditioned(self.C, self.call) if self.call.binds else self.scorer)
         x_next = pending["x_next"]
         if self.config.kind is ScoreKind.CRITIC and self.config.tau is None:
             # D_{t+1}'s own threshold: calibrated on this snapshot with the samples it now sees

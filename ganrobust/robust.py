@@ -88,9 +88,9 @@ class RobustDLoss:
         self._calls = 0
 
     def _d(self, D: nn.Module, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-        if c is None:
-            return D(x)
-        return self.call.score_input(D, x, c) if self.call is not None else D(x, c)
+        if self.call is not None:
+            return self.call.score_input(D, x, c)
+        return D(x) if c is None else D(x, c)
 
     def perturbed(self, D: nn.Module, x: torch.Tensor, direction: Direction,
                   c: torch.Tensor | None = None) -> torch.Tensor:
