@@ -172,3 +172,35 @@ def test_d_augment_without_a_pipe_and_wrong_num_classes_are_one_line(tmp_path, s
                 "D": DCGANDiscriminator(ndf=8, nc=1, image_size=32).state_dict()}, tmp_path / "plain.pt")
     result = CliRunner().invoke(cli, ["audit", str(tmp_path / "plain.pt"), "--d-augment", "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "augment_pipe" in result.output.strip().splitlines()[-1]
+
+
+def test_watch_a_stylegan_style_loop_through_its_adapter(tmp_path, standin) -> None:
+    import torch.nn.functional as F
+    from safetensors.torch import load_file
+
+    import ganrobust
+    from ganrobust.runs import read_run
+
+    torch.manual_seed(0)
+    G, D = standin.Generator(c_dim=2), standin.Discriminator(c_dim=2)  # type: ignore[attr-defined]
+    opt_g, opt_d = torch.optim.Adam(G.parameters(), 1e-3), torch.optim.Adam(D.parameters(), 1e-3)
+    with ganrobust.watch(G, D, tmp_path / "run", call=StyleGANCall(c_dim=2), every=2, n_probes=16, snapshot_every=4,
+                         min_norm_every=0, efficiency_steps=1):
+        for _ in range(4):
+            z, c = torch.randn(8, 8), F.one_hot(torch.randint(0, 2, (8,)), 2).float()
+            real = torch.rand(8, 3, 8, 8) * 2 - 1
+            loss_d = F.softplus(-D(real, c)).mean() + F.softplus(D(G(z, c).detach(), c)).mean()
+            opt_d.zero_grad()
+            loss_d.backward()
+            opt_d.step()
+            loss_g = F.softplus(-D(G(z, c), c)).mean()
+            opt_g.zero_grad()
+            loss_g.backward()
+            opt_g.step()
+    run = read_run(tmp_path / "run")
+    assert run.manifest["gan_call"]["adapter"] == "StyleGANCall" and [s.step for s in run.steps] == [2, 4]
+    probes = load_file(str(tmp_path / "run" / "probes.safetensors"))
+    assert probes["c"].shape == (16, 2) and torch.equal(probes["c"].sum(1), torch.ones(16))
+    rows = run.steps[-1].raw["by_class"]
+    assert len(rows) == 2 and sum(r["n"] for r in rows) == 16
+    assert run.steps[-1].raw["train"]["n"] == 8  # the step's own (z, c) batch, seen by the forward hook
