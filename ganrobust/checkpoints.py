@@ -477,6 +477,7 @@ def load_gan(
     arch_refs: dict[str, Any] = {}
     gan_call_record: dict[str, Any] | None = None
 
+    single: Any = None  # the file, read once (a run's files are verified before they are read, below)
     if path is not None and generator is None and discriminator is None and Path(path).is_file() \
             and not (Path(path).parent / "manifest.json").exists():
         single = _read(Path(path), trust)
@@ -515,7 +516,7 @@ def load_gan(
         manifest = _sibling_manifest(p) if p.exists() and not p.is_dir() else None
         if manifest is not None:
             verify_run_file(p.parent, p.name, verify)  # before a single byte of it is unpickled
-        obj = _read(p, trust)
+        obj = single if single is not None else _read(p, trust)
         if isinstance(obj, dict) and obj.get("format") == "ganrobust.checkpoint/1":
             source = "ganrobust checkpoint"
             g_obj, d_obj = obj["G"], obj["D"]

@@ -228,8 +228,9 @@ def _import_adapter(spec: str, num_classes: int | None) -> GanCall:
 
 
 def check_pair(G: nn.Module, D: nn.Module, call: GanCall, latent_shape: tuple[int, ...]) -> None:
-    """Run G and D once on two samples; ValueError (one line, with the fix) when they do not take
-    the calls the adapter makes (conditions for an unconditional D, a missing condition, ...)."""
+    """ValueError (one line, with the fix) when G and D do not take the calls the adapter makes
+    (conditions for an unconditional D, a missing condition, ...): their signatures are checked,
+    and a conditional or custom adapter's calls are tried once on two samples."""
     gen = torch.Generator().manual_seed(0)
     device = next((p.device for p in G.parameters()), torch.device("cpu"))
     z, c = call.sample(2, latent_shape, gen, device)
@@ -244,6 +245,8 @@ def check_pair(G: nn.Module, D: nn.Module, call: GanCall, latent_shape: tuple[in
             if c is None and takes >= 2 and _required_inputs(module) >= 2:
                 raise ValueError(f"{name}'s forward needs a condition ({name}(input, c)); pass --num-classes K / "
                                  f"num_classes=K for a class-conditional model")
+    if not call.binds:
+        return  # plain G(z)/D(x): a failing call is reported where the audit runs it
     was = (G.training, D.training)
     try:
         G.eval()
