@@ -348,12 +348,14 @@ def _evaluate_run(run: Run, name: str, yardstick: _Quality, cfg: CompareConfig, 
         loaded = None
         notes.append(f"D and G cannot be rebuilt ({err}); only the hook's measurements are compared")
     rows = training_rows(run)
+    by_class = next((s.raw["by_class"] for s in reversed(run.steps) if s.raw.get("by_class")), None)
     out: dict[str, Any] = {
         "label": name, "dir": str(run.dir), "status": run.manifest.get("status"),
         "train_config": run.manifest.get("train_config"), "score": run.manifest.get("score"),
         "training": rows, "points": [], "notes": notes,
         "mean_over_training": {**{key: _mean_over_steps(rows, key) for key in ("aar", "flip_rate", "noise_flip_rate")},
                                "persists": pooled_persistence(rows, cfg.seed)},
+        **({"by_class": by_class} if by_class else {}),  # a conditional run: its last measured step, per class
     }
     if loaded is None:
         return out

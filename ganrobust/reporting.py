@@ -383,6 +383,19 @@ def _md_table(rows: list[list[str]]) -> list[str]:
         ["| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in rows[1:]]
 
 
+def _by_class_lines(report: dict[str, Any]) -> list[str]:
+    """Per-class flip rate and AAR at each conditional run's last measured step (none: no lines)."""
+    runs = [r for r in report.get("runs", []) if r.get("by_class")]
+    if not runs:
+        return []
+    lines = ["### By class (conditional runs, last measured step)", "",
+             "| run | class | fake-classified | flip rate [95%] | AAR [95%] |", "| --- | --- | --- | --- | --- |"]
+    for run in runs:
+        lines += [f"| {run['label']} | {r['class']} | {r['n_fake']} | {_fmt(r['flip_rate'])} | {_fmt(r['aar'])} |"
+                  for r in run["by_class"]]
+    return lines + [""]
+
+
 def compare_markdown(report: dict[str, Any]) -> str:
     tables = compare_tables(report)
     q = report["quality"]
@@ -394,6 +407,7 @@ def compare_markdown(report: dict[str, Any]) -> str:
              "## Accidental attacks over training", "",
              _persistence_text(report), "",
              *_md_table(tables["training"]), "",
+             *_by_class_lines(report),
              "## D's robustness at the end", "",
              "Minimum linf perturbation eps* (fraction of the data range) that flips D, median over samples "
              "D classifies correctly, with a distribution-free 95% interval.", "", *_md_table(tables["robustness"]), ""]

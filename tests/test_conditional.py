@@ -181,6 +181,8 @@ def test_cli_audit_compare_report_on_conditional_runs(runs: dict[str, Path], tmp
     assert result.exit_code == 0, result.output
     compared = json.loads((tmp_path / "cmp" / "report.json").read_text())
     assert all(p["robustness"]["fake->real"]["median_eps_star"] for r in compared["runs"] for p in r["points"])
+    assert all(len(r["by_class"]) == 10 for r in compared["runs"])
+    assert "By class (conditional runs" in (tmp_path / "cmp" / "summary.md").read_text()
     result = runner.invoke(cli, ["report", str(runs["pgd"]), "--out", str(tmp_path / "rep")])
     assert result.exit_code == 0, result.output
     assert "By class" in (tmp_path / "rep" / "summary.md").read_text()
