@@ -34,15 +34,17 @@ import torch
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
+from ganrobust import metrics
 from ganrobust.attacks.minimum_norm import MinimumNormAttack
 from ganrobust.attacks.precision import precision_record
 from ganrobust.config import WatchConfig
 from ganrobust.conventions import ScoreKind
-from ganrobust.measure import Measurement, measure_update, persistence
+from ganrobust.measure.update import measure_update, persistence
 from ganrobust.module_state import evaluation_state, preserved_rng
-from ganrobust.runs import CHECKPOINT, SNAPSHOT_KINDS, RunWriter, snapshot_file
+from ganrobust.records import ErrorRecord, PersistsRecord, StepRecord
+from ganrobust.runs import RunWriter
 from ganrobust.scorer import Scorer
-from ganrobust.snapshots import SnapshotRing, StateView, save_state
+from ganrobust.snapshots import SnapshotRing, StateView
 
 MAX_ERRORS = 3
 
@@ -198,8 +200,8 @@ class Watcher:
                 yield
         except Exception as err:  # the user's training must go on
             self.errors += 1
-            self.writer.append({"kind": "error", "step": self.g_step, "where": what,
-                                "error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()})
+            self.writer.append(ErrorRecord(step=self.g_step, where=what, error=f"{type(err).__name__}: {err}",
+                                           traceback=traceback.format_exc()))
             warnings.warn(f"ganrobust.watch: {what} failed at generator step {self.g_step} ({err}); "
                           f"recorded in steps.jsonl" + ("; measurement stopped" if self.errors >= MAX_ERRORS else ""),
                           RuntimeWarning, stacklevel=3)
@@ -245,7 +247,7 @@ class Watcher:
     def _init_probes(self, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> None:
         gen = torch.Generator().manual_seed(self.config.seed)
         self.Z = torch.randn((self.config.n_probes,) + shape, generator=gen).to(device=device, dtype=dtype)
-        save_state(self.writer.dir / "probes.safetensors", ["z"], [self.Z])
+        self.writer.save_probes(self.Z)
 
     def _generate(self, theta: list[torch.Tensor], z: torch.Tensor) -> torch.Tensor:
         self._shadow_g_view.load(theta)
@@ -266,25 +268,23 @@ class Watcher:
             scorer, current["x"], x_next, eps=cfg.eps, eps_l2=cfg.eps_l2, efficiency_steps=cfg.efficiency_steps,
             noise_draws=cfg.noise_draws, min_norm=self._min_norm if with_min_norm else None,
             min_norm_probes=cfg.min_norm_probes, seed=cfg.seed + step, precision=cfg.precision)
-        record: dict[str, Any] = {"kind": "step", "step": step, "d_steps": self._d_steps_before,
-                                  "tau": scorer.tau, "probe": probe.summary,
-                                  "samples": {"probe": self.writer.save_samples(step, "probe", probe.samples)}}
-        train: Measurement | None = None
+        record = StepRecord(step=step, d_steps=self._d_steps_before, tau=scorer.tau, probe=probe.summary,
+                            samples={"probe": self.writer.save_samples(step, "probe", probe.samples)})
         if current["x_train"] is not None:
             x_train_next = self._generate(self._g_view.tensors, current["z_train"])
             train = measure_update(scorer, current["x_train"], x_train_next, eps=cfg.eps, eps_l2=cfg.eps_l2,
                                    efficiency_steps=0, noise_draws=cfg.noise_draws, seed=cfg.seed + step)
-            record["train"] = train.summary
-            record["samples"]["train"] = self.writer.save_samples(step, "train", train.samples)
+            record.train = train.summary
+            record.samples["train"] = self.writer.save_samples(step, "train", train.samples)
         if step % cfg.snapshot_every == 0 or cfg.persist_measured:
-            record["snapshots"] = self._persist(step, snapshot)
-        record["seconds"] = time.perf_counter() - started
+            record.snapshots = self._persist(step, snapshot)
+        record.seconds = time.perf_counter() - started
         self.writer.append(record)
         if self._tb is not None:
-            for key in ("aar", "flip_rate", "noise_flip_rate", "cos_z", "linf", "efficiency", "eps_star"):
-                value = probe.summary[key]["value"]
+            for metric in metrics.view("tensorboard"):
+                value = probe.summary[metric.key]["value"]
                 if value is not None and value == value:
-                    self._tb.add_scalar(f"ganrobust/{key}", value, step)
+                    self._tb.add_scalar(f"ganrobust/{metric.key}", value, step)
             self._tb.flush()
         self._measured += 1
         self._pending = {"step": step, "x_next": x_next, "flip": probe.samples["flip"]}
@@ -302,19 +302,14 @@ class Watcher:
             # (G after the step), never D_t's carried over — a critic's scores drift freely
             scorer = scorer.calibrate(self._real.to(x_next.device), x_next)
         s_later = scorer.score(x_next).cpu().numpy()
-        self.writer.append({"kind": "persists", "step": pending["step"], "d_steps": self.d_steps_since,
-                            "tau": scorer.tau, "persists": persistence(s_later, pending["flip"], scorer.tau).to_dict()})
+        self.writer.append(PersistsRecord(step=pending["step"], d_steps=self.d_steps_since, tau=scorer.tau,
+                                          persists=persistence(s_later, pending["flip"], scorer.tau)))
 
     def _persist(self, step: int, snapshot: list[torch.Tensor]) -> dict[str, str]:
-        """Write D and G before/after of ``step`` and record their SHA-256 in the manifest."""
-        names = {kind: snapshot_file(step, kind) for kind in SNAPSHOT_KINDS}
-        meta = {"step": str(step)}
-        for kind, (keys, tensors) in (("D", (self._d_view.names, snapshot)),
-                                      ("G_before", (self._g_view.names, self._theta)),
-                                      ("G_after", (self._g_view.names, self._g_view.tensors))):
-            save_state(self.writer.dir / names[kind], keys, tensors, meta)
-        self.writer.record_file(*names.values())
-        return names
+        """Write D and G before/after of ``step`` (the run store records their SHA-256)."""
+        return self.writer.save_snapshots(step, {"D": (self._d_view.names, snapshot),
+                                                 "G_before": (self._g_view.names, self._theta),
+                                                 "G_after": (self._g_view.names, self._g_view.tensors)})
 
     def _write_checkpoint(self) -> None:
         """``checkpoint.pt`` (weights_only-loadable, G's optimizer class recorded) and its SHA-256."""
@@ -331,10 +326,7 @@ class Watcher:
             "generator_steps": self.g_step,
         }
         with preserved_rng(self._device()):
-            tmp = self.writer.dir / (CHECKPOINT + ".tmp")
-            torch.save(checkpoint, tmp)
-            tmp.replace(self.writer.dir / CHECKPOINT)
-        self.writer.record_file(CHECKPOINT)
+            self.writer.write_checkpoint(checkpoint)
 
 
 def watch(G: nn.Module, D: nn.Module, run_dir: str | Path, *, config: WatchConfig | None = None,
