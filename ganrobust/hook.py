@@ -1,4 +1,6 @@
 """``ganrobust.watch``: one line added to a GAN training loop, nothing else changed.
+(One module: the Watcher is one state machine across the optimizer hooks — snapshot at G's
+pre-hook, measure at its post-hook, persistence at the next pre-hook — that splitting would scatter.)
 
     with ganrobust.watch(netG, netD, "runs/dcgan"):
         for real in loader:

@@ -1,4 +1,6 @@
-"""Loading the GAN checkpoints people actually have.
+"""Loading the GAN checkpoints people actually have. (One module: recognising a layout and
+building the models it needs are one decision chain — format, keys, architecture, load — whose
+error messages depend on each other.)
 
 * ganrobust's own ``checkpoint.pt`` and run directories (architecture references inside);
 * a dict of G and D state dicts under the usual keys (``G``/``D``, ``generator``/``discriminator``,

@@ -1,4 +1,6 @@
 """Runs on disk: what the hook writes and what ``audit``, ``report`` and ``compare`` read.
+(One module: writer and reader side by side keep the run format — every path in a run
+directory — in one place.)
 
     run_dir/
       manifest.json          schema, versions, config, models, data range, score convention, seeds
