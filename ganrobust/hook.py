@@ -1,4 +1,6 @@
 """``ganrobust.watch``: one line added to a GAN training loop, nothing else changed.
+(One module: the Watcher is one state machine across the optimizer hooks — snapshot at G's
+pre-hook, measure at its post-hook, persistence at the next pre-hook — that splitting would scatter.)
 
     with ganrobust.watch(netG, netD, "runs/dcgan"):
         for real in loader:
@@ -34,16 +36,18 @@ import torch
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
+from ganrobust import metrics
 from ganrobust.attacks.minimum_norm import MinimumNormAttack
 from ganrobust.attacks.precision import precision_record
 from ganrobust.config import WatchConfig
 from ganrobust.conventions import ScoreKind
 from ganrobust.gan_call import DEFAULT, GanCall
-from ganrobust.measure import Measurement, by_class, measure_update, persistence
+from ganrobust.measure.update import by_class, measure_update, persistence
 from ganrobust.module_state import evaluation_state, preserved_rng
-from ganrobust.runs import CHECKPOINT, SNAPSHOT_KINDS, RunWriter, snapshot_file
+from ganrobust.records import ErrorRecord, PersistsRecord, StepRecord
+from ganrobust.runs import RunWriter
 from ganrobust.scorer import Scorer
-from ganrobust.snapshots import SnapshotRing, StateView, save_state
+from ganrobust.snapshots import SnapshotRing, StateView
 
 MAX_ERRORS = 3
 
@@ -207,8 +211,8 @@ class Watcher:
                 yield
         except Exception as err:  # the user's training must go on
             self.errors += 1
-            self.writer.append({"kind": "error", "step": self.g_step, "where": what,
-                                "error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()})
+            self.writer.append(ErrorRecord(step=self.g_step, where=what, error=f"{type(err).__name__}: {err}",
+                                           traceback=traceback.format_exc()))
             warnings.warn(f"ganrobust.watch: {what} failed at generator step {self.g_step} ({err}); "
                           f"recorded in steps.jsonl" + ("; measurement stopped" if self.errors >= MAX_ERRORS else ""),
                           RuntimeWarning, stacklevel=3)
@@ -257,10 +261,7 @@ class Watcher:
     def _init_probes(self, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> None:
         gen = torch.Generator().manual_seed(self.config.seed)
         self.Z, self.C = self.call.sample(self.config.n_probes, shape, gen, device, dtype)
-        names, tensors = ["z"], [self.Z]
-        if self.C is not None:  # conditions travel with the probes
-            names, tensors = names + ["c"], tensors + [self.C]
-        save_state(self.writer.dir / "probes.safetensors", names, tensors)
+        self.writer.save_probes(self.Z, self.C)  # conditions travel with the probes
 
     def _generate(self, theta: list[torch.Tensor], z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         self._shadow_g_view.load(theta)
@@ -273,7 +274,7 @@ class Watcher:
         x_next = self._generate(self._g_view.tensors, self.Z, self.C)  # θ', after the step
         snapshot = self._ring.get(step)
         self._shadow_d_view.load(snapshot)
-        scorer = (self.scorer.conditioned(self.C, self.call) if self.call.binds else self.scorer)
+        scorer = self.scorer.conditioned(self.C, self.call) if self.call.binds else self.scorer
         if cfg.kind is ScoreKind.CRITIC and cfg.tau is None:
             scorer = scorer.calibrate(self._real.to(current["x"].device), current["x"])
         with_min_norm = self._min_norm is not None and self._measured % cfg.min_norm_every == 0
@@ -284,28 +285,26 @@ class Watcher:
         labels = self.call.labels(self.C)
         if labels is not None:  # every metric is per (z, c) probe: rates by class too
             probe.samples["label"] = labels.cpu().numpy()
-        record: dict[str, Any] = {"kind": "step", "step": step, "d_steps": self._d_steps_before,
-                                  "tau": scorer.tau, "probe": probe.summary,
-                                  **({"by_class": by_class(probe.samples, self.call.classes)}
-                                     if labels is not None else {}),
-                                  "samples": {"probe": self.writer.save_samples(step, "probe", probe.samples)}}
-        train: Measurement | None = None
+        record = StepRecord(step=step, d_steps=self._d_steps_before, tau=scorer.tau, probe=probe.summary,
+                            samples={"probe": self.writer.save_samples(step, "probe", probe.samples)})
+        if labels is not None:
+            record.extra["by_class"] = by_class(probe.samples, self.call.classes)
         if current["x_train"] is not None:
             x_train_next = self._generate(self._g_view.tensors, current["z_train"], current["c_train"])
             train = measure_update(scorer.conditioned(current["c_train"], self.call) if self.call.binds else scorer,
                                    current["x_train"], x_train_next, eps=cfg.eps, eps_l2=cfg.eps_l2,
                                    efficiency_steps=0, noise_draws=cfg.noise_draws, seed=cfg.seed + step)
-            record["train"] = train.summary
-            record["samples"]["train"] = self.writer.save_samples(step, "train", train.samples)
+            record.train = train.summary
+            record.samples["train"] = self.writer.save_samples(step, "train", train.samples)
         if step % cfg.snapshot_every == 0 or cfg.persist_measured:
-            record["snapshots"] = self._persist(step, snapshot)
-        record["seconds"] = time.perf_counter() - started
+            record.snapshots = self._persist(step, snapshot)
+        record.seconds = time.perf_counter() - started
         self.writer.append(record)
         if self._tb is not None:
-            for key in ("aar", "flip_rate", "noise_flip_rate", "cos_z", "linf", "efficiency", "eps_star"):
-                value = probe.summary[key]["value"]
+            for metric in metrics.view("tensorboard"):
+                value = probe.summary[metric.key]["value"]
                 if value is not None and value == value:
-                    self._tb.add_scalar(f"ganrobust/{key}", value, step)
+                    self._tb.add_scalar(f"ganrobust/{metric.key}", value, step)
             self._tb.flush()
         self._measured += 1
         self._pending = {"step": step, "x_next": x_next, "flip": probe.samples["flip"]}
@@ -316,26 +315,21 @@ class Watcher:
         if self.d_steps_since == 0:  # D did not move: nothing to learn about persistence
             return
         self._shadow_d_view.load(snapshot)
-        scorer = (self.scorer.conditioned(self.C, self.call) if self.call.binds else self.scorer)
+        scorer = self.scorer.conditioned(self.C, self.call) if self.call.binds else self.scorer
         x_next = pending["x_next"]
         if self.config.kind is ScoreKind.CRITIC and self.config.tau is None:
             # D_{t+1}'s own threshold: calibrated on this snapshot with the samples it now sees
             # (G after the step), never D_t's carried over — a critic's scores drift freely
             scorer = scorer.calibrate(self._real.to(x_next.device), x_next)
         s_later = scorer.score(x_next).cpu().numpy()
-        self.writer.append({"kind": "persists", "step": pending["step"], "d_steps": self.d_steps_since,
-                            "tau": scorer.tau, "persists": persistence(s_later, pending["flip"], scorer.tau).to_dict()})
+        self.writer.append(PersistsRecord(step=pending["step"], d_steps=self.d_steps_since, tau=scorer.tau,
+                                          persists=persistence(s_later, pending["flip"], scorer.tau)))
 
     def _persist(self, step: int, snapshot: list[torch.Tensor]) -> dict[str, str]:
-        """Write D and G before/after of ``step`` and record their SHA-256 in the manifest."""
-        names = {kind: snapshot_file(step, kind) for kind in SNAPSHOT_KINDS}
-        meta = {"step": str(step)}
-        for kind, (keys, tensors) in (("D", (self._d_view.names, snapshot)),
-                                      ("G_before", (self._g_view.names, self._theta)),
-                                      ("G_after", (self._g_view.names, self._g_view.tensors))):
-            save_state(self.writer.dir / names[kind], keys, tensors, meta)
-        self.writer.record_file(*names.values())
-        return names
+        """Write D and G before/after of ``step`` (the run store records their SHA-256)."""
+        return self.writer.save_snapshots(step, {"D": (self._d_view.names, snapshot),
+                                                 "G_before": (self._g_view.names, self._theta),
+                                                 "G_after": (self._g_view.names, self._g_view.tensors)})
 
     def _write_checkpoint(self) -> None:
         """``checkpoint.pt`` (weights_only-loadable, G's optimizer class recorded) and its SHA-256."""
@@ -352,10 +346,7 @@ class Watcher:
             "generator_steps": self.g_step,
         }
         with preserved_rng(self._device()):
-            tmp = self.writer.dir / (CHECKPOINT + ".tmp")
-            torch.save(checkpoint, tmp)
-            tmp.replace(self.writer.dir / CHECKPOINT)
-        self.writer.record_file(CHECKPOINT)
+            self.writer.write_checkpoint(checkpoint)
 
 
 def watch(G: nn.Module, D: nn.Module, run_dir: str | Path, *, config: WatchConfig | None = None,

@@ -9,7 +9,7 @@ and weight clipping after ``opt_d.step()``.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -17,68 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganrobust.config import WatchConfig
+from ganrobust.config import TRAINER_WATCH, TrainConfig, WatchConfig
 from ganrobust.data import Dataset, load_dataset
-from ganrobust.robust import METHODS, RobustDLoss, d_loss
+from ganrobust.robust import RobustDLoss, d_loss
 from ganrobust.models import (ConditionalDCGANGenerator, DCGANDiscriminator, DCGANGenerator, MLPDiscriminator,
                               MLPGenerator, ProjectionDiscriminator, init_dcgan_weights)
 
-LOSSES = ("ns", "hinge", "wgan")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    arch: str = "dcgan"              # dcgan | mlp
-    data: str = "shapes"             # a built-in dataset name or an .npz/.npy path
-    steps: int = 300                 # generator steps
-    batch: int = 64
-    nz: int = 64
-    ngf: int = 32
-    ndf: int = 32
-    image_size: int = 32
-    spectral_norm: bool = False
-    loss: str = "ns"                 # ns (non-saturating BCE) | hinge | wgan
-    d_training: str = "standard"     # standard | pgd | fgsm-rs | r1 | gp (ganrobust.robust)
-    d_eps: float = 8 / 255           # adversarial budget for pgd / fgsm-rs, fraction of the range
-    d_steps: int = 5                 # PGD steps for d_training="pgd"
-    d_gamma: float = 10.0            # weight of r1 / gp
-    n_critic: int = 1
-    clip: float = 0.01               # WGAN weight clipping
-    lr: float = 2e-4
-    betas: tuple[float, float] = (0.5, 0.999)
-    n_data: int = 10000
-    seed: int = 0
-    device: str = "cpu"
-    #: a class-conditional DCGAN (G(z, y), projection D(x, y)) on the data's labels
-    conditional: bool = False
-
-    def __post_init__(self) -> None:
-        if self.arch not in ("dcgan", "mlp"):
-            raise ValueError(f"expected arch 'dcgan' or 'mlp', got {self.arch!r}")
-        if self.d_training not in METHODS:
-            raise ValueError(f"expected d_training among {METHODS}, got {self.d_training!r}")
-        if self.loss not in LOSSES:
-            raise ValueError(f"expected loss among {LOSSES}, got {self.loss!r}")
-        if self.conditional and self.arch != "dcgan":
-            raise ValueError(f"a conditional GAN is built as a conditional DCGAN with a projection D: expected "
-                             f"arch 'dcgan', got {self.arch!r}")
-        for name in ("steps", "batch", "n_critic", "nz"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"expected {name} >= 1, got {getattr(self, name)}")
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        if not self.conditional:  # unconditional runs record exactly what they recorded before
-            del out["conditional"]
-        return out
-
-    def num_classes(self, data: Dataset) -> int | None:
-        """The number of classes of a conditional run (from the data's labels), else None."""
-        if not self.conditional:
-            return None
-        if data.y is None:
-            raise ValueError(f"a conditional GAN needs labelled data; {data.name!r} has no labels")
-        return int(data.y.max()) + 1
 
 
 @dataclass
@@ -92,9 +36,18 @@ class TrainResult:
     run_dir: Path | None
 
 
+def num_classes(cfg: TrainConfig, data: Dataset) -> int | None:
+    """The number of classes of a conditional run (from the data's labels), else None."""
+    if not cfg.conditional:
+        return None
+    if data.y is None:
+        raise ValueError(f"a conditional GAN needs labelled data; {data.name!r} has no labels")
+    return int(data.y.max()) + 1
+
+
 def build_models(cfg: TrainConfig, data: Dataset) -> tuple[nn.Module, nn.Module]:
     if cfg.conditional:
-        k = cfg.num_classes(data)
+        k = num_classes(cfg, data)
         nc = data.x.shape[1]
         G = ConditionalDCGANGenerator(nz=cfg.nz, ngf=cfg.ngf, nc=nc, image_size=cfg.image_size, num_classes=k)
         D = ProjectionDiscriminator(ndf=cfg.ndf, nc=nc, image_size=cfg.image_size, num_classes=k)
@@ -139,7 +92,7 @@ def train(
     device = torch.device(cfg.device)
     data = data or load_dataset(cfg.data, n=cfg.n_data, seed=cfg.seed, size=cfg.image_size)
     G, D = build_models(cfg, data)
-    num_classes = cfg.num_classes(data)
+    classes = num_classes(cfg, data)
     if d_loss_fn is None and cfg.d_training != "standard":
         d_loss_fn = RobustDLoss(method=cfg.d_training, eps=cfg.d_eps, steps=cfg.d_steps, gamma=cfg.d_gamma,
                                 loss=cfg.loss, bounds=data.bounds, seed=cfg.seed)
@@ -153,12 +106,12 @@ def train(
     if run_dir is not None:
         from ganrobust.hook import watch
 
-        wcfg = (watch_config or WatchConfig()).replace(bounds=data.bounds)
+        wcfg = (watch_config or TRAINER_WATCH).replace(bounds=data.bounds)
         if cfg.loss == "wgan":
             wcfg = wcfg.replace(kind="critic")
         real_probe = data.x[: wcfg.n_probes].to(device)
         watcher = watch(G, D, run_dir, config=wcfg, real=real_probe if cfg.loss == "wgan" else None,
-                        num_classes=num_classes)
+                        num_classes=classes)
         watcher.writer.write_manifest(train_config=cfg.to_dict(), data={"name": data.name, "n": len(data)})
 
     history: list[dict[str, float]] = []
@@ -172,9 +125,8 @@ def train(
         G.train()
         D.train()
         for step in range(cfg.steps):
-            if num_classes is not None:
-                loss_d, loss_g = _conditional_step(cfg, G, D, opt_g, opt_d, data, num_classes, latent, device,
-                                                   d_loss_fn)
+            if classes is not None:
+                loss_d, loss_g = _conditional_step(cfg, G, D, opt_g, opt_d, data, classes, latent, device, d_loss_fn)
             else:
                 loss_d, loss_g = _step(cfg, G, D, opt_g, opt_d, data, latent, device, d_loss_fn)
             stats = {"loss_d": loss_d.item(), "loss_g": loss_g.item()}
@@ -222,7 +174,7 @@ def _step(cfg: TrainConfig, G: nn.Module, D: nn.Module, opt_g: torch.optim.Optim
 
 
 def _conditional_step(cfg: TrainConfig, G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer,
-                      opt_d: torch.optim.Optimizer, data: Dataset, num_classes: int, latent: tuple[int, ...],
+                      opt_d: torch.optim.Optimizer, data: Dataset, classes: int, latent: tuple[int, ...],
                       device: torch.device, d_loss_fn: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """The same step for a class-conditional GAN: real batches with their labels, fake ones with
     labels drawn uniformly; D(x, y), G(z, y)."""
@@ -231,7 +183,7 @@ def _conditional_step(cfg: TrainConfig, G: nn.Module, D: nn.Module, opt_g: torch
         idx = torch.randint(0, len(data), (cfg.batch,))
         real, y_real = data.x[idx].to(device), data.y[idx].to(device)
         z = torch.randn((cfg.batch,) + latent, device=device)
-        y_fake = torch.randint(0, num_classes, (cfg.batch,), device=device)
+        y_fake = torch.randint(0, classes, (cfg.batch,), device=device)
         fake = G(z, y_fake).detach()
         opt_d.zero_grad(set_to_none=True)
         loss_d = (d_loss(cfg.loss, D(real, y_real), D(fake, y_fake)) if d_loss_fn is None
@@ -243,7 +195,7 @@ def _conditional_step(cfg: TrainConfig, G: nn.Module, D: nn.Module, opt_g: torch
                 for p in D.parameters():
                     p.clamp_(-cfg.clip, cfg.clip)
     z = torch.randn((cfg.batch,) + latent, device=device)
-    y = torch.randint(0, num_classes, (cfg.batch,), device=device)
+    y = torch.randint(0, classes, (cfg.batch,), device=device)
     opt_g.zero_grad(set_to_none=True)
     loss_g = g_loss(cfg.loss, D(G(z, y), y))  # D stays in train mode, as in pytorch/examples
     loss_g.backward()

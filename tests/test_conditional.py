@@ -13,7 +13,9 @@ import torch
 from click.testing import CliRunner
 from safetensors.torch import load_file
 
-from ganrobust.audit import AuditConfig, audit_gan, generate
+from ganrobust.config import AuditConfig, TrainConfig
+from ganrobust.measure.audit import audit_gan
+from ganrobust.measure.replay import generate
 from ganrobust.cli.main import cli
 from ganrobust.config import WatchConfig
 from ganrobust.gan_call import DEFAULT, GanCall, StyleGANCall, check_pair
@@ -21,7 +23,7 @@ from ganrobust.models import ConditionalDCGANGenerator, DCGANDiscriminator, DCGA
 from ganrobust.robust import RobustDLoss
 from ganrobust.runs import read_run
 from ganrobust.scorer import Scorer
-from ganrobust.train import TrainConfig, train
+from ganrobust.train import train
 
 pytest.importorskip("sklearn")
 
@@ -127,7 +129,7 @@ def test_watch_stores_probe_conditions_and_per_class_rates(runs: dict[str, Path]
 
 
 def test_audit_of_the_conditional_checkpoint_is_per_z_c_probe(runs: dict[str, Path]) -> None:
-    from ganrobust.checkpoints import load_gan
+    from ganrobust.runs.checkpoints import load_gan
     from ganrobust.data import load_dataset
 
     loaded = load_gan(runs["standard"])

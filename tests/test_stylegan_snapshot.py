@@ -19,7 +19,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from ganrobust.checkpoints import CheckpointError, load_gan
+from ganrobust.runs.checkpoints import CheckpointError, load_gan
 from ganrobust.cli.main import cli
 from ganrobust.gan_call import StyleGANCall, gan_call_for
 

@@ -1,5 +1,5 @@
 """Offline audit of a checkpoint: replay the next generator update, test Odena's three
-arguments, sweep D's robustness. Pure computation: returns a report dict, writes nothing.
+arguments, sweep D's robustness. Pure computation: returns the report's measured sections, writes nothing.
 
 Odena's arguments why accidental attacks may be rare, each turned into a number:
 
@@ -22,261 +22,36 @@ Under batch statistics (``bn='batch'``) every attack runs on the whole scored ba
 
 from __future__ import annotations
 
-import copy
-import functools
-from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from ganrobust import metrics
+from ganrobust.attacks.minimum_norm import MinimumNormAttack
+from ganrobust.attacks.precision import precision_record
 from ganrobust.attacks.projected_gradient_descent import pgd
 from ganrobust.attacks.robustness_curve import robustness_curve
-from ganrobust.attacks.precision import Precision, precision_record
-from ganrobust.config import EPS_GRID, PRECISION
-from ganrobust.conventions import BatchNormMode, Direction, Norm, ScoreKind
-from ganrobust.measure import by_class, measure_update
-from ganrobust.attacks.minimum_norm import MinimumNormAttack
+from ganrobust.config import AuditConfig
+from ganrobust.conventions import Direction, Norm, ScoreKind
 from ganrobust.diagnostics import Diagnostic, diagnose_scorer
+from ganrobust.measure.replay import (_flat_params, finetune_robust_d, generate, param_space_attack,
+                                      replay_steps)
 from ganrobust.gan_call import DEFAULT, GanCall
-from ganrobust.module_state import evaluation_state, preserved_rng
+from ganrobust.measure.update import by_class, measure_update
+from ganrobust.module_state import preserved_rng
 from ganrobust.scorer import Scorer
 from ganrobust.stats import difference, median_ci, wilson
 
-REPORT_SCHEMA = "ganrobust.report/1"
-G_LOSSES = ("ns", "bce", "hinge", "wasserstein")
-D_LOSSES = ("ns", "hinge", "wgan")
-#: every optimizer class torch.optim ships, by name: what ``--g-optimizer`` accepts
-OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
-    name: cls for name, cls in sorted(vars(torch.optim).items())
-    if isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer) and cls is not torch.optim.Optimizer}
-#: optimizers whose ``step()`` cannot be replayed as one plain step on G's dense gradients
-NOT_REPLAYABLE = {"LBFGS": "its step needs a closure that re-evaluates the loss",
-                  "SparseAdam": "it needs sparse gradients and G's are dense"}
-#: keys a scheduler or named parameters add to a param group; they say nothing about the class
-_GROUP_EXTRAS = frozenset({"params", "param_names", "initial_lr"})
-
-
-@dataclass(frozen=True)
-class AuditConfig:
-    n_probes: int = 256
-    batch: int = 64                 # the replayed step's latent batch
-    eps: float = 8 / 255            # "small" (linf, fraction of range)
-    k_steps: int = 10               # argument 1: replayed steps
-    pgd_iterations: int = 50        # argument 1: PGD iterations tracked
-    g_loss: str = "ns"
-    d_loss: str = "ns"              # D's own loss, for the robust copy's fine-tuning: ns | hinge | wgan
-    d_clip: float | None = None     # WGAN weight clipping after each fine-tuning step (the run's own)
-    g_lr: float = 2e-4
-    g_betas: tuple[float, float] = (0.5, 0.999)
-    efficiency_steps: int = 10
-    min_norm_probes: int = 64
-    eps_grid: tuple[float, ...] = EPS_GRID
-    l2_scale: float = 16.0          # l2 grid = eps_grid * l2_scale (fractions of the range)
-    g_bn: BatchNormMode = BatchNormMode.BATCH
-    seed: int = 0
-    precision: str = PRECISION      # search precision of eps*, curves, efficiency (fp32|bf16|fp16|auto)
-    precision_check: int = 16       # probes re-attacked with a float32 search (precision-weaker)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "precision", Precision.coerce(self.precision).value)
-        if self.precision_check < 0:
-            raise ValueError(f"expected precision_check >= 0, got {self.precision_check}")
-        if self.g_loss not in G_LOSSES:
-            raise ValueError(f"expected --g-loss among {G_LOSSES}, got {self.g_loss!r}")
-        if self.d_loss not in D_LOSSES:
-            raise ValueError(f"expected a D loss among {D_LOSSES}, got {self.d_loss!r}")
-        if self.d_clip is not None and not self.d_clip > 0:
-            raise ValueError(f"expected a positive d_clip (WGAN weight clipping), got {self.d_clip}")
-        for name in ("n_probes", "batch", "k_steps", "pgd_iterations"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"expected {name} >= 1, got {getattr(self, name)}")
-        if not 0 < self.eps <= 1:
-            raise ValueError(f"expected 0 < eps <= 1 (fraction of the data range), got {self.eps}")
-        if self.g_lr <= 0:
-            raise ValueError(f"expected a positive --g-lr, got {self.g_lr}")
-        if not all(0 <= b < 1 for b in self.g_betas):
-            raise ValueError(f"expected --g-betas in [0, 1), got {self.g_betas}")
-        if self.seed < 0:
-            raise ValueError(f"expected a --seed >= 0, got {self.seed}")
-
-
-def generator_loss(kind: str, s: torch.Tensor) -> torch.Tensor:
-    """ns: softplus(−s) (non-saturating); bce: −softplus(s) (the saturating minimax loss);
-    hinge and wasserstein: −s."""
-    if kind == "ns":
-        return F.softplus(-s).mean()
-    if kind == "bce":
-        return -F.softplus(s).mean()
-    return -s.mean()
-
-
-def optimizer_class(name: str) -> type[torch.optim.Optimizer]:
-    """The ``torch.optim`` class called ``name`` (``--g-optimizer`` or a checkpoint's record)."""
-    cls = OPTIMIZERS.get(name)
-    if cls is None:
-        raise ValueError(f"expected a torch.optim optimizer class for G ({', '.join(OPTIMIZERS)}), got {name!r}; "
-                         f"pass --g-optimizer NAME with the class whose step G's optimizer takes, or --fresh-optimizer")
-    if name in NOT_REPLAYABLE:
-        raise ValueError(f"G's optimizer {name} cannot be replayed: {NOT_REPLAYABLE[name]}; pass --fresh-optimizer "
-                         f"(a fresh Adam) or --g-optimizer NAME for another class")
-    return cls
-
-
-@functools.lru_cache(maxsize=None)
-def _group_keys(cls: type[torch.optim.Optimizer]) -> frozenset[str] | None:
-    """The hyperparameter names a param group of ``cls`` holds (None if it cannot be built on a 2-D tensor)."""
-    try:
-        opt = cls([nn.Parameter(torch.zeros(2, 2))])
-    except Exception:  # an optimizer with required arguments or unusual parameter needs
-        return None
-    return frozenset(opt.param_groups[0]) - _GROUP_EXTRAS
-
-
-def infer_optimizer_class(state: dict[str, Any]) -> str:
-    """The class of a foreign optimizer state, only where it is unambiguous.
-
-    A param group holds every hyperparameter of its class, so its key set names the class; where
-    several classes share a key set (Adam and AdamW), they count as one only if they share one
-    ``step`` (AdamW is Adam with ``decoupled_weight_decay``, a flag the loaded group carries).
-    """
-    groups = state.get("param_groups") if isinstance(state, dict) else None
-    if not groups or not isinstance(groups[0], dict):
-        raise ValueError("G's optimizer state has no param_groups, so its class is unknown; "
-                         "pass --g-optimizer NAME or --fresh-optimizer")
-    keys = frozenset(groups[0]) - _GROUP_EXTRAS
-    matches = [name for name, cls in OPTIMIZERS.items() if _group_keys(cls) == keys]
-    steps = {OPTIMIZERS[name].step for name in matches}
-    if len(steps) == 1:
-        return next(name for name in matches if "step" in vars(OPTIMIZERS[name]))
-    if matches:
-        raise ValueError(f"G's optimizer state fits {' and '.join(matches)} alike, which step differently; "
-                         f"pass --g-optimizer NAME")
-    raise ValueError(f"G's optimizer state (hyperparameters {sorted(keys)}) matches no torch.optim class of torch "
-                     f"{torch.__version__}; pass --g-optimizer NAME or --fresh-optimizer")
-
-
-def make_optimizer(G: nn.Module, state: dict[str, Any] | None, cls_name: str | None, cfg: AuditConfig
-                   ) -> torch.optim.Optimizer:
-    """G's optimizer: the checkpoint's (class, hyperparameters and moments as saved) or a fresh one.
-
-    With a state, the class is ``cls_name`` (recorded or ``--g-optimizer``) or inferred from the
-    state, and the loaded param groups set every hyperparameter: ``cfg.g_lr``/``g_betas`` only
-    configure a fresh optimizer (Adam unless ``cls_name`` says otherwise).
-    """
-    name = cls_name or ("Adam" if state is None else infer_optimizer_class(state))
-    cls = optimizer_class(name)
-    fresh = {"lr": cfg.g_lr, **({"betas": cfg.g_betas} if "betas" in (_group_keys(cls) or ()) else {})}
-    try:
-        opt = cls(G.parameters(), **(fresh if state is None else {}))
-    except Exception as err:  # e.g. Muon on G's 1-D parameters
-        raise ValueError(f"{name} cannot be built on G's parameters ({_first_line(err)}); "
-                         f"pass another --g-optimizer NAME or --fresh-optimizer") from None
-    if state is not None:
-        try:
-            # load_state_dict keeps same-device tensors by reference: without the copy the
-            # replay's step would advance the caller's moments in place
-            opt.load_state_dict(copy.deepcopy(state))
-        except (ValueError, KeyError, RuntimeError, TypeError) as err:
-            raise ValueError(f"G's optimizer state in the checkpoint does not fit G with {name} ({_first_line(err)}); "
-                             f"pass --g-optimizer NAME or --fresh-optimizer") from None
-    return opt
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0] if text else ''}"[:200]
-
-
-def replay_steps(G: nn.Module, D_scorer: Scorer, opt_state: dict[str, Any] | None, opt_class: str | None,
-                 cfg: AuditConfig, latent_shape: tuple[int, ...], k: int, z_first: torch.Tensor,
-                 call: GanCall = DEFAULT, c_first: torch.Tensor | None = None) -> list[nn.Module]:
-    """k generator steps against the frozen D, on copies: G_1 .. G_k. The first step uses
-    ``(z_first, c_first)``, later ones fresh latents (and conditions) from the audit's seed (a
-    new batch each step, as in training). G is in train mode, as in a training loop; D scores as
-    the scorer says, called as ``call`` says."""
-    work = copy.deepcopy(G).train()
-    opt = make_optimizer(work, opt_state, opt_class, cfg)
-    frozen = D_scorer.frozen()
-    gen = torch.Generator().manual_seed(cfg.seed + 1)
-    states = []
-    device = next(work.parameters()).device
-    for i in range(k):
-        z, c = (z_first, c_first) if i == 0 else call.sample(cfg.batch, latent_shape, gen, device)
-        opt.zero_grad(set_to_none=True)
-        on = frozen.conditioned(c, call) if call.binds else frozen
-        with on.session(), torch.enable_grad():
-            loss = generator_loss(cfg.g_loss, on.forward(call.generate(work, z, c)))
-        loss.backward()
-        try:
-            opt.step()
-        except (KeyError, RuntimeError, TypeError) as err:  # moments of another class (Adamax's exp_inf ...)
-            raise ValueError(f"G's optimizer state does not fit {type(opt).__name__} ({_first_line(err)}); "
-                             f"pass --g-optimizer NAME with its class, or --fresh-optimizer") from None
-        states.append(copy.deepcopy(work))
-    return states
-
-
-def generate(G: nn.Module, z: torch.Tensor, bn: BatchNormMode, call: GanCall = DEFAULT,
-             c: torch.Tensor | None = None) -> torch.Tensor:
-    with torch.no_grad(), evaluation_state(G, bn):
-        return call.generate(G, z, c)
-
-
-def _flat_params(G: nn.Module) -> torch.Tensor:
-    return torch.cat([p.detach().reshape(-1) for p in G.parameters()])
-
-
-def param_space_attack(G: nn.Module, scorer: Scorer, z: torch.Tensor, size: float, bn: BatchNormMode,
-                       call: GanCall = DEFAULT, c: torch.Tensor | None = None) -> nn.Module:
-    """θ + size·g/‖g‖ with g = ∇_θ mean s(G_θ(z, c)): the steepest parameter step of the given size."""
-    attacked = copy.deepcopy(G)
-    frozen = scorer.frozen().conditioned(c, call) if call.binds else scorer.frozen()
-    params = [p for p in attacked.parameters() if p.requires_grad]
-    with frozen.session(), torch.enable_grad(), evaluation_state(attacked, bn):
-        objective = frozen.forward(call.generate(attacked, z, c)).mean()
-        grads = torch.autograd.grad(objective, params, allow_unused=True)
-    grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
-    norm = torch.sqrt(sum((g**2).sum() for g in grads)).clamp_min(1e-30)
-    with torch.no_grad():
-        for p, g in zip(params, grads):
-            p.add_(g * (size / norm))
-    return attacked
-
 
 def _rates(summary: dict[str, Any]) -> dict[str, Any]:
-    return {k: summary[k] for k in ("aar", "flip_rate", "noise_flip_rate", "efficiency", "cos_z", "linf", "l2")}
+    """The metrics set side by side for Odena's arguments and the robust-D swap (registry view ``compared``)."""
+    return {key: summary[key] for key in metrics.keys("compared")}
 
 
-def finetune_robust_d(D: nn.Module, G: nn.Module, real: torch.Tensor, *, steps: int, latent_shape: tuple[int, ...],
-                      cfg: AuditConfig, bounds: tuple[float, float], lr: float = 2e-4, call: GanCall = DEFAULT,
-                      real_c: torch.Tensor | None = None) -> nn.Module:
-    """An adversarially trained copy of D: ``steps`` Adam steps of the PGD robust loss
-    (ganrobust.robust, both directions, eps = the audit's eps) against G's samples and ``real``,
-    with the run's own D loss (``cfg.d_loss``: a critic keeps the Wasserstein loss and its
-    weight clipping ``cfg.d_clip``; it is not turned into a non-saturating classifier)."""
-    from ganrobust.robust import RobustDLoss
-
-    robust = copy.deepcopy(D).train().requires_grad_(True)
-    opt = torch.optim.Adam(robust.parameters(), lr=lr, betas=(0.5, 0.999))
-    loss_fn = RobustDLoss(method="pgd", eps=cfg.eps, steps=5, loss=cfg.d_loss, bounds=bounds, seed=cfg.seed,
-                          call=call if call.binds else None)
-    gen = torch.Generator().manual_seed(cfg.seed + 2)
-    device = next(robust.parameters()).device
-    for _ in range(steps):
-        idx = torch.randint(0, real.shape[0], (cfg.batch,), generator=gen)
-        z, c = call.sample(cfg.batch, latent_shape, gen, device)
-        fake = generate(G, z, cfg.g_bn, call, c)
-        opt.zero_grad(set_to_none=True)
-        c_real = None if real_c is None else real_c[idx].to(device)
-        loss_fn(robust, real[idx].to(device), fake, c_real, c).backward()
-        opt.step()
-        if cfg.d_clip is not None:
-            with torch.no_grad():
-                for p in robust.parameters():
-                    p.clamp_(-cfg.d_clip, cfg.d_clip)
-    return robust.eval()
+def _differences(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """``a − b`` with its MOVER interval for every metric of the registry view ``paired``."""
+    return {key: difference(a[key], b[key]) for key in metrics.keys("paired")}
 
 
 def audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], latent_shape: tuple[int, ...],
@@ -319,8 +94,8 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
                              "with y)")
         real_c = call.condition_of_labels(real_labels).to(device)
     if cond and scorer_options.get("kind") == "critic" and scorer_options.get("tau") is None:
-        raise ValueError("a conditional critic D: pass its threshold with --tau-style options (calibration on real "
-                         "samples is not supported for conditional critics)")
+        raise ValueError("a conditional critic (WGAN) D is not supported: its threshold would be calibrated on real "
+                         "samples scored with their labels")
     x = generate(G, Z, cfg.g_bn, call, C)
     if scorer_options.get("kind") == "critic" and scorer_options.get("tau") is None:
         if real is None:
@@ -370,8 +145,7 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
     trained_on = measure_update(base.conditioned(C_train, call) if bind else scorer, xt, xt_next, eps=cfg.eps, efficiency_steps=cfg.efficiency_steps, seed=cfg.seed)
     new_batch = {"trained_batch": _rates(trained_on.summary), "fresh_latents": _rates(update.summary),
                  "n_trained": cfg.batch, "n_fresh": cfg.n_probes,
-                 "difference": {key: difference(trained_on.summary[key], update.summary[key])
-                                for key in ("flip_rate", "aar")}}
+                 "difference": _differences(trained_on.summary, update.summary)}
 
     tick("argument 3: parameter space")
     # the attack ascends on the batch the real update was computed on (Z_train), and both are
@@ -449,8 +223,7 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
                     "method": f"pgd linf eps={cfg.eps:.4g}, 5 steps, both directions, {cfg.d_loss} loss",
                     "tau": {"standard": scorer.tau, "robust": rob_scorer.tau},
                     "standard": _rates(update.summary), "robust": _rates(same.summary), "robustness": rows,
-                    "difference": {key: difference(same.summary[key], update.summary[key])
-                                   for key in ("flip_rate", "aar")}}
+                    "difference": _differences(same.summary, update.summary)}
 
     labels = call.labels(C)
     conditions: dict[str, Any] = {}
@@ -463,10 +236,7 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
         **conditions,
         "precision": precision_record(cfg.precision, x.device),
         "robust_d": robust_d,
-        "summary": {"aar": update.summary["aar"], "flip_rate": update.summary["flip_rate"],
-                    "noise_flip_rate": update.summary["noise_flip_rate"], "ratio": update.summary["ratio"],
-                    "cos_z": update.summary["cos_z"], "efficiency": update.summary["efficiency"],
-                    "eps_star": update.summary["eps_star"], "linf": update.summary["linf"],
+        "summary": {**{key: update.summary[key] for key in metrics.keys("summary")},
                     "n": update.summary["n"], "n_fake": update.summary["n_fake"], "tau": scorer.tau},
         "update": update.summary,
         "odena": {"one_step": {"steps": one_step, "pgd": pgd_curve, "pgd_own_budget": own_budget}, "new_batch": new_batch, "param_space": param_space},
@@ -519,69 +289,6 @@ def _iterations_to_reach(curve: list[dict[str, Any]], target: dict[str, Any]) ->
 def _grad_norms(scorer: Scorer, x: torch.Tensor) -> dict[str, float | int]:
     _, _, g = scorer.margin_grad(x, Direction.FAKE_TO_REAL)
     return median_ci(g.reshape(g.shape[0], -1).norm(dim=1).cpu().numpy()).to_dict()
-
-
-def config_dict(cfg: AuditConfig) -> dict[str, Any]:
-    out = asdict(cfg)
-    out["g_bn"] = cfg.g_bn.value
-    return out
-
-
-def _pct(est: dict[str, Any]) -> str:
-    return f"{est['value']:.1%} [{est['ci_low']:.1%}, {est['ci_high']:.1%}]"
-
-
-def _iters(n: int | None, total: int) -> str:
-    return f"{n} iteration(s)" if n is not None else f"more than {total} iterations (not reached)"
-
-
-def _significance(d: dict[str, Any] | None) -> str:
-    if not d:
-        return "no difference can be estimated (no fake-classified probe on one side)"
-    verdict = "a significant difference" if d["significant"] else "no significant difference"
-    if d.get("ci_low") is None or d["ci_low"] != d["ci_low"]:
-        return f"{verdict} (difference {d['value']:+.1%}; no interval: {d.get('note') or 'too few probes'})"
-    return f"{verdict} (difference {d['value']:+.1%} [{d['ci_low']:+.1%}, {d['ci_high']:+.1%}], 95% MOVER interval)"
-
-
-def verdicts(report: dict[str, Any]) -> dict[str, str]:
-    """One sentence per argument, computed from the numbers."""
-    out = {}
-    one = report["odena"]["one_step"]
-    steps = one["steps"]
-    total = len(one.get("pgd") or []) - 1
-    first, last = steps[0], steps[-1]
-    if not first["flip_rate"].get("n"):
-        out["one_step"] = "no probe is classified fake: there is nothing for an update to flip"
-    else:
-        sentence = (f"one replayed generator step flips {_pct(first['flip_rate'])} of fake-classified probes, "
-                    f"{_pct(first['aar'])} within linf <= eps (AAR); {len(steps)} steps flip {last['flip_rate']['value']:.1%} "
-                    f"(AAR {last['aar']['value']:.1%})")
-        if "pgd_iterations_for_same_aar" in first:
-            sentence += (f". Linf PGD held to eps reaches the one-step AAR in "
-                         f"{_iters(first['pgd_iterations_for_same_aar'], total)}; PGD held to each probe's own "
-                         f"update size ||p||_inf reaches the one-step flip rate in "
-                         f"{_iters(first.get('pgd_iterations_for_same_flip_rate'), total)}")
-        out["one_step"] = sentence
-    nb = report["odena"]["new_batch"]
-    a, b = nb["trained_batch"]["flip_rate"], nb["fresh_latents"]["flip_rate"]
-    diff = (nb.get("difference") or {}).get("flip_rate")
-    if "difference" not in nb:  # a report written before differences were stored
-        diff = difference(a, b)
-    out["new_batch"] = (f"flip rate {a['value']:.1%} on the batch the step was optimised on vs {b['value']:.1%} on fresh "
-                        f"latents: {_significance(diff)}")
-    ps = report["odena"]["param_space"]
-    mixed = "" if ps.get("attacked_on") else " (this report's attack ascended on the probes themselves, so argument 2 is mixed in)"
-    out["param_space"] = (f"at the update's parameter norm, a parameter-space attack flips "
-                          f"{ps['parameter_attack']['flip_rate']['value']:.1%}, the real update "
-                          f"{ps['real_update']['flip_rate']['value']:.1%}, pixel PGD at the same pixel norm "
-                          f"{ps['pixel_pgd_same_norm']['flip_rate']['value']:.1%}{mixed}")
-    rob = report.get("robust_d")
-    if rob and rob.get("difference"):
-        out["robust_d"] = (f"the same update flips {rob['robust']['flip_rate']['value']:.1%} of the probes an adversarially "
-                           f"fine-tuned D calls fake vs {rob['standard']['flip_rate']['value']:.1%} for the checkpoint's D: "
-                           f"{_significance(rob['difference']['flip_rate'])}")
-    return out
 
 
 def audit_snapshot(G_before: nn.Module, G_after: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any],

@@ -8,17 +8,17 @@ is done, and a rerun skips steps already written: an interrupted audit resumes w
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from ganrobust.audit import AuditConfig, audit_snapshot
-from ganrobust.checkpoints import LoadedGAN, verify_run_file
+from ganrobust.config import AuditConfig
 from ganrobust.gan_call import DEFAULT, GanCall
-from ganrobust.runs import read_run, snapshot_file, to_jsonable
-from ganrobust.snapshots import load_state, persisted_steps
+from ganrobust.measure.audit import audit_snapshot
+from ganrobust.runs import read_run
+from ganrobust.runs.checkpoints import LoadedGAN
+from ganrobust.runs.store import SnapshotResults, load_snapshot, persisted_steps
 
 
 def parse_selection(text: str | None, available: list[int]) -> list[int]:
@@ -50,24 +50,18 @@ def audit_run_snapshots(run_dir: Path, loaded: LoadedGAN, out: Path, *, selectio
     C = None if C is None else C[: cfg.n_probes]
     if call.conditional and C is None:
         raise ValueError(f"{run_dir} stored no probe conditions, but the GAN is audited as conditional; drop --num-classes")
-    (out / "snapshots").mkdir(parents=True, exist_ok=True)
+    done = SnapshotResults(out)
     results = []
     for step in steps:
-        path = out / "snapshots" / f"step_{step:07d}.json"
-        if path.exists():  # resume: done in an earlier, interrupted audit
-            results.append(json.loads(path.read_text()))
-        else:
+        result = done.get(step)  # resume: done in an earlier, interrupted audit
+        if result is None:
             D, Gb, Ga = copy.deepcopy(loaded.D), copy.deepcopy(loaded.G), copy.deepcopy(loaded.G)
             for module, kind in ((D, "D"), (Gb, "G_before"), (Ga, "G_after")):
-                relpath = snapshot_file(step, kind)
-                verify_run_file(run_dir, relpath, verify)
-                module.load_state_dict(load_state(run_dir / relpath))
-            result = {"step": step, **audit_snapshot(Gb, Ga, D, scorer_options=scorer_options, Z=Z, cfg=cfg, real=real,
-                                                        C=C if call.conditional else None, call=call)}
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(to_jsonable(result)))
-            tmp.replace(path)
-            results.append(json.loads(path.read_text()))
+                module.load_state_dict(load_snapshot(run_dir, step, kind, verify=verify))
+            result = done.put(step, {"step": step, **audit_snapshot(Gb, Ga, D, scorer_options=scorer_options, Z=Z,
+                                                                    cfg=cfg, real=real,
+                                                                    C=C if call.conditional else None, call=call)})
+        results.append(result)
         if tick:
             tick(step)
     return results

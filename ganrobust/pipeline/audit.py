@@ -1,0 +1,154 @@
+"""``ganrobust audit``: load a checkpoint (or a run directory) through the run store, resolve how it
+is scored and replayed from what it recorded, audit it (and its persisted snapshots), and return
+the report built by :mod:`ganrobust.report.envelope`. The CLI parses, calls this, writes, prints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ganrobust.config import AuditConfig
+from ganrobust.data import load_dataset
+from ganrobust.gan_call import AugmentedDiscriminator, GanCall, check_pair, gan_call_for
+from ganrobust.measure.audit import audit_gan
+from ganrobust.pipeline.sweep import audit_run_snapshots, parse_selection
+from ganrobust.report.envelope import audit_report
+from ganrobust.runs import CHECKPOINT, read_run
+from ganrobust.runs.checkpoints import LoadedGAN, load_gan
+from ganrobust.runs.settings import configured, describe, resolve_settings, scorer_options_for
+from ganrobust.runs.store import is_run, persisted_steps
+
+Note = Callable[[str], None]
+
+
+@dataclass
+class Audited:
+    """An audit's report and the arrays written beside it (``samples.npz``)."""
+
+    report: dict[str, Any]
+    samples: dict[str, np.ndarray]
+    images: dict[str, torch.Tensor]
+
+
+def default_out(checkpoint: Path | None, generator: Path | None) -> Path:
+    """``reports/<run directory name>`` for a run or its checkpoint.pt, else ``reports/<file stem>``."""
+    name = (checkpoint or generator or Path("audit")).resolve()
+    return Path("reports") / (name.parent.name if name.name == CHECKPOINT else name.stem)
+
+
+def snapshot_count(run_dir: Path, selection: str) -> int:
+    """How many persisted snapshots ``selection`` names (for a progress bar)."""
+    return len(parse_selection(selection, persisted_steps(run_dir)))
+
+
+def audit_checkpoint(checkpoint: Path | None, *, cfg: AuditConfig, load: dict[str, Any], bn: str | None = None,
+                     d_output: str | None = None, g_loss: str | None = None, g_optimizer: str | None = None,
+                     fresh_optimizer: bool = False, data: str | None = None, snapshot_selection: str | None = None,
+                     robust_d: int = 0, device: str = "cpu", verify: bool = True, out: Path,
+                     command: str, started: float, generator: Path | None = None,
+                     note: Note = lambda _m: None, progress: Callable[[str], None] | None = None,
+                     snapshot_tick: Callable[[int], None] | None = None, num_classes: int | None = None,
+                     d_condition: bool = True, head: int | None = None, gan_call: str | None = None,
+                     d_augment: bool = False) -> Audited:
+    """Audit ``checkpoint`` (a file or a run directory; ``load`` holds the other arguments of
+    :func:`ganrobust.runs.checkpoints.load_gan`). ValueError (CheckpointError) with the fix for
+    anything that cannot be audited; ``note`` receives one line per thing the user should know.
+
+    How G and D are called (:mod:`ganrobust.gan_call`): ``num_classes`` (as the run recorded by
+    default; StyleGAN networks are recognised by their attributes), ``d_condition=False`` for an
+    AC-GAN's D(x), ``head`` for a D with several outputs, ``gan_call`` (``pkg.mod:Class``) for any
+    other convention; ``d_augment`` scores a StyleGAN2-ADA D behind its snapshot's augment pipe.
+    ``data`` may be a folder of images, read at the model's resolution, channels and range."""
+    folder = data is not None and Path(data).is_dir()
+    dataset = None if data is None or folder else load_dataset(data, n=max(cfg.n_probes, 1000), seed=cfg.seed)
+    real = None if dataset is None else dataset.x
+    loaded = load_gan(checkpoint, generator=generator, d_output=d_output, verify=verify, **load)
+    settings = resolve_settings(loaded, bn=bn, d_output=d_output, g_loss=g_loss, g_optimizer=g_optimizer,
+                                fresh_optimizer=fresh_optimizer)
+    cfg = configured(cfg, settings, loaded.train_config)
+    if settings["kind"].value == "critic" and real is None:
+        raise ValueError(f"D is a critic (kind=critic, from the {settings['kind'].source}): its threshold is "
+                         f"calibrated on real samples; pass --data")
+    if d_augment:
+        if loaded.augment_pipe is None or loaded.stylegan is None:
+            raise ValueError("--d-augment needs a StyleGAN2-ADA snapshot with an augment_pipe; this checkpoint has none")
+        loaded.D = AugmentedDiscriminator(loaded.D, loaded.augment_pipe).eval()
+        loaded.stylegan["augment"] = (f"used: D scores augment_pipe(x) ({type(loaded.augment_pipe).__name__}, "
+                                      f"p={loaded.stylegan.get('augment_p')})")
+    dev = torch.device(device)
+    loaded.G.to(dev)
+    loaded.D.to(dev)
+    if head is not None:
+        loaded.score["head"] = head
+    if num_classes is None and loaded.gan_call:
+        num_classes = loaded.gan_call.get("num_classes")
+        d_condition = bool(loaded.gan_call.get("d_condition", d_condition))
+    call = gan_call_for(loaded.G, loaded.D, num_classes, d_condition=d_condition, adapter=gan_call)
+    check_pair(loaded.G, loaded.D, call, loaded.latent_shape)
+    if call.conditional:
+        note(f"GAN called as {call.describe()}")
+    shape = sample_shape(loaded, call)
+    if folder:  # images at the model's resolution, channels and range
+        from ganrobust.image_folder import load_image_folder
+
+        if len(shape) != 3 or shape[1] != shape[2]:
+            raise ValueError(f"--data {data} is a folder of images, but G makes samples of shape {shape}")
+        dataset = load_image_folder(data, size=shape[1], channels=shape[0], bounds=loaded.bounds,  # type: ignore[arg-type]
+                                    limit=max(cfg.n_probes, 1000))
+        real = dataset.x
+        note(f"{len(dataset)} images from {data}, resized to {shape[1]}x{shape[2]}, {shape[0]} channel(s), scaled to "
+             f"[{loaded.bounds[0]:g}, {loaded.bounds[1]:g}]"
+             + (f", {len(dataset.classes)} classes from sub-folders" if dataset.classes else ""))
+    if settings["kind"].value == "critic" and real is None:
+        raise ValueError(f"D is a critic (kind=critic, from the {settings['kind'].source}): its threshold is "
+                         f"calibrated on real samples; pass --data")
+    if real is not None and tuple(real.shape[1:]) != shape:
+        raise ValueError(f"--data samples have shape {tuple(real.shape[1:])} but G makes {shape}; pass data of the "
+                         f"model's size and channels")
+    scorer_options = scorer_options_for(loaded, settings)
+    for line in loaded.notes:
+        note(line)
+    if settings["kind"].source == "detected":
+        note("D ends in nn.Sigmoid: scored as kind='prob' (the Sigmoid's input is the logit); pass --d-output logit "
+             "to score its output as it is")
+    note(f"audit settings: {describe(settings)}")
+
+    snapshots = None
+    if snapshot_selection is not None:
+        snapshots = audit_run_snapshots(Path(checkpoint or "."), loaded, out, selection=snapshot_selection, cfg=cfg,
+                                        scorer_options=scorer_options, tick=snapshot_tick, verify=verify, real=real,
+                                        call=call)
+    measured = audit_gan(loaded.G, loaded.D, scorer_options=scorer_options, latent_shape=loaded.latent_shape,
+                         opt_state=None if fresh_optimizer else loaded.optimizer_g,
+                         opt_class=settings["optimizer"].value, cfg=cfg, real=real, progress=progress,
+                         robust_d_steps=robust_d, call=call, real_labels=None if dataset is None else dataset.y)
+    source = {"checkpoint": str(checkpoint) if checkpoint else None,
+              "generator": str(generator) if generator else None,
+              "discriminator": str(load.get("discriminator")) if load.get("discriminator") else None,
+              "format": loaded.source, "notes": loaded.notes,
+              **({"stylegan": loaded.stylegan} if loaded.stylegan else {}),
+              "settings": {key: setting.to_dict() for key, setting in settings.items()},
+              "replay": _replay(loaded, settings, cfg, fresh_optimizer)}
+    run = read_run(checkpoint) if checkpoint is not None and is_run(checkpoint) else None
+    report = audit_report(measured, source=source, config=cfg.to_dict(),
+                          score={**scorer_options, "bounds": list(loaded.bounds)}, command=command, started=started,
+                          title=str(checkpoint or generator), snapshots=snapshots, run=run)
+    return Audited(report, measured["samples"], measured["images"])
+
+
+def sample_shape(loaded: LoadedGAN, call: GanCall) -> tuple[int, ...]:
+    """The shape of one of G's samples (two generated in eval mode, no gradient)."""
+    z, c = call.sample(2, loaded.latent_shape, torch.Generator().manual_seed(0),
+                       next((p.device for p in loaded.G.parameters()), torch.device("cpu")))
+    with torch.no_grad():
+        return tuple(call.generate(loaded.G.eval(), z, c).shape[1:])
+
+
+def _replay(loaded: LoadedGAN, settings: dict[str, Any], cfg: AuditConfig, fresh_optimizer: bool) -> str:
+    if loaded.optimizer_g and not fresh_optimizer:
+        return "checkpoint optimizer state"
+    return f"fresh {settings['optimizer'].value}(lr={cfg.g_lr}, betas={cfg.g_betas})"
