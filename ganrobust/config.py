@@ -211,8 +211,10 @@ class TrainConfig:
     n_data: int = 10000
     seed: int = SEED
     device: str = DEVICE
+    precision: str = PRECISION       # search precision of the robust loss's PGD/FGSM (pgd, fgsm-rs)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "precision", Precision.coerce(self.precision).value)
         if self.arch not in ("dcgan", "mlp"):
             raise ValueError(f"expected arch 'dcgan' or 'mlp', got {self.arch!r}")
         if self.d_training not in D_TRAINING_METHODS:
@@ -252,7 +254,7 @@ class DemoConfig:
                            snapshot_every=max(self.every, 100), precision=self.precision)
 
     def train(self) -> TrainConfig:
-        return TrainConfig(steps=self.steps, seed=self.seed, device=self.device)
+        return TrainConfig(steps=self.steps, seed=self.seed, device=self.device, precision=self.precision)
 
     def audit(self) -> AuditConfig:
         return AuditConfig(seed=self.seed, precision=self.precision)
