@@ -34,6 +34,10 @@ from ganrobust.config import D_LOSSES, D_TRAINING_METHODS, TRAINER_WATCH, TrainC
 @click.option("--bn", type=click.Choice(["eval", "batch"]), default=TRAINER_WATCH.bn.value, show_default=True,
               help="How D's BatchNorm scores in the measurements: this loop keeps D in train mode during G's step, "
                    "so batch statistics are the D that G optimises against.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=TrainConfig.precision,
+              show_default=True, help="Precision of attack searches: the robust loss's PGD/FGSM and the hook's "
+                                      "eps* and efficiency (auto: bf16 where the hardware runs it natively); every "
+                                      "result the hook records is verified in float32.")
 @click.option("--conditional", is_flag=True, help="A class-conditional DCGAN (G(z, y), projection D(x, y)) on the "
               "data's labels; rates are also reported by class.")
 @click.option("--device", default=TrainConfig.device, show_default=True)
@@ -41,7 +45,7 @@ from ganrobust.config import D_LOSSES, D_TRAINING_METHODS, TRAINER_WATCH, TrainC
               help="Run directory [default: runs/<data>-<d-training>-s<seed>]. Must not hold a run already.")
 def train(data: str, arch: str | None, steps: int, d_training: str, d_eps: float, d_steps: int, d_gamma: float,
           loss: str, spectral_norm: bool, batch: int, lr: float, seed: int, every: int, snapshot_every: int,
-          bn: str, conditional: bool, device: str, out: Path | None) -> None:
+          bn: str, precision: str, conditional: bool, device: str, out: Path | None) -> None:
     """Train a small GAN with ganrobust.watch on and write its run directory.
 
     The loop is pytorch/examples' DCGAN loop (an MLP pair on 8gaussians); --d-training swaps D's
@@ -79,8 +83,8 @@ def train(data: str, arch: str | None, steps: int, d_training: str, d_eps: float
             raise ValueError(f"unknown --device {device!r}; use cpu or cuda") from None
         cfg = TrainConfig(arch=arch, data=data, steps=steps, batch=batch, lr=lr, loss=loss, spectral_norm=spectral_norm,
                           d_training=d_training, d_eps=d_eps, d_steps=d_steps, d_gamma=d_gamma, seed=seed,
-                          device=device, conditional=conditional)
-        watch = TRAINER_WATCH.replace(every=every, bn=bn, seed=seed, snapshot_every=snapshot_every)
+                          device=device, precision=precision, conditional=conditional)
+        watch = TRAINER_WATCH.replace(every=every, bn=bn, seed=seed, snapshot_every=snapshot_every, precision=precision)
         dataset = load_dataset(data, n=cfg.n_data, seed=seed, size=cfg.image_size)
         if arch == "dcgan" and dataset.x.dim() != 4:
             raise ValueError(f"--arch dcgan needs image data; {data} has samples of shape {tuple(dataset.x.shape[1:])}: "

@@ -211,10 +211,12 @@ class TrainConfig:
     n_data: int = 10000
     seed: int = SEED
     device: str = DEVICE
+    precision: str = PRECISION       # search precision of the robust loss's PGD/FGSM (pgd, fgsm-rs)
     #: a class-conditional DCGAN (G(z, y), projection D(x, y)) on the data's labels
     conditional: bool = False
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "precision", Precision.coerce(self.precision).value)
         if self.arch not in ("dcgan", "mlp"):
             raise ValueError(f"expected arch 'dcgan' or 'mlp', got {self.arch!r}")
         if self.conditional and self.arch != "dcgan":
@@ -260,7 +262,7 @@ class DemoConfig:
                            snapshot_every=max(self.every, 100), precision=self.precision)
 
     def train(self) -> TrainConfig:
-        return TrainConfig(steps=self.steps, seed=self.seed, device=self.device)
+        return TrainConfig(steps=self.steps, seed=self.seed, device=self.device, precision=self.precision)
 
     def audit(self) -> AuditConfig:
         return AuditConfig(seed=self.seed, precision=self.precision)

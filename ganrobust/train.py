@@ -95,7 +95,7 @@ def train(
     classes = num_classes(cfg, data)
     if d_loss_fn is None and cfg.d_training != "standard":
         d_loss_fn = RobustDLoss(method=cfg.d_training, eps=cfg.d_eps, steps=cfg.d_steps, gamma=cfg.d_gamma,
-                                loss=cfg.loss, bounds=data.bounds, seed=cfg.seed)
+                                loss=cfg.loss, bounds=data.bounds, seed=cfg.seed, precision=cfg.precision)
     G.to(device)
     D.to(device)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=cfg.betas)

@@ -60,3 +60,16 @@ def test_its_audit_has_the_numbers_it_had(tmp_path) -> None:
     expected = _expected("run-0.1.0-audit.json.gz")
     assert _measured(report) == _measured(expected)
     assert report["source"]["settings"] == expected["source"]["settings"]
+
+
+def test_a_report_written_before_renders_again(tmp_path) -> None:
+    """`ganrobust report DIR` on an audit directory written before: every page is rendered again
+    from its report.json, and the numbers in it are kept as they were."""
+    before = _expected("run-0.1.0-audit.json.gz")
+    (tmp_path / "report.json").write_text(json.dumps(before))
+    result = CliRunner().invoke(cli, ["report", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    html = (tmp_path / "index.html").read_text()
+    assert all(f'id="{section}"' in html for section in ("headline", "odena", "robustness", "configuration"))
+    assert "accidental-attack rate" in (tmp_path / "summary.md").read_text()
+    assert _measured(json.loads((tmp_path / "report.json").read_text())) == _measured(before)

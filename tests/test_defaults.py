@@ -30,7 +30,7 @@ SOURCES: dict[str, dict[str, Any]] = {
               "d_eps": TrainConfig.d_eps, "d_steps": TrainConfig.d_steps, "d_gamma": TrainConfig.d_gamma,
               "loss": TrainConfig.loss, "batch": TrainConfig.batch, "lr": TrainConfig.lr, "seed": TrainConfig.seed,
               "every": TRAINER_WATCH.every, "snapshot_every": TRAINER_WATCH.snapshot_every,
-              "bn": TRAINER_WATCH.bn, "device": TrainConfig.device},
+              "bn": TRAINER_WATCH.bn, "device": TrainConfig.device, "precision": TrainConfig.precision},
 }
 
 
@@ -75,7 +75,8 @@ def test_the_library_and_the_cli_share_the_trainer_and_demo_defaults(tmp_path) -
     from ganrobust.runs import read_run
     from ganrobust.train import train
 
-    assert DemoConfig().train() == TrainConfig(steps=DemoConfig.steps, seed=DemoConfig.seed)
+    assert DemoConfig().train() == TrainConfig(steps=DemoConfig.steps, seed=DemoConfig.seed,
+                                               precision=DemoConfig.precision)
     assert DemoConfig().audit() == AuditConfig()
     assert DemoConfig().watch().bn is TRAINER_WATCH.bn
     assert config.EPS == AuditConfig.eps == CompareConfig.eps == TrainConfig.d_eps == config.WatchConfig.eps
