@@ -113,7 +113,7 @@ def _snapshot(tmp_path: Path, nets: object, c_dim: int, p: float = 0.0) -> Path:
 FAST = ["--n-probes", "16", "--k-steps", "1"]
 
 
-@pytest.mark.parametrize("c_dim", [pytest.param(0, marks=pytest.mark.slow), 3])
+@pytest.mark.parametrize("c_dim", [0, pytest.param(3, marks=pytest.mark.slow)])
 def test_stylegan_snapshot_loads_with_trust_and_replays_g_not_g_ema(tmp_path, standin, c_dim) -> None:
     path = _snapshot(tmp_path, standin, c_dim)
     loaded = load_gan(path, trust=True)
