@@ -82,10 +82,15 @@ def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path |
     from ganrobust.audit_settings import configured, describe, resolve_settings, scorer_options_for
     from ganrobust.checkpoints import CheckpointError, load_gan
     from ganrobust.data import load_dataset
+    from ganrobust.distributed import RankFailed, init_from_env
     from ganrobust.environment import environment
     from ganrobust.reporting import write_report
 
     started = time.time()
+    try:
+        ctx = init_from_env(device)  # under torchrun: join its process group (gloo on CPU, NCCL on GPU)
+    except (ValueError, RuntimeError) as err:
+        fail(f"joining the torch.distributed process group failed ({err}); check torchrun's MASTER_ADDR/MASTER_PORT")
     try:  # every option is checked before any work
         cfg = _checked_options(checkpoint=checkpoint, data=data, d_output=d_output, seed=seed, n_probes=n_probes,
                                eps=eps, k_steps=k_steps, g_loss=g_loss, g_lr=g_lr, g_betas=g_betas,
@@ -104,47 +109,63 @@ def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path |
         if kind == "critic" and real is None:
             raise ValueError(f"D is a critic (kind=critic, from the {settings['kind'].source}): its threshold is "
                              f"calibrated on real samples; pass --data")
-        dev = torch.device(device)
+        dev = ctx.device(device)
         loaded.G.to(dev)
         loaded.D.to(dev)
         scorer_options = scorer_options_for(loaded, settings)
-        for note in loaded.notes:
+        for note in loaded.notes if ctx.is_main else ():
             click.echo(f"note: {note}", err=True)
-        if settings["kind"].source == "detected":
+        if settings["kind"].source == "detected" and ctx.is_main:
             click.echo("note: D ends in nn.Sigmoid: scored as kind='prob' (the Sigmoid's input is the logit); "
                        "pass --d-output logit to score its output as it is", err=True)
-        click.echo(f"note: audit settings: {describe(settings)}", err=True)
+        if ctx.is_main:
+            click.echo(f"note: audit settings: {describe(settings)}", err=True)
         name = (checkpoint or generator or Path("audit")).resolve()
         out_dir = out or Path("reports") / (name.parent.name if name.name == "checkpoint.pt" else name.stem)
 
-        snapshots = None
+        snapshots_dir = None
+        total = 0
         if snapshot_selection is not None:
-            from tqdm import tqdm
-
-            from ganrobust.run_audit import audit_run_snapshots, parse_selection
+            from ganrobust.run_audit import parse_selection
             from ganrobust.snapshots import persisted_steps
 
-            run_dir = Path(checkpoint or ".")  # a run directory: checked by _checked_options
-            total = len(parse_selection(snapshot_selection, persisted_steps(run_dir)))
-            with tqdm(total=total, desc="snapshots", unit="step", file=sys.stderr, dynamic_ncols=True) as sbar:
-                snapshots = audit_run_snapshots(run_dir, loaded, out_dir, selection=snapshot_selection, cfg=cfg,
-                                                scorer_options=scorer_options, tick=lambda _s: sbar.update(1),
-                                                verify=not no_verify, real=real)
-        bar = _progress(7 if robust_d else 6)
-        try:
-            measured = audit_gan(loaded.G, loaded.D, scorer_options=scorer_options, latent_shape=loaded.latent_shape,
-                                 opt_state=None if fresh_optimizer else loaded.optimizer_g,
-                                 opt_class=settings["optimizer"].value, cfg=cfg, real=real, progress=bar,
-                                 robust_d_steps=robust_d)
-        except BaseException:
-            bar.bar.close()  # ends the bar's line where it stopped, before the error is printed
-            raise
-        bar.close()
+            snapshots_dir = Path(checkpoint or ".")  # a run directory: checked by _checked_options
+            total = len(parse_selection(snapshot_selection, persisted_steps(snapshots_dir)))
+
+        def audit_checkpoint() -> dict[str, Any]:
+            bar = _progress(7 if robust_d else 6)
+            try:
+                measured = audit_gan(loaded.G, loaded.D, scorer_options=scorer_options,
+                                     latent_shape=loaded.latent_shape,
+                                     opt_state=None if fresh_optimizer else loaded.optimizer_g,
+                                     opt_class=settings["optimizer"].value, cfg=cfg, real=real, progress=bar,
+                                     robust_d_steps=robust_d)
+            except BaseException:
+                bar.bar.close()  # ends the bar's line where it stopped, before the error is printed
+                raise
+            bar.close()
+            return measured
+
+        from tqdm import tqdm
+
+        from ganrobust.run_audit import audit_sharded
+
+        # item 0 is the checkpoint's audit, the persisted steps follow; item i runs on rank i mod world
+        with tqdm(total=total, desc="snapshots", unit="step", file=sys.stderr, dynamic_ncols=True,
+                  disable=not total or not ctx.is_main) as sbar:
+            measured, snapshots = audit_sharded(audit_checkpoint, snapshots_dir, loaded, out_dir,
+                                                selection=snapshot_selection, cfg=cfg, scorer_options=scorer_options,
+                                                tick=lambda _s: sbar.update(1), verify=not no_verify, real=real,
+                                                ctx=ctx)
+    except RankFailed as err:
+        fail(f"{err}; the audit stopped on every rank (finished snapshot steps are kept: rerun to resume)")
     except (CheckpointError, ValueError, FileNotFoundError) as err:
         fail(str(err))
     except RuntimeError as err:  # a model that cannot run on its own generator's output, shapes, devices
         fail(f"running the models failed: {str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}; "
              f"check that G's output fits D (--arch, --generator-class) and --device")
+    if not ctx.is_main:  # rank 0 alone writes the report and prints
+        return
     report = {
         "schema": REPORT_SCHEMA, "kind": "audit",
         "source": {"checkpoint": str(checkpoint) if checkpoint else None,

@@ -17,6 +17,11 @@ from ganrobust.conventions import BatchNormMode, Norm, ScoreKind
 #: it buys nothing there; choose auto/bf16 where benchmarks/attacks.py shows it faster.
 PRECISION: str = "fp32"
 
+#: seconds any torch.distributed collective may wait (``ganrobust.distributed``): a rank that died
+#: without reaching a gather makes the others fail after at most this long; overridden by the
+#: ``GANROBUST_DIST_TIMEOUT`` environment variable (seconds) for sharded CLI runs
+DIST_TIMEOUT_S: float = 600.0
+
 # the linf budgets (fractions of the data range) of every robustness curve: audit and compare
 EPS_GRID: tuple[float, ...] = (0.5 / 255, 1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255)
 

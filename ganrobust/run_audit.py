@@ -3,6 +3,8 @@
 Each persisted step (``snapshots/d_*.safetensors`` with G before/after) is audited with the
 run's own probe latents; its result is written to ``<out>/snapshots/step_*.json`` as soon as it
 is done, and a rerun skips steps already written: an interrupted audit resumes where it stopped.
+Under ``torchrun`` the steps are sharded over ranks (:func:`audit_sharded`), each rank writing
+the steps it finished, so a sharded sweep resumes the same way.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import torch
 
 from ganrobust.audit import AuditConfig, audit_snapshot
 from ganrobust.checkpoints import LoadedGAN, verify_run_file
+from ganrobust.distributed import Context, item_seed
+from ganrobust.module_state import preserved_rng
 from ganrobust.runs import read_run, snapshot_file, to_jsonable
 from ganrobust.snapshots import load_state, persisted_steps
 
@@ -41,26 +45,70 @@ def audit_run_snapshots(run_dir: Path, loaded: LoadedGAN, out: Path, *, selectio
                         verify: bool = True, real: torch.Tensor | None = None) -> list[dict[str, Any]]:
     """Audit the selected persisted steps; each snapshot file is checked against the SHA-256 the
     run recorded (CheckpointError on a mismatch) unless ``verify`` is False."""
-    run = read_run(run_dir)
-    steps = parse_selection(selection, persisted_steps(run_dir))
-    Z = run.probes()[: cfg.n_probes]
-    (out / "snapshots").mkdir(parents=True, exist_ok=True)
-    results = []
-    for step in steps:
-        path = out / "snapshots" / f"step_{step:07d}.json"
-        if path.exists():  # resume: done in an earlier, interrupted audit
-            results.append(json.loads(path.read_text()))
-        else:
-            D, Gb, Ga = copy.deepcopy(loaded.D), copy.deepcopy(loaded.G), copy.deepcopy(loaded.G)
-            for module, kind in ((D, "D"), (Gb, "G_before"), (Ga, "G_after")):
-                relpath = snapshot_file(step, kind)
-                verify_run_file(run_dir, relpath, verify)
-                module.load_state_dict(load_state(run_dir / relpath))
-            result = {"step": step, **audit_snapshot(Gb, Ga, D, scorer_options=scorer_options, Z=Z, cfg=cfg, real=real)}
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(to_jsonable(result)))
-            tmp.replace(path)
-            results.append(json.loads(path.read_text()))
+    _, snapshots = audit_sharded(None, run_dir, loaded, out, selection=selection, cfg=cfg,
+                                 scorer_options=scorer_options, tick=tick, verify=verify, real=real)
+    return snapshots or []
+
+
+def audit_sharded(main: Callable[[], Any] | None, run_dir: Path | None, loaded: LoadedGAN, out: Path, *,
+                  selection: str | None, cfg: AuditConfig, scorer_options: dict[str, Any],
+                  tick: Callable[[int], None] | None = None, verify: bool = True, real: torch.Tensor | None = None,
+                  ctx: Context | None = None) -> tuple[Any, list[dict[str, Any]] | None]:
+    """The whole audit of a run as one list of items sharded over ranks (item ``i`` on rank
+    ``i mod world``): ``main()`` (the checkpoint's audit, when given) is item 0, the selected
+    persisted steps follow. Returns ``(main's result, the snapshot results)`` on rank 0 and
+    ``(None, None)`` on the other ranks; one process (``ctx`` None) is a world of one.
+
+    Probes are never split: each snapshot is audited on the whole probe batch by one rank, so
+    its numbers are those of the single-process audit bit for bit (batch statistics, batched
+    attacks and every interval see the same batch), and its random draws are keyed by the step.
+    Each rank writes the steps it finished to ``<out>/snapshots/`` at once: a killed sweep,
+    sharded or not, resumes from them."""
+    ctx = ctx or Context()
+    steps: list[int] = []
+    Z = None
+    if selection is not None and run_dir is not None:
+        steps = parse_selection(selection, persisted_steps(run_dir))
+        Z = read_run(run_dir).probes()[: cfg.n_probes]
+        if ctx.is_main:
+            (out / "snapshots").mkdir(parents=True, exist_ok=True)
+        ctx.barrier()  # the folder exists before any rank writes into it
+    items: list[Any] = (["checkpoint"] if main is not None else []) + steps
+
+    def work(_index: int, item: Any) -> Any:
+        if item == "checkpoint":
+            assert main is not None
+            return main()
+        assert run_dir is not None and Z is not None
+        result = _audit_step(run_dir, loaded, out, item, Z=Z, cfg=cfg, scorer_options=scorer_options,
+                             verify=verify, real=real)
         if tick:
-            tick(step)
-    return results
+            tick(item)
+        return result
+
+    results = ctx.map(items, work)
+    if results is None:
+        return None, None
+    head = results[0] if main is not None else None
+    return head, (results[1:] if main is not None else results) if selection is not None else None
+
+
+def _audit_step(run_dir: Path, loaded: LoadedGAN, out: Path, step: int, *, Z: torch.Tensor, cfg: AuditConfig,
+                scorer_options: dict[str, Any], verify: bool, real: torch.Tensor | None) -> dict[str, Any]:
+    """One persisted step, read back from ``<out>/snapshots/`` when an earlier audit finished it."""
+    path = out / "snapshots" / f"step_{step:07d}.json"
+    if path.exists():  # resume: done in an earlier, interrupted audit
+        return json.loads(path.read_text())
+    D, Gb, Ga = copy.deepcopy(loaded.D), copy.deepcopy(loaded.G), copy.deepcopy(loaded.G)
+    for module, kind in ((D, "D"), (Gb, "G_before"), (Ga, "G_after")):
+        relpath = snapshot_file(step, kind)
+        verify_run_file(run_dir, relpath, verify)
+        module.load_state_dict(load_state(run_dir / relpath))
+    device = next(iter(loaded.G.parameters())).device
+    with preserved_rng(device):  # any draw from the global RNG (a G with noise layers) is keyed by the step
+        torch.manual_seed(item_seed(cfg.seed, step))
+        result = {"step": step, **audit_snapshot(Gb, Ga, D, scorer_options=scorer_options, Z=Z, cfg=cfg, real=real)}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(to_jsonable(result)))
+    tmp.replace(path)
+    return json.loads(path.read_text())
