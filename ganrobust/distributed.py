@@ -30,6 +30,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence, TypeVar
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -183,6 +184,23 @@ def shutdown() -> None:
     """Leave the process group if this module's caller joined one (no-op otherwise)."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def merge_rows(parts: Sequence[tuple[np.ndarray, dict[str, np.ndarray] | None]], n: int) -> dict[str, np.ndarray]:
+    """Per-sample arrays measured in shards, back in row order: ``parts`` holds each rank's
+    ``(rows, arrays)`` (arrays None for a rank with no rows); the result has ``n`` rows."""
+    filled = [(rows, arrays) for rows, arrays in parts if arrays is not None and len(rows)]
+    if not filled:
+        raise ValueError("no rank measured any row")
+    out = {key: np.empty((n,) + value.shape[1:], dtype=value.dtype) for key, value in filled[0][1].items()}
+    seen = np.zeros(n, dtype=bool)
+    for rows, arrays in filled:
+        seen[rows] = True
+        for key, value in arrays.items():
+            out[key][rows] = value
+    if not seen.all():
+        raise ValueError(f"rows {np.flatnonzero(~seen)[:8].tolist()} were measured by no rank")
+    return out
 
 
 def payload_bytes(obj: Any) -> int:

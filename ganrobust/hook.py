@@ -30,6 +30,7 @@ import weakref
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 import torch
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
@@ -37,8 +38,9 @@ from torch.optim.optimizer import register_optimizer_step_post_hook, register_op
 from ganrobust.attacks.minimum_norm import MinimumNormAttack
 from ganrobust.attacks.precision import precision_record
 from ganrobust.config import WatchConfig
-from ganrobust.conventions import ScoreKind
-from ganrobust.measure import Measurement, measure_update, persistence
+from ganrobust.conventions import BatchNormMode, ScoreKind
+from ganrobust.distributed import Context, RankFailed, current, item_seed, merge_rows
+from ganrobust.measure import measure_update, persistence, summarize
 from ganrobust.module_state import evaluation_state, preserved_rng
 from ganrobust.runs import CHECKPOINT, SNAPSHOT_KINDS, RunWriter, snapshot_file
 from ganrobust.scorer import Scorer
@@ -79,15 +81,18 @@ class Watcher:
         self.config = config
         self._tb: Any = None
         self.G, self.D = unwrap(G), unwrap(D)
-        self.active = _is_rank0()
+        # under torch.distributed every rank hooks and measures its shard of the probes; the
+        # records are gathered on rank 0, which alone writes (DDP replicas of D are identical)
+        self.ctx: Context = current()
+        self.active = True
+        self.writes = self.ctx.is_main
+        self.writer: RunWriter | None = None
         self.g_step = 0
         self.d_steps_since = 0
         self._d_steps_before = 0
         self.errors = 0
         self._closed = False
         self._handles: list[Any] = []
-        if not self.active:  # other ranks: no hooks, no files, no collectives
-            return
         if config.kind is ScoreKind.CRITIC and config.tau is None and real is None:
             raise ValueError("a critic (WGAN) D needs real samples to calibrate tau: pass real=<batch of real data> "
                              "or tau=")
@@ -116,22 +121,8 @@ class Watcher:
 
         from ganrobust import __version__
 
-        self.writer = RunWriter(run_dir, {
-            "ganrobust": __version__, "torch": torch.__version__,
-            "config": config.to_dict(),
-            "precision": precision_record(config.precision, self.scorer.device),
-            "models": {"generator": describe(self.G), "discriminator": describe(self.D)},
-            "data_range": list(config.bounds),
-            "score": {"kind": config.kind.value, "tau": config.tau, "bn": config.bn.value, "g_bn": config.g_bn.value},
-            "seeds": {"probes": config.seed, "torch_initial_seed": torch.initial_seed()},
-            "snapshot_bytes": {"D": self._d_view.nbytes, "G": self._g_view.nbytes, "ring": self._ring.nbytes},
-        })
-        if tensorboard is not None:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                raise ValueError("tensorboard= needs the tensorboard package: pip install tensorboard") from None
-            self._tb = SummaryWriter(str(tensorboard))
+        if self.writes:
+            self._open_writer(run_dir, config, describe(self.G), describe(self.D), tensorboard)
         if latent_shape is not None:
             self._init_probes(tuple(latent_shape), torch.float32, self._device())
         self._handles = [
@@ -139,6 +130,43 @@ class Watcher:
             register_optimizer_step_post_hook(self._on_post),
             self.G.register_forward_pre_hook(self._capture),
         ]
+
+    def _rows(self) -> torch.Tensor:
+        """The probe rows this rank measures: ``i mod world`` when D scores each sample on its own
+        (eval-mode BatchNorm), else the whole batch on rank 0 and none elsewhere — under batch
+        statistics a probe's score depends on the batch it is scored in, so splitting the batch
+        would change the numbers."""
+        n = self.config.n_probes
+        if not self.ctx.sharded:
+            return torch.arange(n)
+        if self.config.bn is BatchNormMode.EVAL:
+            return torch.arange(self.ctx.rank, n, self.ctx.world)
+        return torch.arange(n) if self.ctx.is_main else torch.arange(0)
+
+    def _open_writer(self, run_dir: str | Path, config: WatchConfig, g: dict[str, Any], d: dict[str, Any],
+                     tensorboard: str | Path | None) -> None:
+        from ganrobust import __version__
+
+        self.writer = RunWriter(run_dir, {
+            "ganrobust": __version__, "torch": torch.__version__,
+            "config": config.to_dict(),
+            "precision": precision_record(config.precision, self.scorer.device),
+            "models": {"generator": g, "discriminator": d},
+            "data_range": list(config.bounds),
+            "score": {"kind": config.kind.value, "tau": config.tau, "bn": config.bn.value, "g_bn": config.g_bn.value},
+            "seeds": {"probes": config.seed, "torch_initial_seed": torch.initial_seed()},
+            "snapshot_bytes": {"D": self._d_view.nbytes, "G": self._g_view.nbytes, "ring": self._ring.nbytes},
+            "distributed": {"world": self.ctx.world, "backend": self.ctx.backend,
+                            "probes": "sharded (row i on rank i mod world)" if self.ctx.sharded and
+                            config.bn is BatchNormMode.EVAL else "whole batch on rank 0"}
+            if self.ctx.sharded else None,
+        })
+        if tensorboard is not None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise ValueError("tensorboard= needs the tensorboard package: pip install tensorboard") from None
+            self._tb = SummaryWriter(str(tensorboard))
 
     # -- context manager -------------------------------------------------------------
     def __enter__(self) -> "Watcher":
@@ -149,6 +177,8 @@ class Watcher:
 
     @property
     def run_dir(self) -> Path:
+        if self.writer is None:
+            raise AttributeError(f"rank {self.ctx.rank} writes no run directory: rank 0 does")
         return self.writer.dir
 
     def close(self, error: str | None = None) -> None:
@@ -163,7 +193,7 @@ class Watcher:
         for handle in self._handles:
             handle.remove()
         self._handles = []
-        if not self.active:
+        if self.writer is None:  # not rank 0
             return
         self._write_checkpoint()
         if self._tb is not None:
@@ -197,9 +227,17 @@ class Watcher:
             with preserved_rng(self._device()), torch.no_grad():
                 yield
         except Exception as err:  # the user's training must go on
+            # sharded: only a failure every rank saw at the same gather (RankFailed) counts, so the
+            # count, and with it which hooks run collectives, stays the same on every rank; a failure
+            # of this rank alone is carried into the next gather by the step's missing state
+            if self.ctx.sharded and not isinstance(err, RankFailed):
+                warnings.warn(f"ganrobust.watch: {what} failed on rank {self.ctx.rank} at generator step "
+                              f"{self.g_step} ({err})", RuntimeWarning, stacklevel=3)
+                return
             self.errors += 1
-            self.writer.append({"kind": "error", "step": self.g_step, "where": what,
-                                "error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()})
+            if self.writer is not None:
+                self.writer.append({"kind": "error", "step": self.g_step, "where": what,
+                                    "error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()})
             warnings.warn(f"ganrobust.watch: {what} failed at generator step {self.g_step} ({err}); "
                           f"recorded in steps.jsonl" + ("; measurement stopped" if self.errors >= MAX_ERRORS else ""),
                           RuntimeWarning, stacklevel=3)
@@ -210,13 +248,17 @@ class Watcher:
             return
         self.g_step += 1
         step = self.g_step
+        snapshot: list[torch.Tensor] | None = None
         with self._guarded("snapshot"):
             snapshot = self._ring.take(step)  # D_t, as G's step sees it
-            if self._pending is not None:
-                self._resolve_persists(snapshot)
-            self._d_steps_before, self.d_steps_since = self.d_steps_since, 0
-            if not self._is_measured(step):
-                return
+        if self._pending is not None:  # on every rank alike: it ends in a gather
+            pending, self._pending = self._pending, None
+            with self._guarded("persistence"):
+                self._resolve_persists(pending, snapshot)
+        self._d_steps_before, self.d_steps_since = self.d_steps_since, 0
+        if not self._is_measured(step) or snapshot is None:
+            return
+        with self._guarded("snapshot"):
             z_train = None if self._z_train_ref is None else self._z_train_ref.detach().clone()
             if self.Z is None:
                 if z_train is None:
@@ -232,9 +274,15 @@ class Watcher:
         if kind == "D":
             self.d_steps_since += 1
             return
-        if kind != "G" or self._current is None or self._current["step"] != self.g_step or self.errors >= MAX_ERRORS:
+        if kind != "G" or self.errors >= MAX_ERRORS:
             return
         current, self._current = self._current, None
+        if current is not None and current["step"] != self.g_step:
+            current = None
+        if current is None and not (self.ctx.sharded and self._is_measured(self.g_step)):
+            return
+        # sharded, every rank enters the measurement's gather at a measured step, with or without
+        # its own part (a rank whose snapshot failed brings the failure): none is left waiting
         with self._guarded("measurement"):
             self._measure(current)
 
@@ -245,16 +293,62 @@ class Watcher:
     def _init_probes(self, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> None:
         gen = torch.Generator().manual_seed(self.config.seed)
         self.Z = torch.randn((self.config.n_probes,) + shape, generator=gen).to(device=device, dtype=dtype)
-        save_state(self.writer.dir / "probes.safetensors", ["z"], [self.Z])
+        if self.writer is not None:
+            save_state(self.writer.dir / "probes.safetensors", ["z"], [self.Z])
 
     def _generate(self, theta: list[torch.Tensor], z: torch.Tensor) -> torch.Tensor:
         self._shadow_g_view.load(theta)
         with evaluation_state(self._shadow_g, self.config.g_bn):
             return self._shadow_g(z).detach()
 
-    def _measure(self, current: dict[str, Any]) -> None:
-        cfg, step = self.config, current["step"]
+    def _measure(self, current: dict[str, Any] | None) -> None:
+        """Each rank measures its probe rows (and its own training batch); rank 0 merges the rows
+        back into probe order, summarises the whole batch and writes the record."""
+        cfg, step = self.config, self.g_step if current is None else current["step"]
         started = time.perf_counter()
+        local: dict[str, Any] | None = None
+        error: str | None = None
+        try:
+            if current is None:
+                raise RuntimeError("this rank has no snapshot of the step (its pre-step hook failed)")
+            local = self._measure_rows(current)
+        except Exception as err:
+            if not self.ctx.sharded:
+                raise
+            error = f"{type(err).__name__}: {err}"
+        parts = self.ctx.gather(None if local is None else local["shipped"], error=error)
+        assert local is not None and current is not None  # else gather raised RankFailed on every rank
+        self._pending = {"step": step, "x_next": local["x_next"], "rows": local["rows"], "flip": local["flip"]}
+        self._measured += 1
+        if parts is None:  # not rank 0
+            return
+        width = self.scorer.bounds.width
+        probe_samples = merge_rows([p["probe"] for p in parts], cfg.n_probes)
+        probe_summary = summarize(probe_samples, width=width)
+        record: dict[str, Any] = {"kind": "step", "step": step, "d_steps": self._d_steps_before,
+                                  "tau": local["tau"], "probe": probe_summary,
+                                  "samples": {"probe": self.writer.save_samples(step, "probe", probe_samples)}}
+        trains = [p["train"] for p in parts if p["train"] is not None]
+        if trains:
+            train_samples = {k: np.concatenate([t[k] for t in trains]) for k in trains[0]}
+            record["train"] = summarize(train_samples, width=width)
+            record["samples"]["train"] = self.writer.save_samples(step, "train", train_samples)
+        if step % cfg.snapshot_every == 0 or cfg.persist_measured:
+            record["snapshots"] = self._persist(step, local["snapshot"])
+        record["seconds"] = time.perf_counter() - started
+        self.writer.append(record)
+        if self._tb is not None:
+            for key in ("aar", "flip_rate", "noise_flip_rate", "cos_z", "linf", "efficiency", "eps_star"):
+                value = probe_summary[key]["value"]
+                if value is not None and value == value:
+                    self._tb.add_scalar(f"ganrobust/{key}", value, step)
+            self._tb.flush()
+
+    def _measure_rows(self, current: dict[str, Any]) -> dict[str, Any]:
+        """This rank's part of the measurement of ``current``'s step: its probe rows, scored against
+        the snapshot with the whole batch generated (G's batch statistics) and every random draw
+        keyed by the probe's row, so the merged result does not depend on the number of ranks."""
+        cfg, step = self.config, current["step"]
         x_next = self._generate(self._g_view.tensors, self.Z)  # θ', after the step
         snapshot = self._ring.get(step)
         self._shadow_d_view.load(snapshot)
@@ -262,48 +356,60 @@ class Watcher:
         if cfg.kind is ScoreKind.CRITIC and cfg.tau is None:
             scorer = scorer.calibrate(self._real.to(current["x"].device), current["x"])
         with_min_norm = self._min_norm is not None and self._measured % cfg.min_norm_every == 0
-        probe = measure_update(
-            scorer, current["x"], x_next, eps=cfg.eps, eps_l2=cfg.eps_l2, efficiency_steps=cfg.efficiency_steps,
-            noise_draws=cfg.noise_draws, min_norm=self._min_norm if with_min_norm else None,
-            min_norm_probes=cfg.min_norm_probes, seed=cfg.seed + step, precision=cfg.precision)
-        record: dict[str, Any] = {"kind": "step", "step": step, "d_steps": self._d_steps_before,
-                                  "tau": scorer.tau, "probe": probe.summary,
-                                  "samples": {"probe": self.writer.save_samples(step, "probe", probe.samples)}}
-        train: Measurement | None = None
-        if current["x_train"] is not None:
+        rows = self._rows()
+        shipped: dict[str, Any] = {"probe": (rows.numpy(), None), "train": None}
+        flip = np.zeros(0, dtype=bool)
+        if len(rows):
+            index = rows.to(x_next.device)
+            probe = measure_update(
+                scorer, current["x"][index], x_next[index], eps=cfg.eps, eps_l2=cfg.eps_l2,
+                efficiency_steps=cfg.efficiency_steps, noise_draws=cfg.noise_draws,
+                min_norm=self._min_norm if with_min_norm else None, min_norm_probes=cfg.min_norm_probes,
+                seed=cfg.seed + step, precision=cfg.precision,
+                index=index if self.ctx.sharded else None, n_total=cfg.n_probes)
+            shipped["probe"] = (rows.numpy(), probe.samples)
+            flip = probe.samples["flip"]
+        if current["x_train"] is not None:  # this rank's own training batch (under DDP: its share)
             x_train_next = self._generate(self._g_view.tensors, current["z_train"])
-            train = measure_update(scorer, current["x_train"], x_train_next, eps=cfg.eps, eps_l2=cfg.eps_l2,
-                                   efficiency_steps=0, noise_draws=cfg.noise_draws, seed=cfg.seed + step)
-            record["train"] = train.summary
-            record["samples"]["train"] = self.writer.save_samples(step, "train", train.samples)
-        if step % cfg.snapshot_every == 0 or cfg.persist_measured:
-            record["snapshots"] = self._persist(step, snapshot)
-        record["seconds"] = time.perf_counter() - started
-        self.writer.append(record)
-        if self._tb is not None:
-            for key in ("aar", "flip_rate", "noise_flip_rate", "cos_z", "linf", "efficiency", "eps_star"):
-                value = probe.summary[key]["value"]
-                if value is not None and value == value:
-                    self._tb.add_scalar(f"ganrobust/{key}", value, step)
-            self._tb.flush()
-        self._measured += 1
-        self._pending = {"step": step, "x_next": x_next, "flip": probe.samples["flip"]}
+            seed = cfg.seed + step if self.ctx.is_main else item_seed(cfg.seed + step, self.ctx.rank)
+            train = measure_update(scorer, current["x_train"], x_train_next, eps=cfg.eps,
+                                   efficiency_steps=0, noise_draws=cfg.noise_draws, seed=seed)
+            shipped["train"] = train.samples
+        return {"shipped": shipped, "x_next": x_next, "rows": rows, "flip": flip, "tau": scorer.tau,
+                "snapshot": snapshot}
 
-    def _resolve_persists(self, snapshot: list[torch.Tensor]) -> None:
-        pending, self._pending = self._pending, None
-        assert pending is not None
-        if self.d_steps_since == 0:  # D did not move: nothing to learn about persistence
+    def _resolve_persists(self, pending: dict[str, Any], snapshot: list[torch.Tensor] | None) -> None:
+        if self.d_steps_since == 0:  # D did not move: nothing to learn about persistence (same on every rank)
             return
-        self._shadow_d_view.load(snapshot)
-        scorer = self.scorer
-        x_next = pending["x_next"]
-        if self.config.kind is ScoreKind.CRITIC and self.config.tau is None:
-            # D_{t+1}'s own threshold: calibrated on this snapshot with the samples it now sees
-            # (G after the step), never D_t's carried over — a critic's scores drift freely
-            scorer = scorer.calibrate(self._real.to(x_next.device), x_next)
-        s_later = scorer.score(x_next).cpu().numpy()
+        local: tuple[np.ndarray, np.ndarray] | None = None
+        error: str | None = None
+        tau: float | None = None
+        try:
+            if snapshot is None:
+                raise RuntimeError("this rank has no snapshot of D_{t+1}")
+            self._shadow_d_view.load(snapshot)
+            scorer = self.scorer
+            x_next = pending["x_next"]
+            if self.config.kind is ScoreKind.CRITIC and self.config.tau is None:
+                # D_{t+1}'s own threshold: calibrated on this snapshot with the samples it now sees
+                # (G after the step), never D_t's carried over — a critic's scores drift freely
+                scorer = scorer.calibrate(self._real.to(x_next.device), x_next)
+            tau = scorer.tau
+            rows = pending["rows"].to(x_next.device)
+            s_later = scorer.score(x_next[rows]).cpu().numpy() if len(rows) else np.zeros(0, dtype=np.float32)
+            local = (s_later, pending["flip"], tau)
+        except Exception as err:
+            if not self.ctx.sharded:
+                raise
+            error = f"{type(err).__name__}: {err}"
+        parts = self.ctx.gather(local, error=error)
+        if parts is None or self.writer is None:
+            return
+        s_later = np.concatenate([p[0] for p in parts])
+        flip = np.concatenate([p[1] for p in parts])
+        tau = parts[0][2]  # the same on every rank: calibrated on the whole probe batch
         self.writer.append({"kind": "persists", "step": pending["step"], "d_steps": self.d_steps_since,
-                            "tau": scorer.tau, "persists": persistence(s_later, pending["flip"], scorer.tau).to_dict()})
+                            "tau": tau, "persists": persistence(s_later, flip, tau).to_dict()})
 
     def _persist(self, step: int, snapshot: list[torch.Tensor]) -> dict[str, str]:
         """Write D and G before/after of ``step`` and record their SHA-256 in the manifest."""
