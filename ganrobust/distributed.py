@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections import OrderedDict
 import pickle
 import traceback
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from typing import Any, Callable, Sequence, TypeVar
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch import nn
 
 from ganrobust.config import DIST_TIMEOUT_S
 
@@ -201,6 +203,70 @@ def merge_rows(parts: Sequence[tuple[np.ndarray, dict[str, np.ndarray] | None]],
     if not seen.all():
         raise ValueError(f"rows {np.flatnonzero(~seen)[:8].tolist()} were measured by no rank")
     return out
+
+
+def is_fsdp(module: nn.Module) -> bool:
+    """Whether ``fully_shard`` (FSDP2) sharded ``module`` or any of its submodules."""
+    try:
+        from torch.distributed.fsdp import FSDPModule
+    except ImportError:  # a torch without FSDP2
+        return False
+    return any(isinstance(m, FSDPModule) for m in module.modules())
+
+
+def _is_fsdp_hook(hook: Any) -> bool:
+    owner = getattr(hook, "__self__", None) or getattr(getattr(hook, "func", None), "__self__", None)
+    return owner is not None and type(owner).__module__.startswith("torch.distributed")
+
+
+def unsharded_copy(module: nn.Module) -> nn.Module:
+    """A plain module with ``module``'s structure and full-size parameters (zeros until
+    :func:`load_full_state`), its FSDP2 classes and hooks dropped: the hook's mirror of an
+    FSDP2 model, which runs without any collective. ``copy.deepcopy`` refuses FSDP modules."""
+    from torch.distributed.fsdp import FSDPModule
+
+    cls = type(module)
+    if isinstance(module, FSDPModule):  # fully_shard made class FSDP<Name>(FSDPModule, <Name>)
+        cls = next(c for c in cls.__mro__[1:] if not issubclass(c, FSDPModule) and issubclass(c, nn.Module))
+    new = cls.__new__(cls)
+    state = {k: (OrderedDict(v) if isinstance(v, dict) else v) for k, v in module.__dict__.items()
+             if not k.startswith(("__composable_api_state_key", "_fsdp", "_is_fsdp"))}  # FSDP2's own state
+    for name in ("_forward_pre_hooks", "_forward_hooks", "_backward_pre_hooks", "_backward_hooks",
+                 "_state_dict_pre_hooks", "_load_state_dict_pre_hooks"):
+        hooks = state.get(name)
+        if isinstance(hooks, dict):
+            dropped = {key for key, hook in hooks.items() if _is_fsdp_hook(hook)}
+            state[name] = OrderedDict((k, h) for k, h in hooks.items() if k not in dropped)
+            for extra in (f"{name}_with_kwargs", f"{name}_always_called", "_forward_hooks_with_kwargs",
+                          "_forward_hooks_always_called"):
+                if isinstance(state.get(extra), dict):
+                    state[extra] = OrderedDict((k, v) for k, v in state[extra].items() if k not in dropped)
+    new.__dict__.update(state)
+
+    def local(t: torch.Tensor) -> torch.Tensor:
+        return t.to_local() if hasattr(t, "to_local") else t
+
+    new._parameters = {name: None if p is None else
+                       nn.Parameter(torch.zeros(p.shape, dtype=p.dtype, device=local(p).device), requires_grad=False)
+                       for name, p in module._parameters.items()}
+    new._buffers = {name: None if b is None else local(b).detach().clone() for name, b in module._buffers.items()}
+    new._modules = {name: None if child is None else unsharded_copy(child) for name, child in module._modules.items()}
+    return new
+
+
+def load_full_state(live: nn.Module, mirror: nn.Module) -> bool:
+    """Copy ``live``'s full (unsharded) state into ``mirror`` in place; called on every rank (it
+    is a collective: FSDP2 all-gathers each parameter). With ``cpu_offload`` the full state lands
+    on rank 0 only, in CPU memory, one parameter at a time: returns whether this rank got it."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    state = get_model_state_dict(live, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    if not state:
+        return False
+    with torch.no_grad():
+        for key, tensor in mirror.state_dict(keep_vars=True).items():
+            tensor.copy_(state[key])
+    return True
 
 
 def payload_bytes(obj: Any) -> int:

@@ -39,7 +39,8 @@ from ganrobust.attacks.minimum_norm import MinimumNormAttack
 from ganrobust.attacks.precision import precision_record
 from ganrobust.config import WatchConfig
 from ganrobust.conventions import BatchNormMode, ScoreKind
-from ganrobust.distributed import Context, RankFailed, current, item_seed, merge_rows
+from ganrobust.distributed import (Context, RankFailed, current, is_fsdp, item_seed, load_full_state, merge_rows,
+                                   unsharded_copy)
 from ganrobust.measure import measure_update, persistence, summarize
 from ganrobust.module_state import evaluation_state, preserved_rng
 from ganrobust.runs import CHECKPOINT, SNAPSHOT_KINDS, RunWriter, snapshot_file
@@ -87,6 +88,13 @@ class Watcher:
         self.active = True
         self.writes = self.ctx.is_main
         self.writer: RunWriter | None = None
+        # FSDP2 (fully_shard): the parameters are shards; the hook works on unsharded mirrors whose
+        # full state is gathered to rank 0 (get_model_state_dict, cpu_offload) when it needs it
+        self._live = (self.G, self.D)
+        self._fsdp = is_fsdp(self.G) or is_fsdp(self.D)
+        if self._fsdp:
+            self.G, self.D = unsharded_copy(self.G), unsharded_copy(self.D)
+            self._sync("G", "D")
         self.g_step = 0
         self.d_steps_since = 0
         self._d_steps_before = 0
@@ -96,8 +104,8 @@ class Watcher:
         if config.kind is ScoreKind.CRITIC and config.tau is None and real is None:
             raise ValueError("a critic (WGAN) D needs real samples to calibrate tau: pass real=<batch of real data> "
                              "or tau=")
-        self._g_ids = {id(p) for p in self.G.parameters()}
-        self._d_ids = {id(p) for p in self.D.parameters()}
+        self._g_ids = {id(p) for p in self._live[0].parameters()}  # what the user's optimizers hold
+        self._d_ids = {id(p) for p in self._live[1].parameters()}
         if self._g_ids & self._d_ids:
             raise ValueError("G and D share parameters; pass the generator and discriminator modules separately")
         self._kinds: "weakref.WeakKeyDictionary[torch.optim.Optimizer, str | None]" = weakref.WeakKeyDictionary()
@@ -128,7 +136,7 @@ class Watcher:
         self._handles = [
             register_optimizer_step_pre_hook(self._on_pre),
             register_optimizer_step_post_hook(self._on_post),
-            self.G.register_forward_pre_hook(self._capture),
+            self._live[0].register_forward_pre_hook(self._capture),
         ]
 
     def _rows(self) -> torch.Tensor:
@@ -139,9 +147,19 @@ class Watcher:
         n = self.config.n_probes
         if not self.ctx.sharded:
             return torch.arange(n)
-        if self.config.bn is BatchNormMode.EVAL:
+        if self.config.bn is BatchNormMode.EVAL and not self._fsdp:
             return torch.arange(self.ctx.rank, n, self.ctx.world)
         return torch.arange(n) if self.ctx.is_main else torch.arange(0)
+
+    def _rows_sharded(self) -> bool:
+        return self.ctx.sharded and self.config.bn is BatchNormMode.EVAL and not self._fsdp
+
+    def _sync(self, *which: str) -> None:
+        """FSDP2: gather the live model's full state into the mirror (every rank calls it; rank 0
+        receives the state). A no-op otherwise: DDP replicas and single processes are full."""
+        if self._fsdp:
+            for name in which:
+                load_full_state(self._live[0 if name == "G" else 1], self.G if name == "G" else self.D)
 
     def _open_writer(self, run_dir: str | Path, config: WatchConfig, g: dict[str, Any], d: dict[str, Any],
                      tensorboard: str | Path | None) -> None:
@@ -157,8 +175,9 @@ class Watcher:
             "seeds": {"probes": config.seed, "torch_initial_seed": torch.initial_seed()},
             "snapshot_bytes": {"D": self._d_view.nbytes, "G": self._g_view.nbytes, "ring": self._ring.nbytes},
             "distributed": {"world": self.ctx.world, "backend": self.ctx.backend,
-                            "probes": "sharded (row i on rank i mod world)" if self.ctx.sharded and
-                            config.bn is BatchNormMode.EVAL else "whole batch on rank 0"}
+                            "fsdp": self._fsdp,
+                            "probes": "sharded (row i on rank i mod world)" if self._rows_sharded()
+                            else "whole batch on rank 0"}
             if self.ctx.sharded else None,
         })
         if tensorboard is not None:
@@ -193,6 +212,7 @@ class Watcher:
         for handle in self._handles:
             handle.remove()
         self._handles = []
+        self._sync("G", "D")  # every rank: the checkpoint's full state (FSDP2)
         if self.writer is None:  # not rank 0
             return
         self._write_checkpoint()
@@ -250,6 +270,8 @@ class Watcher:
         step = self.g_step
         snapshot: list[torch.Tensor] | None = None
         with self._guarded("snapshot"):
+            if self._is_measured(step) or self._pending is not None:  # the same on every rank
+                self._sync("D", "G")
             snapshot = self._ring.take(step)  # D_t, as G's step sees it
         if self._pending is not None:  # on every rank alike: it ends in a gather
             pending, self._pending = self._pending, None
@@ -276,6 +298,9 @@ class Watcher:
             return
         if kind != "G" or self.errors >= MAX_ERRORS:
             return
+        if self._is_measured(self.g_step):
+            with self._guarded("snapshot"):
+                self._sync("G")  # θ', after the step (FSDP2)
         current, self._current = self._current, None
         if current is not None and current["step"] != self.g_step:
             current = None
@@ -369,7 +394,9 @@ class Watcher:
                 index=index if self.ctx.sharded else None, n_total=cfg.n_probes)
             shipped["probe"] = (rows.numpy(), probe.samples)
             flip = probe.samples["flip"]
-        if current["x_train"] is not None:  # this rank's own training batch (under DDP: its share)
+        # this rank's own training batch (under DDP: its share; under FSDP2 rank 0's alone, the
+        # only rank holding the full state)
+        if current["x_train"] is not None and (self.ctx.is_main or not self._fsdp):
             x_train_next = self._generate(self._g_view.tensors, current["z_train"])
             seed = cfg.seed + step if self.ctx.is_main else item_seed(cfg.seed + step, self.ctx.rank)
             train = measure_update(scorer, current["x_train"], x_train_next, eps=cfg.eps,
