@@ -229,6 +229,7 @@ def test_sharded_compare_equals_the_single_process_one(ring_run, tmp_path) -> No
     assert one.exit_code == 0, one.output
     done = _torchrun("compare", str(ring_run), str(other), *options, "--out", str(tmp_path / "two"))
     assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr.count("wrote ") == 1, done.stderr[-3000:]  # rank 0 alone writes
     a, b = _report(tmp_path / "one"), _report(tmp_path / "two")
     assert len(a["runs"][0]["points"]) == 3 and a == b  # steps 10, 20, 30 (the last is the checkpoint step)
 
