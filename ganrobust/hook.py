@@ -271,7 +271,7 @@ class Watcher:
         snapshot: list[torch.Tensor] | None = None
         with self._guarded("snapshot"):
             if self._is_measured(step) or self._pending is not None:  # the same on every rank
-                self._sync("D", "G")
+                self._sync(*(("D", "G") if self._is_measured(step) else ("D",)))  # FSDP2: D_t (and θ)
             snapshot = self._ring.take(step)  # D_t, as G's step sees it
         if self._pending is not None:  # on every rank alike: it ends in a gather
             pending, self._pending = self._pending, None
