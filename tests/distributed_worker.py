@@ -122,7 +122,22 @@ def dying_rank(out: Path, rank: int) -> dict[str, Any]:
     return {"raised": None, "seconds": time.monotonic() - started}
 
 
-MODES = {"ddp_watch": ddp_watch, "fsdp_watch": fsdp_watch, "raising_rank": raising_rank, "dying_rank": dying_rank}
+def hanging_rank(out: Path, rank: int) -> dict[str, Any]:
+    """Rank 1 hangs (alive, never reaching the gather): rank 0 must fail after the group's timeout."""
+    from ganrobust.distributed import current
+
+    if rank == 1:
+        time.sleep(9)
+        os._exit(0)
+    started = time.monotonic()
+    try:
+        current().map(list(range(4)), lambda i, item: item)
+    except Exception as err:  # RuntimeError from gloo: timed out
+        return {"raised": f"{type(err).__name__}: {err}"[:300], "seconds": time.monotonic() - started}
+    return {"raised": None, "seconds": time.monotonic() - started}
+
+
+MODES = {"hanging_rank": hanging_rank, "ddp_watch": ddp_watch, "fsdp_watch": fsdp_watch, "raising_rank": raising_rank, "dying_rank": dying_rank}
 
 
 def main() -> None:
@@ -138,7 +153,9 @@ def main() -> None:
         traceback.print_exc()
     result["backend"] = dist.get_backend() if dist.is_initialized() else None
     (out / f"rank{ctx.rank}.json").write_text(json.dumps(result))
-    if mode != "dying_rank":
+    if mode == "hanging_rank":
+        os._exit(0)  # the group cannot be left cleanly with a peer that never answers
+    if mode not in ("dying_rank", "hanging_rank"):
         shutdown()
 
 

@@ -156,6 +156,12 @@ def test_a_dead_rank_makes_the_others_fail_within_the_timeout(tmp_path) -> None:
     assert results[0]["raised"] and results[0]["seconds"] < 8 + 5, results[0]
 
 
+@SLOW
+def test_a_hanging_rank_makes_the_others_fail_after_the_timeout(tmp_path) -> None:
+    results = _ranks("hanging_rank", tmp_path, timeout=60, GANROBUST_DIST_TIMEOUT="3")
+    assert results[0]["raised"] and 2.5 < results[0]["seconds"] < 3 + 6, results[0]
+
+
 @pytest.fixture(scope="module")
 def ring_run(tmp_path_factory) -> Path:
     from ganrobust.train import TrainConfig, train
