@@ -17,6 +17,10 @@ against that snapshot. A forward pre-hook on G records the latents of the step i
 Zero interference: everything runs on shadow copies of G and D loaded from snapshots, under
 ``no_grad`` (input gradients only, on frozen copies), with the global RNG forked. The user's
 modules are only read; training is bit-identical with and without the hook (tested).
+
+Under torch.distributed (DDP, FSDP2) every rank hooks its own optimizers and measures its share
+of the probes; the rows are gathered on rank 0, which alone writes the run (``ganrobust.distributed``;
+README, "Many processes and GPUs").
 """
 
 from __future__ import annotations
@@ -66,11 +70,6 @@ def describe(module: nn.Module) -> dict[str, Any]:
         "kwargs": dict(config) if isinstance(config, dict) else None,
         "parameters": sum(p.numel() for p in module.parameters()),
     }
-
-
-def _is_rank0() -> bool:
-    dist = torch.distributed
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 class Watcher:
@@ -126,8 +125,6 @@ class Watcher:
         self._current: dict[str, Any] | None = None
         self._pending: dict[str, Any] | None = None
         self.Z: torch.Tensor | None = None
-
-        from ganrobust import __version__
 
         if self.writes:
             self._open_writer(run_dir, config, describe(self.G), describe(self.D), tensorboard)
@@ -476,7 +473,8 @@ def watch(G: nn.Module, D: nn.Module, run_dir: str | Path, *, config: WatchConfi
     """Start watching a training loop; returns a :class:`Watcher` (use ``with`` or ``.close()``).
 
     Args:
-        G, D: the generator and discriminator (DDP wrappers are unwrapped; only rank 0 records).
+        G, D: the generator and discriminator (DDP wrappers are unwrapped, FSDP2 ones mirrored; every
+            rank measures its share of the probes, rank 0 alone writes).
         run_dir: where the run directory is written.
         config: a :class:`WatchConfig`; keyword ``options`` override its fields
             (``every=1``, ``n_probes=256``, ``kind="prob"``, ``bounds=(0, 1)``, ...).
