@@ -6,6 +6,10 @@ Every attack is called the same way::
 
 with ``eps`` a fraction of the data range. Backends are imported lazily, so ``import
 ganrobust.attacks`` never imports torchattacks or foolbox.
+
+In the flow ``models + data -> snapshots -> measurement -> records -> run store -> report`` the
+attacks serve measurement: they take a scorer and tensors and return an ``AttackResult``; they
+import nothing from measurement, the run store or the reports.
 """
 
 from ganrobust.attacks.base import Attack, AttackResult

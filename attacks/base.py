@@ -1,5 +1,6 @@
 """The attack template: one ``__call__`` owns input checks, units and the result; subclasses
-implement only :meth:`Attack.run`.
+implement only :meth:`Attack.run`. (One module: the template, its result type and the float32
+verification every attack shares; each algorithm lives in a module of its own.)
 
 Budgets enter as a *fraction of the data range* (``8/255`` means ``8/255 * (hi - lo)`` in
 data units) and every result reports both units.

@@ -12,33 +12,13 @@ slower than float32. The decision is :func:`choose_precision`, a pure function o
 
 from __future__ import annotations
 
-import enum
 import functools
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-
-class Precision(str, enum.Enum):
-    """Numeric type of the search: ``fp32``, ``bf16``, ``fp16``, or ``auto`` (bf16 where native)."""
-
-    FP32 = "fp32"
-    BF16 = "bf16"
-    FP16 = "fp16"
-    AUTO = "auto"
-
-    @classmethod
-    def coerce(cls, value: "Precision | str") -> "Precision":
-        try:
-            return cls(value)
-        except ValueError:
-            raise ValueError(f"expected precision among {[p.value for p in cls]}, got {value!r}") from None
-
-    @property
-    def dtype(self) -> torch.dtype | None:
-        """The autocast dtype of a resolved precision (None: plain float32)."""
-        return {Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}.get(self)
+from ganrobust.conventions import Precision
 
 
 #: CPU flags (``/proc/cpuinfo``) under which oneDNN runs bf16 / fp16 convolutions natively.

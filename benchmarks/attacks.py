@@ -76,9 +76,10 @@ def agreement(scorer: Scorer, x: torch.Tensor, options: dict, label: str, seeds:
 def sample_d(steps: int) -> tuple[Scorer, torch.Tensor]:
     """The D and generated samples of the committed sample report (ganrobust demo, seed 0),
     scored as the demo scores it (batch statistics)."""
-    from ganrobust.audit import generate
+    from ganrobust.measure.replay import generate
     from ganrobust.conventions import BatchNormMode
-    from ganrobust.train import TrainConfig, train
+    from ganrobust.config import TrainConfig
+    from ganrobust.train import train
 
     cfg = TrainConfig(steps=steps, seed=0)
     result = train(cfg)

@@ -36,11 +36,11 @@ def capability() -> str:
 def worker(run_dir: Path, out: Path, n_probes: int) -> None:
     """One rank: audit every persisted snapshot of ``run_dir``, sharded; rank 0 writes the timings."""
     torch.set_num_threads(1)
-    from ganrobust.audit import AuditConfig
-    from ganrobust.audit_settings import configured, resolve_settings, scorer_options_for
-    from ganrobust.checkpoints import load_gan
+    from ganrobust.config import AuditConfig
     from ganrobust.distributed import init_from_env, payload_bytes, shutdown
-    from ganrobust.run_audit import audit_sharded
+    from ganrobust.pipeline.sweep import audit_sharded
+    from ganrobust.runs.checkpoints import load_gan
+    from ganrobust.runs.settings import configured, resolve_settings, scorer_options_for
 
     ctx = init_from_env("cpu")
     loaded = load_gan(run_dir)
@@ -105,8 +105,8 @@ def main() -> None:
         return
     if args.quick:
         args.snapshots, args.repeats = 4, 1
-    from ganrobust.config import WatchConfig
-    from ganrobust.train import TrainConfig, train
+    from ganrobust.config import TrainConfig, WatchConfig
+    from ganrobust.train import train
 
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:

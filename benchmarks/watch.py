@@ -25,7 +25,8 @@ import torch
 
 from ganrobust.config import WatchConfig
 from ganrobust.snapshots import SnapshotRing, StateView
-from ganrobust.train import TrainConfig, build_models, train
+from ganrobust.config import TrainConfig
+from ganrobust.train import build_models, train
 from ganrobust.data import shapes
 
 PAGE = os.sysconf("SC_PAGE_SIZE")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 import time
@@ -11,8 +10,8 @@ from typing import Any
 
 import click
 
-from ganrobust.cli.common import fail, parse_pair
-from ganrobust.config import PRECISION
+from ganrobust.cli.common import close_progress_bars, fail, parse_pair
+from ganrobust.config import AUDIT_ROBUST_D_STEPS, DEVICE, AuditConfig
 
 
 @click.command()
@@ -33,15 +32,15 @@ from ganrobust.config import PRECISION
 @click.option("--data", help="Real samples for real->fake robustness and critic calibration: shapes, 8gaussians, digits, or an .npz/.npy file.")
 @click.option("--out", type=click.Path(path_type=Path), help="Output directory [default: reports/<checkpoint name>/].")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout (everything else goes to stderr).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--n-probes", type=int, default=256, show_default=True, help="Held-out probe latents.")
-@click.option("--eps", type=float, default=8 / 255, show_default="8/255", help="'Small' linf budget, as a fraction of the data range.")
-@click.option("--k-steps", type=int, default=10, show_default=True, help="Replayed generator steps for Odena's argument 1.")
+@click.option("--seed", type=int, default=AuditConfig.seed, show_default=True)
+@click.option("--n-probes", type=int, default=AuditConfig.n_probes, show_default=True, help="Held-out probe latents.")
+@click.option("--eps", type=float, default=AuditConfig.eps, show_default="8/255", help="'Small' linf budget, as a fraction of the data range.")
+@click.option("--k-steps", type=int, default=AuditConfig.k_steps, show_default=True, help="Replayed generator steps for Odena's argument 1.")
 @click.option("--g-loss", type=click.Choice(["ns", "bce", "hinge", "wasserstein"]),
               help="G's loss for the replay [default: the loss a `ganrobust train` run recorded "
                    "(ns; hinge; wgan -> wasserstein), else ns].")
-@click.option("--g-lr", type=float, default=2e-4, show_default=True, help="Learning rate when the checkpoint has no G optimizer state.")
-@click.option("--g-betas", default="0.5,0.999", show_default=True, help="Adam betas when the checkpoint has no G optimizer state.")
+@click.option("--g-lr", type=float, default=AuditConfig.g_lr, show_default=True, help="Learning rate when the checkpoint has no G optimizer state.")
+@click.option("--g-betas", default=",".join(map(str, AuditConfig.g_betas)), show_default=True, help="Adam betas when the checkpoint has no G optimizer state.")
 @click.option("--fresh-optimizer", is_flag=True, help="Ignore G's optimizer state in the checkpoint.")
 @click.option("--g-optimizer", help="G's optimizer class in torch.optim (Adam, RMSprop, NAdam, ...) [default: as "
               "the checkpoint recorded, else inferred from its state where unambiguous; Adam for a fresh one].")
@@ -49,12 +48,12 @@ from ganrobust.config import PRECISION
               "the SHA-256 recorded in its manifest.json.")
 @click.option("--snapshots", "snapshot_selection", help="For a run directory: also audit its persisted snapshots "
               "('all', 'last' or steps like 100,200). Resumable: finished steps are skipped on a rerun.")
-@click.option("--robust-d", "robust_d", type=int, default=0, show_default=True,
+@click.option("--robust-d", "robust_d", type=int, default=AUDIT_ROBUST_D_STEPS, show_default=True,
               help="Fine-tune an adversarially trained copy of D for this many steps (needs --data) and measure the "
                    "same replayed update against both discriminators.")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=PRECISION, show_default=True,
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=AuditConfig.precision, show_default=True,
               help="Precision of attack searches (auto: bf16 where the hardware runs it natively); results are verified in float32.")
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--device", default=DEVICE, show_default=True)
 def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path | None, arch: str | None,
           generator_class: str | None, generator_kwargs: str | None, discriminator_class: str | None,
           discriminator_kwargs: str | None, d_output: str | None, bn: str | None, trust_checkpoint: bool,
@@ -76,15 +75,11 @@ def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path |
     Writes report.json (schema ganrobust.report/1), summary.md and samples.npz to --out.
     Same seed, same numbers.
     """
-    import torch
-
-    from ganrobust.audit import REPORT_SCHEMA, audit_gan, config_dict, verdicts
-    from ganrobust.audit_settings import configured, describe, resolve_settings, scorer_options_for
-    from ganrobust.checkpoints import CheckpointError, load_gan
-    from ganrobust.data import load_dataset
     from ganrobust.distributed import RankFailed, init_from_env
-    from ganrobust.environment import environment
-    from ganrobust.reporting import write_report
+    from ganrobust.pipeline.audit import audit_checkpoint, default_out, snapshot_count
+    from ganrobust.report.files import write_report
+    from ganrobust.runs import to_jsonable
+    from ganrobust.runs.checkpoints import CheckpointError
 
     started = time.time()
     try:
@@ -95,68 +90,31 @@ def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path |
         cfg = _checked_options(checkpoint=checkpoint, data=data, d_output=d_output, seed=seed, n_probes=n_probes,
                                eps=eps, k_steps=k_steps, g_loss=g_loss, g_lr=g_lr, g_betas=g_betas,
                                g_optimizer=g_optimizer, snapshot_selection=snapshot_selection, robust_d=robust_d,
-                               device=device)
-        cfg = dataclasses.replace(cfg, precision=precision)
-        real = None if data is None else load_dataset(data, n=max(n_probes, 1000), seed=seed).x
-        loaded = load_gan(checkpoint, generator=generator, discriminator=discriminator, arch=arch,
-                          generator_class=generator_class, generator_kwargs=generator_kwargs,
-                          discriminator_class=discriminator_class, discriminator_kwargs=discriminator_kwargs,
-                          d_output=d_output, trust=trust_checkpoint, verify=not no_verify)
-        settings = resolve_settings(loaded, bn=bn, d_output=d_output, g_loss=g_loss, g_optimizer=g_optimizer,
-                                    fresh_optimizer=fresh_optimizer)
-        cfg = configured(cfg, settings, loaded.train_config)
-        kind = settings["kind"].value
-        if kind == "critic" and real is None:
-            raise ValueError(f"D is a critic (kind=critic, from the {settings['kind'].source}): its threshold is "
-                             f"calibrated on real samples; pass --data")
-        dev = ctx.device(device)
-        loaded.G.to(dev)
-        loaded.D.to(dev)
-        scorer_options = scorer_options_for(loaded, settings)
-        for note in loaded.notes if ctx.is_main else ():
-            click.echo(f"note: {note}", err=True)
-        if settings["kind"].source == "detected" and ctx.is_main:
-            click.echo("note: D ends in nn.Sigmoid: scored as kind='prob' (the Sigmoid's input is the logit); "
-                       "pass --d-output logit to score its output as it is", err=True)
-        if ctx.is_main:
-            click.echo(f"note: audit settings: {describe(settings)}", err=True)
-        name = (checkpoint or generator or Path("audit")).resolve()
-        out_dir = out or Path("reports") / (name.parent.name if name.name == "checkpoint.pt" else name.stem)
-
-        snapshots_dir = None
-        total = 0
-        if snapshot_selection is not None:
-            from ganrobust.run_audit import parse_selection
-            from ganrobust.snapshots import persisted_steps
-
-            snapshots_dir = Path(checkpoint or ".")  # a run directory: checked by _checked_options
-            total = len(parse_selection(snapshot_selection, persisted_steps(snapshots_dir)))
-
-        def audit_checkpoint() -> dict[str, Any]:
-            bar = _progress(7 if robust_d else 6)
-            try:
-                measured = audit_gan(loaded.G, loaded.D, scorer_options=scorer_options,
-                                     latent_shape=loaded.latent_shape,
-                                     opt_state=None if fresh_optimizer else loaded.optimizer_g,
-                                     opt_class=settings["optimizer"].value, cfg=cfg, real=real, progress=bar,
-                                     robust_d_steps=robust_d)
-            except BaseException:
-                bar.bar.close()  # ends the bar's line where it stopped, before the error is printed
-                raise
+                               device=device, precision=precision)
+        out_dir = out or default_out(checkpoint, generator)
+        sbar = None  # progress bars and notes on rank 0 only
+        if snapshot_selection is not None and ctx.is_main:
+            sbar = _progress(snapshot_count(Path(checkpoint or "."), snapshot_selection), "snapshots", "step",
+                             first_is_start=False)
+        bar = _progress(7 if robust_d else 6) if ctx.is_main else None
+        try:
+            audited = audit_checkpoint(
+                checkpoint, cfg=cfg, generator=generator,
+                load={"discriminator": discriminator, "arch": arch, "generator_class": generator_class,
+                      "generator_kwargs": generator_kwargs, "discriminator_class": discriminator_class,
+                      "discriminator_kwargs": discriminator_kwargs, "trust": trust_checkpoint},
+                bn=bn, d_output=d_output, g_loss=g_loss, g_optimizer=g_optimizer, fresh_optimizer=fresh_optimizer,
+                data=data, snapshot_selection=snapshot_selection, robust_d=robust_d, device=device,
+                verify=not no_verify, out=out_dir, command=" ".join(["ganrobust", *sys.argv[1:]]), started=started,
+                note=lambda line: click.echo(f"note: {line}", err=True) if ctx.is_main else None, progress=bar,
+                snapshot_tick=sbar, ctx=ctx)
+        except BaseException:
+            close_progress_bars()  # each bar ends its line where it stopped, before the error is printed
+            raise
+        if bar is not None:
             bar.close()
-            return measured
-
-        from tqdm import tqdm
-
-        from ganrobust.run_audit import audit_sharded
-
-        # item 0 is the checkpoint's audit, the persisted steps follow; item i runs on rank i mod world
-        with tqdm(total=total, desc="snapshots", unit="step", file=sys.stderr, dynamic_ncols=True,
-                  disable=not total or not ctx.is_main) as sbar:
-            measured, snapshots = audit_sharded(audit_checkpoint, snapshots_dir, loaded, out_dir,
-                                                selection=snapshot_selection, cfg=cfg, scorer_options=scorer_options,
-                                                tick=lambda _s: sbar.update(1), verify=not no_verify, real=real,
-                                                ctx=ctx)
+        if sbar is not None:
+            sbar.close()
     except RankFailed as err:
         fail(f"{err}; the audit stopped on every rank (finished snapshot steps are kept: rerun to resume)")
     except (CheckpointError, ValueError, FileNotFoundError) as err:
@@ -164,38 +122,14 @@ def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path |
     except RuntimeError as err:  # a model that cannot run on its own generator's output, shapes, devices
         fail(f"running the models failed: {str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}; "
              f"check that G's output fits D (--arch, --generator-class) and --device")
-    if not ctx.is_main:  # rank 0 alone writes the report and prints
+    if audited is None:  # not rank 0: rank 0 alone writes the report and prints
         return
-    report = {
-        "schema": REPORT_SCHEMA, "kind": "audit",
-        "source": {"checkpoint": str(checkpoint) if checkpoint else None,
-                   "generator": str(generator) if generator else None,
-                   "discriminator": str(discriminator) if discriminator else None,
-                   "format": loaded.source, "notes": loaded.notes,
-                   "settings": {key: setting.to_dict() for key, setting in settings.items()},
-                   "replay": "checkpoint optimizer state" if loaded.optimizer_g and not fresh_optimizer
-                   else f"fresh {settings['optimizer'].value}(lr={cfg.g_lr}, betas={cfg.g_betas})"},
-        "config": config_dict(cfg), "score": {**scorer_options, "bounds": list(loaded.bounds)},
-        "versions": environment(), "command": " ".join(["ganrobust", *sys.argv[1:]]),
-        "seconds": time.time() - started,
-        **{k: v for k, v in measured.items() if k not in ("samples", "images")},
-    }
-    report["odena"]["verdicts"] = verdicts(report)
-    if snapshots is not None:
-        report["snapshots"] = snapshots
-    if checkpoint is not None and checkpoint.is_dir() and (checkpoint / "steps.jsonl").exists():
-        from ganrobust.reporting import training_rows
-        from ganrobust.runs import read_run
-
-        report["training"] = training_rows(read_run(checkpoint))
-    report["title"] = str(checkpoint or generator)
-    index = write_report(out_dir, report, measured["samples"], measured["images"])
+    report = audited.report
+    index = write_report(out_dir, report, audited.samples, audited.images)
     for diagnostic in report.get("diagnostics") or []:
         click.echo(f"warning: [{diagnostic['code']}] {diagnostic['message']}", err=True)
     click.echo(f"wrote {index} (+ report.json, summary.md, samples.npz) in {time.time() - started:.0f} s", err=True)
     if as_json:
-        from ganrobust.runs import to_jsonable
-
         click.echo(json.dumps(to_jsonable(report["summary"]), indent=2))
     else:
         s = report["summary"]
@@ -205,15 +139,16 @@ def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path |
 
 def _checked_options(*, checkpoint: Path | None, data: str | None, d_output: str | None, seed: int, n_probes: int,
                      eps: float, k_steps: int, g_loss: str | None, g_lr: float, g_betas: str,
-                     g_optimizer: str | None, snapshot_selection: str | None, robust_d: int, device: str) -> Any:
+                     g_optimizer: str | None, snapshot_selection: str | None, robust_d: int, device: str,
+                     precision: str) -> AuditConfig:
     """The audit's config from the options; ValueError (one line, with the fix) for any bad option or
     combination, before anything is loaded or trained."""
     import torch
 
-    from ganrobust.audit import AuditConfig, optimizer_class
+    from ganrobust.optimizers import optimizer_class
 
     cfg = AuditConfig(n_probes=n_probes, eps=eps, k_steps=k_steps, g_lr=g_lr, g_betas=parse_pair(g_betas, "--g-betas"),
-                      seed=seed, **({"g_loss": g_loss} if g_loss else {}))
+                      seed=seed, precision=precision, **({"g_loss": g_loss} if g_loss else {}))
     if robust_d < 0:
         raise ValueError(f"expected --robust-d >= 0 steps, got {robust_d}")
     if robust_d and data is None:
@@ -239,21 +174,26 @@ def _fmt(est: dict[str, Any]) -> str:
 
 
 class _progress:
-    """A tqdm bar over the audit's stages, on stderr."""
+    """A tqdm bar on stderr over ``total`` units, opened at its first tick (so that the notes printed
+    before the work starts stand on lines of their own)."""
 
-    def __init__(self, stages: int) -> None:
+    def __init__(self, total: int, desc: str = "audit", unit: str = "stage", *, first_is_start: bool = True) -> None:
+        self.total, self.desc, self.unit = total, desc, unit
+        self.first_is_start = first_is_start  # a stage bar's first message starts stage 1
+        self.bar: Any = None
+
+    def __call__(self, message: str | int) -> None:
         from tqdm import tqdm
 
-        self.stages = stages
-        self.bar = tqdm(total=stages, desc="audit", unit="stage", file=sys.stderr, dynamic_ncols=True)
-        self.first = True
-
-    def __call__(self, message: str) -> None:
-        if not self.first:
+        if self.bar is None:
+            self.bar = tqdm(total=self.total, desc=self.desc, unit=self.unit, file=sys.stderr, dynamic_ncols=True)
+            if not self.first_is_start:
+                self.bar.update(1)
+        else:
             self.bar.update(1)
-        self.first = False
-        self.bar.set_postfix_str(message)
+        self.bar.set_postfix_str(str(message))
 
     def close(self) -> None:
-        self.bar.update(self.stages - self.bar.n)
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.update(self.total - self.bar.n)
+            self.bar.close()

@@ -10,28 +10,29 @@ from pathlib import Path
 import click
 
 from ganrobust.cli.common import fail
+from ganrobust.config import COMPARE_OUT, DEVICE, CompareConfig
 
 
 @click.command()
 @click.argument("runs", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), default=Path("reports/compare"), show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=COMPARE_OUT, show_default=True)
 @click.option("--label", "labels", multiple=True, help="A name per run, in order (repeat the option) [default: directory names].")
 @click.option("--arm", "arm_specs", multiple=True, metavar="NAME=RUN,RUN,...",
               help="An arm: runs (one per seed) of one method, named NAME; repeat per arm, the first is the baseline. "
                    "Adds means over seeds with Student-t intervals and Welch differences between arms.")
 @click.option("--data", help="Real samples to score against (shapes, 8gaussians, digits, or an .npz with 'y' labels) "
                              "[default: the data the runs recorded].")
-@click.option("--quality-samples", type=int, default=2000, show_default=True,
+@click.option("--quality-samples", type=int, default=CompareConfig.quality_samples, show_default=True,
               help="Generated samples per quality score (images: capped by the held-out reference set).")
-@click.option("--robustness-samples", type=int, default=64, show_default=True,
+@click.option("--robustness-samples", type=int, default=CompareConfig.robustness_samples, show_default=True,
               help="Samples attacked per direction at each snapshot.")
-@click.option("--eps", type=float, default=8 / 255, show_default="8/255",
+@click.option("--eps", type=float, default=CompareConfig.eps, show_default="8/255",
               help="linf budget of the reported attack success rate, as a fraction of the data range.")
 @click.option("--bn", type=click.Choice(["eval", "batch"]), help="How D's BatchNorm scores [default: as each run recorded].")
-@click.option("--classifier-steps", type=int, default=300, show_default=True,
+@click.option("--classifier-steps", type=int, default=CompareConfig.classifier_steps, show_default=True,
               help="Training steps of the feature-space classifier (image data).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--seed", type=int, default=CompareConfig.seed, show_default=True)
+@click.option("--device", default=DEVICE, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON on stdout.")
 @click.option("--no-verify", is_flag=True, help="Read run files even where they differ from the SHA-256 their manifest "
               "recorded (corrupted or edited since the run wrote them).")
@@ -58,14 +59,15 @@ def compare(runs: tuple[Path, ...], out: Path, labels: tuple[str, ...], arm_spec
     summary.md, report.json (schema ganrobust.compare/1) and samples.npz to --out.
     """
     import torch
+    from tqdm import tqdm
 
-    from ganrobust.checkpoints import CheckpointError
-    from ganrobust.compare import COMPARE_SCHEMA, CompareConfig, compare_runs, sample_arrays, verdicts
     from ganrobust.data import load_dataset
     from ganrobust.distributed import RankFailed, init_from_env
-    from ganrobust.environment import environment
-    from ganrobust.reporting import write_compare_report
+    from ganrobust.pipeline.compare import compare_runs, sample_arrays
+    from ganrobust.report.envelope import compare_report
+    from ganrobust.report.files import write_compare_report
     from ganrobust.runs import to_jsonable
+    from ganrobust.runs.checkpoints import CheckpointError
 
     started = time.time()
     try:
@@ -81,12 +83,10 @@ def compare(runs: tuple[Path, ...], out: Path, labels: tuple[str, ...], arm_spec
         except RuntimeError:
             raise ValueError(f"unknown --device {device!r}; use cpu or cuda") from None
         dataset = None if data is None else load_dataset(data, seed=seed)
-        from tqdm import tqdm
-
         bars: list[tqdm] = []  # opened at the first evaluation, so that bad input prints only its error
 
         def tick(message: str) -> None:
-            if not bars and ctx.is_main:
+            if not bars and ctx.is_main:  # progress on rank 0 only
                 bars.append(tqdm(desc="compare", unit="point", file=sys.stderr, dynamic_ncols=True))
             if bars:
                 bars[0].update(1)
@@ -108,10 +108,8 @@ def compare(runs: tuple[Path, ...], out: Path, labels: tuple[str, ...], arm_spec
     if report is None:  # not rank 0: rank 0 alone writes the report and prints
         return
     samples = sample_arrays(report)
-    report = {"schema": COMPARE_SCHEMA, "kind": "compare", **report, "config": cfg.to_dict(),
-              "versions": environment(), "command": " ".join(["ganrobust", *sys.argv[1:]]) or "ganrobust compare",
-              "seconds": time.time() - started}
-    report["verdicts"] = verdicts(report)
+    report = compare_report(report, config=cfg.to_dict(), started=started,
+                            command=" ".join(["ganrobust", *sys.argv[1:]]) or "ganrobust compare")
     index = write_compare_report(out, report, samples)
     for line in report["verdicts"]:
         click.echo(line, err=True)

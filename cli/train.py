@@ -8,36 +8,41 @@ from pathlib import Path
 import click
 
 from ganrobust.cli.common import fail
+from ganrobust.config import D_LOSSES, D_TRAINING_METHODS, TRAINER_WATCH, TrainConfig
 
 
 @click.command()
-@click.option("--data", default="shapes", show_default=True,
+@click.option("--data", default=TrainConfig.data, show_default=True,
               help="shapes, 8gaussians, digits, or an .npz/.npy file of samples in [-1, 1].")
 @click.option("--arch", type=click.Choice(["dcgan", "mlp"]), help="[default: mlp for 8gaussians, else dcgan]")
-@click.option("--steps", type=int, default=2000, show_default=True, help="Generator steps.")
-@click.option("--d-training", type=click.Choice(["standard", "pgd", "fgsm-rs", "r1", "gp"]), default="standard",
+@click.option("--steps", type=int, default=TrainConfig.steps, show_default=True, help="Generator steps.")
+@click.option("--d-training", type=click.Choice(list(D_TRAINING_METHODS)), default=TrainConfig.d_training,
               show_default=True, help="How D is trained (ganrobust.robust.RobustDLoss).")
-@click.option("--d-eps", type=float, default=8 / 255, show_default="8/255",
+@click.option("--d-eps", type=float, default=TrainConfig.d_eps, show_default="8/255",
               help="Adversarial budget of pgd / fgsm-rs (linf), as a fraction of the data range.")
-@click.option("--d-steps", type=int, default=5, show_default=True, help="PGD steps per D update for --d-training pgd.")
-@click.option("--d-gamma", type=float, default=10.0, show_default=True, help="Weight of r1 / gp.")
-@click.option("--loss", type=click.Choice(["ns", "hinge", "wgan"]), default="ns", show_default=True)
+@click.option("--d-steps", type=int, default=TrainConfig.d_steps, show_default=True, help="PGD steps per D update for --d-training pgd.")
+@click.option("--d-gamma", type=float, default=TrainConfig.d_gamma, show_default=True, help="Weight of r1 / gp.")
+@click.option("--loss", type=click.Choice(list(D_LOSSES)), default=TrainConfig.loss, show_default=True)
 @click.option("--spectral-norm", is_flag=True, help="Spectral normalisation on D's layers.")
-@click.option("--batch", type=int, default=64, show_default=True)
-@click.option("--lr", type=float, default=2e-4, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the models, the data and every draw.")
-@click.option("--every", type=int, default=25, show_default=True, help="Measure every N-th generator update.")
-@click.option("--snapshot-every", type=int, default=250, show_default=True,
+@click.option("--batch", type=int, default=TrainConfig.batch, show_default=True)
+@click.option("--lr", type=float, default=TrainConfig.lr, show_default=True)
+@click.option("--seed", type=int, default=TrainConfig.seed, show_default=True, help="Seeds the models, the data and every draw.")
+@click.option("--every", type=int, default=TRAINER_WATCH.every, show_default=True, help="Measure every N-th generator update.")
+@click.option("--snapshot-every", type=int, default=TRAINER_WATCH.snapshot_every, show_default=True,
               help="Persist D and G every N steps (what `compare` evaluates quality and robustness on).")
-@click.option("--bn", type=click.Choice(["eval", "batch"]), default="batch", show_default=True,
+@click.option("--bn", type=click.Choice(["eval", "batch"]), default=TRAINER_WATCH.bn.value, show_default=True,
               help="How D's BatchNorm scores in the measurements: this loop keeps D in train mode during G's step, "
                    "so batch statistics are the D that G optimises against.")
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=TrainConfig.precision,
+              show_default=True, help="Precision of attack searches: the robust loss's PGD/FGSM and the hook's "
+                                      "eps* and efficiency (auto: bf16 where the hardware runs it natively); every "
+                                      "result the hook records is verified in float32.")
+@click.option("--device", default=TrainConfig.device, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path),
               help="Run directory [default: runs/<data>-<d-training>-s<seed>]. Must not hold a run already.")
 def train(data: str, arch: str | None, steps: int, d_training: str, d_eps: float, d_steps: int, d_gamma: float,
           loss: str, spectral_norm: bool, batch: int, lr: float, seed: int, every: int, snapshot_every: int,
-          bn: str, device: str, out: Path | None) -> None:
+          bn: str, precision: str, device: str, out: Path | None) -> None:
     """Train a small GAN with ganrobust.watch on and write its run directory.
 
     The loop is pytorch/examples' DCGAN loop (an MLP pair on 8gaussians); --d-training swaps D's
@@ -51,16 +56,15 @@ def train(data: str, arch: str | None, steps: int, d_training: str, d_eps: float
     """
     import torch
 
-    from ganrobust.config import WatchConfig
     from ganrobust.data import load_dataset
-    from ganrobust.train import TrainConfig
+    from ganrobust.runs.store import holds_run
     from ganrobust.train import train as run_training
 
     started = time.time()
     arch = arch or ("mlp" if data in ("8gaussians", "eight_gaussians", "ring") else "dcgan")
     out = out or Path("runs") / f"{Path(data).stem}-{d_training}-s{seed}"
     try:
-        if (out / "manifest.json").exists():
+        if holds_run(out):
             raise ValueError(f"{out} already holds a run; pass another --out or remove it")
         if snapshot_every < 1:
             raise ValueError(f"expected --snapshot-every >= 1, got {snapshot_every}")
@@ -76,8 +80,8 @@ def train(data: str, arch: str | None, steps: int, d_training: str, d_eps: float
             raise ValueError(f"unknown --device {device!r}; use cpu or cuda") from None
         cfg = TrainConfig(arch=arch, data=data, steps=steps, batch=batch, lr=lr, loss=loss, spectral_norm=spectral_norm,
                           d_training=d_training, d_eps=d_eps, d_steps=d_steps, d_gamma=d_gamma, seed=seed,
-                          device=device)
-        watch = WatchConfig(every=every, bn=bn, seed=seed, snapshot_every=snapshot_every)
+                          device=device, precision=precision)
+        watch = TRAINER_WATCH.replace(every=every, bn=bn, seed=seed, snapshot_every=snapshot_every, precision=precision)
         dataset = load_dataset(data, n=cfg.n_data, seed=seed, size=cfg.image_size)
         if arch == "dcgan" and dataset.x.dim() != 4:
             raise ValueError(f"--arch dcgan needs image data; {data} has samples of shape {tuple(dataset.x.shape[1:])}: "

@@ -2,6 +2,14 @@
 
 Measures how often a generator update is an *accidental attack* on the discriminator it
 was taken against (Odena 2019, Open Questions about GANs, Problem 7).
+
+Data flows one way (README, "Layout"; tests/test_architecture.py holds it)::
+
+    models + data -> snapshots -> measurement -> records -> run store -> report
+                     hook.py      measure/        records.py  runs/        report/
+
+This module is the public API: the hook (``watch``), the scorer convention and the shared
+vocabulary. Other modules import only ``__version__`` from it.
 """
 
 from ganrobust.conventions import BatchNormMode, Bounds, Direction, Norm, ScoreKind

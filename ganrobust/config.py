@@ -1,29 +1,47 @@
-"""One source of defaults for the hook, ``audit`` and the command line (torch-fidelity's
-``defaults.py`` pattern): a frozen config, changed with :meth:`WatchConfig.replace`."""
+"""One source of defaults (torch-fidelity's ``defaults.py`` pattern): every config of the hook,
+the audit, the comparison, the trainer and the demo, and the constants they share. The library
+reads these dataclasses; every CLI option takes its ``default=`` from a field here
+(tests/test_defaults.py checks each one). Configs are frozen; change one with
+``dataclasses.replace`` (or :meth:`WatchConfig.replace`, which names unknown options).
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
-from ganrobust.conventions import BatchNormMode, Norm, ScoreKind
+from ganrobust.conventions import BatchNormMode, Norm, Precision, ScoreKind
 
-
+#: Odena's "small": a linf budget as a fraction of the data range (8/255 of [0, 1] images)
+EPS: float = 8 / 255
+#: the linf budgets (fractions of the data range) of every robustness curve: audit and compare
+EPS_GRID: tuple[float, ...] = (0.5 / 255, 1 / 255, 2 / 255, 4 / 255, EPS, 16 / 255)
 #: precision of attack *searches* (fp32 | bf16 | fp16 | auto: bf16 where the CPU/GPU has native
 #: bf16, else fp32). Verdicts are verified in float32 whatever it is. fp32 by default: a bf16
 #: search agreed with float32 (README, "Precision") but on the 2-core AVX512 + avx512_bf16 host
 #: that measured it, bf16 ran slower than float32 (matmul 0.56x, conv forward+backward 0.73x), so
 #: it buys nothing there; choose auto/bf16 where benchmarks/attacks.py shows it faster.
 PRECISION: str = "fp32"
+DEVICE: str = "cpu"
+SEED: int = 0
 
 #: seconds any torch.distributed collective may wait (``ganrobust.distributed``): a rank that died
 #: without reaching a gather makes the others fail after at most this long; overridden by the
 #: ``GANROBUST_DIST_TIMEOUT`` environment variable (seconds) for sharded CLI runs
 DIST_TIMEOUT_S: float = 600.0
 
-# the linf budgets (fractions of the data range) of every robustness curve: audit and compare
-EPS_GRID: tuple[float, ...] = (0.5 / 255, 1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255)
+#: generator losses the audit can replay: ns softplus(−s); bce −softplus(s); hinge, wasserstein −s
+G_LOSSES = ("ns", "bce", "hinge", "wasserstein")
+#: discriminator losses (the trainer's ``loss`` and the robust copy's fine-tuning)
+D_LOSSES = ("ns", "hinge", "wgan")
+#: how the reference trainer (and ``RobustDLoss``) trains D
+D_TRAINING_METHODS = ("standard", "pgd", "fgsm-rs", "r1", "gp")
+#: the audit fine-tunes no robust copy of D unless asked (``--robust-d N``)
+AUDIT_ROBUST_D_STEPS: int = 0
+#: where ``ganrobust compare`` writes its report
+COMPARE_OUT: Path = Path("reports/compare")
 
 
 @dataclass(frozen=True)
@@ -37,7 +55,7 @@ class WatchConfig:
 
     every: int = 25                  # measure every N-th generator step
     n_probes: int = 64               # held-out probe latents, fixed for the whole run
-    eps: float = 8 / 255             # Odena's "small": linf(p) <= eps (fraction of range)
+    eps: float = EPS                 # Odena's "small": linf(p) <= eps (fraction of range)
     eps_l2: float | None = None      # optionally also l2(p) <= eps_l2
     efficiency_steps: int = 3        # L2 PGD steps for s_pgd (0 disables efficiency)
     noise_draws: int = 1             # random-direction control draws per sample
@@ -52,12 +70,10 @@ class WatchConfig:
     bounds: tuple[float, float] = (-1.0, 1.0)
     bn: BatchNormMode = BatchNormMode.EVAL       # how D's BatchNorm scores
     g_bn: BatchNormMode = BatchNormMode.BATCH    # how G's BatchNorm generates the probes
-    seed: int = 0
+    seed: int = SEED
     precision: str = PRECISION       # search precision of eps_star and s_pgd (fp32|bf16|fp16|auto)
 
     def __post_init__(self) -> None:
-        from ganrobust.attacks.precision import Precision  # the attacks package reads PRECISION
-
         object.__setattr__(self, "precision", Precision.coerce(self.precision).value)
         object.__setattr__(self, "kind", ScoreKind(self.kind))
         object.__setattr__(self, "bn", BatchNormMode(self.bn))
@@ -87,3 +103,163 @@ class WatchConfig:
             if hasattr(value, "value"):
                 out[key] = value.value
         return out
+
+
+#: the hook as the reference trainer runs it: its loop (like pytorch/examples) keeps D in train
+#: mode during G's step, so D scores with batch statistics; longer runs persist less often
+TRAINER_WATCH = WatchConfig(bn=BatchNormMode.BATCH, snapshot_every=250)
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """What ``ganrobust audit`` (and the demo's audit) replays and measures."""
+
+    n_probes: int = 256
+    batch: int = 64                 # the replayed step's latent batch
+    eps: float = EPS                # "small" (linf, fraction of range)
+    k_steps: int = 10               # argument 1: replayed steps
+    pgd_iterations: int = 50        # argument 1: PGD iterations tracked
+    g_loss: str = "ns"
+    d_loss: str = "ns"              # D's own loss, for the robust copy's fine-tuning: ns | hinge | wgan
+    d_clip: float | None = None     # WGAN weight clipping after each fine-tuning step (the run's own)
+    g_lr: float = 2e-4
+    g_betas: tuple[float, float] = (0.5, 0.999)
+    efficiency_steps: int = 10
+    min_norm_probes: int = 64
+    eps_grid: tuple[float, ...] = EPS_GRID
+    l2_scale: float = 16.0          # l2 grid = eps_grid * l2_scale (fractions of the range)
+    g_bn: BatchNormMode = BatchNormMode.BATCH
+    seed: int = SEED
+    precision: str = PRECISION      # search precision of eps*, curves, efficiency (fp32|bf16|fp16|auto)
+    precision_check: int = 16       # probes re-attacked with a float32 search (precision-weaker)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "precision", Precision.coerce(self.precision).value)
+        if self.precision_check < 0:
+            raise ValueError(f"expected precision_check >= 0, got {self.precision_check}")
+        if self.g_loss not in G_LOSSES:
+            raise ValueError(f"expected --g-loss among {G_LOSSES}, got {self.g_loss!r}")
+        if self.d_loss not in D_LOSSES:
+            raise ValueError(f"expected a D loss among {D_LOSSES}, got {self.d_loss!r}")
+        if self.d_clip is not None and not self.d_clip > 0:
+            raise ValueError(f"expected a positive d_clip (WGAN weight clipping), got {self.d_clip}")
+        for name in ("n_probes", "batch", "k_steps", "pgd_iterations"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"expected {name} >= 1, got {getattr(self, name)}")
+        if not 0 < self.eps <= 1:
+            raise ValueError(f"expected 0 < eps <= 1 (fraction of the data range), got {self.eps}")
+        if self.g_lr <= 0:
+            raise ValueError(f"expected a positive --g-lr, got {self.g_lr}")
+        if not all(0 <= b < 1 for b in self.g_betas):
+            raise ValueError(f"expected --g-betas in [0, 1), got {self.g_betas}")
+        if self.seed < 0:
+            raise ValueError(f"expected a --seed >= 0, got {self.seed}")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["g_bn"] = self.g_bn.value
+        return out
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """What ``compare`` evaluates at every persisted snapshot and at the end of each run."""
+
+    quality_samples: int = 2000      # generated samples per quality score (images: capped by the reference set)
+    robustness_samples: int = 64     # samples attacked per direction per point
+    eps: float = EPS                 # budget of the reported success rate (fraction of the range)
+    eps_grid: tuple[float, ...] = EPS_GRID
+    classifier_steps: int = 300      # training steps of the feature-space classifier
+    bn: BatchNormMode | None = None  # how D's BatchNorm scores; None: as each run recorded
+    verify: bool = True              # check run files against the SHA-256 their manifest recorded
+    seed: int = SEED
+
+    def __post_init__(self) -> None:
+        if self.bn is not None:
+            object.__setattr__(self, "bn", BatchNormMode(self.bn))
+        if self.quality_samples < 2 or self.robustness_samples < 1 or self.classifier_steps < 1:
+            raise ValueError(f"expected quality_samples >= 2, robustness_samples >= 1, classifier_steps >= 1; got "
+                             f"{self.quality_samples}, {self.robustness_samples}, {self.classifier_steps}")
+        if not 0 < self.eps <= 1:
+            raise ValueError(f"expected 0 < eps <= 1 (a fraction of the data range), got {self.eps}")
+        if self.eps not in self.eps_grid:
+            object.__setattr__(self, "eps_grid", tuple(sorted({*self.eps_grid, self.eps})))
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["bn"] = None if self.bn is None else self.bn.value
+        return out
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The reference trainer (``ganrobust train``, ``ganrobust.train.train``)."""
+
+    arch: str = "dcgan"              # dcgan | mlp
+    data: str = "shapes"             # a built-in dataset name or an .npz/.npy path
+    steps: int = 2000                # generator steps
+    batch: int = 64
+    nz: int = 64
+    ngf: int = 32
+    ndf: int = 32
+    image_size: int = 32
+    spectral_norm: bool = False
+    loss: str = "ns"                 # ns (non-saturating BCE) | hinge | wgan
+    d_training: str = "standard"     # standard | pgd | fgsm-rs | r1 | gp (ganrobust.robust)
+    d_eps: float = EPS               # adversarial budget for pgd / fgsm-rs, fraction of the range
+    d_steps: int = 5                 # PGD steps for d_training="pgd"
+    d_gamma: float = 10.0            # weight of r1 / gp
+    n_critic: int = 1
+    clip: float = 0.01               # WGAN weight clipping
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    n_data: int = 10000
+    seed: int = SEED
+    device: str = DEVICE
+    precision: str = PRECISION       # search precision of the robust loss's PGD/FGSM (pgd, fgsm-rs)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "precision", Precision.coerce(self.precision).value)
+        if self.arch not in ("dcgan", "mlp"):
+            raise ValueError(f"expected arch 'dcgan' or 'mlp', got {self.arch!r}")
+        if self.d_training not in D_TRAINING_METHODS:
+            raise ValueError(f"expected d_training among {D_TRAINING_METHODS}, got {self.d_training!r}")
+        if self.loss not in D_LOSSES:
+            raise ValueError(f"expected loss among {D_LOSSES}, got {self.loss!r}")
+        for name in ("steps", "batch", "n_critic", "nz"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"expected {name} >= 1, got {getattr(self, name)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """``ganrobust demo``: a small DCGAN on the built-in shapes, watched, then audited."""
+
+    steps: int = 600                 # generator steps of the small DCGAN
+    every: int = 25                  # measure every N-th generator update
+    robust_d: int = 100              # fine-tuning steps of the robust copy of D (0 skips it)
+    seed: int = SEED
+    device: str = DEVICE
+    precision: str = PRECISION
+    out: Path = Path("reports/demo")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "precision", Precision.coerce(self.precision).value)
+        if self.steps < 1 or self.every < 1 or self.robust_d < 0:
+            raise ValueError(f"expected --steps >= 1, --every >= 1 and --robust-d >= 0, got {self.steps}, "
+                             f"{self.every} and {self.robust_d}")
+
+    def watch(self) -> WatchConfig:
+        """The hook as the demo runs it: D scored with batch statistics (its loop keeps D in train
+        mode during G's step), snapshots at least every 100 steps."""
+        return WatchConfig(every=self.every, bn=BatchNormMode.BATCH, seed=self.seed,
+                           snapshot_every=max(self.every, 100), precision=self.precision)
+
+    def train(self) -> TrainConfig:
+        return TrainConfig(steps=self.steps, seed=self.seed, device=self.device, precision=self.precision)
+
+    def audit(self) -> AuditConfig:
+        return AuditConfig(seed=self.seed, precision=self.precision)

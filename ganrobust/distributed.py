@@ -27,7 +27,6 @@ import datetime
 import os
 from collections import OrderedDict
 import pickle
-import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence, TypeVar
 
@@ -124,10 +123,9 @@ class Context:
                 local[i] = fn(i, item)
             except Exception as err:  # carried to every rank, raised there after the collective
                 error = f"item {i} ({item!r}): {type(err).__name__}: {err}"
-                cause = err
+                cause = err  # chained on the RankFailed this rank raises: its traceback is kept
                 if not self.sharded:
                     raise
-                traceback.print_exc()
                 break
         try:
             gathered = self.gather(local, error=error)

@@ -1,4 +1,6 @@
 """``ganrobust.watch``: one line added to a GAN training loop, nothing else changed.
+(One module: the Watcher is one state machine across the optimizer hooks — snapshot at G's
+pre-hook, measure at its post-hook, persistence at the next pre-hook — that splitting would scatter.)
 
     with ganrobust.watch(netG, netD, "runs/dcgan"):
         for real in loader:
@@ -39,17 +41,20 @@ import torch
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
+from ganrobust import metrics
 from ganrobust.attacks.minimum_norm import MinimumNormAttack
 from ganrobust.attacks.precision import precision_record
 from ganrobust.config import WatchConfig
 from ganrobust.conventions import BatchNormMode, ScoreKind
 from ganrobust.distributed import (Context, RankFailed, current, is_fsdp, item_seed, load_full_state, merge_rows,
                                    unsharded_copy)
-from ganrobust.measure import measure_update, persistence, summarize
+from ganrobust.measure.update import measure_update, persistence
+from ganrobust.metrics import summarize
 from ganrobust.module_state import evaluation_state, preserved_rng
-from ganrobust.runs import CHECKPOINT, SNAPSHOT_KINDS, RunWriter, snapshot_file
+from ganrobust.records import ErrorRecord, PersistsRecord, StepRecord
+from ganrobust.runs import RunWriter
 from ganrobust.scorer import Scorer
-from ganrobust.snapshots import SnapshotRing, StateView, save_state
+from ganrobust.snapshots import SnapshotRing, StateView
 
 MAX_ERRORS = 3
 
@@ -253,8 +258,8 @@ class Watcher:
                 return
             self.errors += 1
             if self.writer is not None:
-                self.writer.append({"kind": "error", "step": self.g_step, "where": what,
-                                    "error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()})
+                self.writer.append(ErrorRecord(step=self.g_step, where=what, error=f"{type(err).__name__}: {err}",
+                                               traceback=traceback.format_exc()))
             warnings.warn(f"ganrobust.watch: {what} failed at generator step {self.g_step} ({err}); "
                           f"recorded in steps.jsonl" + ("; measurement stopped" if self.errors >= MAX_ERRORS else ""),
                           RuntimeWarning, stacklevel=3)
@@ -316,7 +321,7 @@ class Watcher:
         gen = torch.Generator().manual_seed(self.config.seed)
         self.Z = torch.randn((self.config.n_probes,) + shape, generator=gen).to(device=device, dtype=dtype)
         if self.writer is not None:
-            save_state(self.writer.dir / "probes.safetensors", ["z"], [self.Z])
+            self.writer.save_probes(self.Z)
 
     def _generate(self, theta: list[torch.Tensor], z: torch.Tensor) -> torch.Tensor:
         self._shadow_g_view.load(theta)
@@ -347,23 +352,22 @@ class Watcher:
         width = self.scorer.bounds.width
         probe_samples = merge_rows([p["probe"] for p in parts], cfg.n_probes)
         probe_summary = summarize(probe_samples, width=width)
-        record: dict[str, Any] = {"kind": "step", "step": step, "d_steps": self._d_steps_before,
-                                  "tau": local["tau"], "probe": probe_summary,
-                                  "samples": {"probe": self.writer.save_samples(step, "probe", probe_samples)}}
+        record = StepRecord(step=step, d_steps=self._d_steps_before, tau=local["tau"], probe=probe_summary,
+                            samples={"probe": self.writer.save_samples(step, "probe", probe_samples)})
         trains = [p["train"] for p in parts if p["train"] is not None]
         if trains:
             train_samples = {k: np.concatenate([t[k] for t in trains]) for k in trains[0]}
-            record["train"] = summarize(train_samples, width=width)
-            record["samples"]["train"] = self.writer.save_samples(step, "train", train_samples)
+            record.train = summarize(train_samples, width=width)
+            record.samples["train"] = self.writer.save_samples(step, "train", train_samples)
         if step % cfg.snapshot_every == 0 or cfg.persist_measured:
-            record["snapshots"] = self._persist(step, local["snapshot"])
-        record["seconds"] = time.perf_counter() - started
+            record.snapshots = self._persist(step, local["snapshot"])
+        record.seconds = time.perf_counter() - started
         self.writer.append(record)
         if self._tb is not None:
-            for key in ("aar", "flip_rate", "noise_flip_rate", "cos_z", "linf", "efficiency", "eps_star"):
-                value = probe_summary[key]["value"]
+            for metric in metrics.view("tensorboard"):
+                value = probe_summary[metric.key]["value"]
                 if value is not None and value == value:
-                    self._tb.add_scalar(f"ganrobust/{key}", value, step)
+                    self._tb.add_scalar(f"ganrobust/{metric.key}", value, step)
             self._tb.flush()
 
     def _measure_rows(self, current: dict[str, Any]) -> dict[str, Any]:
@@ -396,7 +400,7 @@ class Watcher:
         if current["x_train"] is not None and (self.ctx.is_main or not self._fsdp):
             x_train_next = self._generate(self._g_view.tensors, current["z_train"])
             seed = cfg.seed + step if self.ctx.is_main else item_seed(cfg.seed + step, self.ctx.rank)
-            train = measure_update(scorer, current["x_train"], x_train_next, eps=cfg.eps,
+            train = measure_update(scorer, current["x_train"], x_train_next, eps=cfg.eps, eps_l2=cfg.eps_l2,
                                    efficiency_steps=0, noise_draws=cfg.noise_draws, seed=seed)
             shipped["train"] = train.samples
         return {"shipped": shipped, "x_next": x_next, "rows": rows, "flip": flip, "tau": scorer.tau,
@@ -432,19 +436,14 @@ class Watcher:
         s_later = np.concatenate([p[0] for p in parts])
         flip = np.concatenate([p[1] for p in parts])
         tau = parts[0][2]  # the same on every rank: calibrated on the whole probe batch
-        self.writer.append({"kind": "persists", "step": pending["step"], "d_steps": self.d_steps_since,
-                            "tau": tau, "persists": persistence(s_later, flip, tau).to_dict()})
+        self.writer.append(PersistsRecord(step=pending["step"], d_steps=self.d_steps_since, tau=tau,
+                                          persists=persistence(s_later, flip, tau)))
 
     def _persist(self, step: int, snapshot: list[torch.Tensor]) -> dict[str, str]:
-        """Write D and G before/after of ``step`` and record their SHA-256 in the manifest."""
-        names = {kind: snapshot_file(step, kind) for kind in SNAPSHOT_KINDS}
-        meta = {"step": str(step)}
-        for kind, (keys, tensors) in (("D", (self._d_view.names, snapshot)),
-                                      ("G_before", (self._g_view.names, self._theta)),
-                                      ("G_after", (self._g_view.names, self._g_view.tensors))):
-            save_state(self.writer.dir / names[kind], keys, tensors, meta)
-        self.writer.record_file(*names.values())
-        return names
+        """Write D and G before/after of ``step`` (the run store records their SHA-256)."""
+        return self.writer.save_snapshots(step, {"D": (self._d_view.names, snapshot),
+                                                 "G_before": (self._g_view.names, self._theta),
+                                                 "G_after": (self._g_view.names, self._g_view.tensors)})
 
     def _write_checkpoint(self) -> None:
         """``checkpoint.pt`` (weights_only-loadable, G's optimizer class recorded) and its SHA-256."""
@@ -461,10 +460,7 @@ class Watcher:
             "generator_steps": self.g_step,
         }
         with preserved_rng(self._device()):
-            tmp = self.writer.dir / (CHECKPOINT + ".tmp")
-            torch.save(checkpoint, tmp)
-            tmp.replace(self.writer.dir / CHECKPOINT)
-        self.writer.record_file(CHECKPOINT)
+            self.writer.write_checkpoint(checkpoint)
 
 
 def watch(G: nn.Module, D: nn.Module, run_dir: str | Path, *, config: WatchConfig | None = None,

@@ -29,11 +29,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganrobust.config import D_TRAINING_METHODS, EPS, PRECISION
 from ganrobust.attacks.precision import Precision, resolve_precision
 from ganrobust.attacks.projected_gradient_descent import pgd
 from ganrobust.conventions import BatchNormMode, Bounds, Direction, Norm
 
-METHODS = ("standard", "pgd", "fgsm-rs", "r1", "gp")
+METHODS = D_TRAINING_METHODS
 PERTURB = ("both", "real", "fake")
 
 
@@ -56,7 +57,7 @@ class RobustDLoss:
     """
 
     method: str = "pgd"
-    eps: float = 8 / 255
+    eps: float = EPS
     norm: Norm | str = Norm.LINF
     steps: int = 5
     rel_stepsize: float | None = None
@@ -66,7 +67,7 @@ class RobustDLoss:
     loss: str = "ns"
     bounds: tuple[float, float] = (-1.0, 1.0)
     seed: int = 0
-    precision: str = "fp32"
+    precision: str = PRECISION
 
     def __post_init__(self) -> None:
         self.precision = Precision.coerce(self.precision).value

@@ -1,4 +1,5 @@
 """One discriminator convention: any D wrapped into a realness score ``s`` and threshold ``tau``.
+(One module, a little over 300 lines: it is one class, and every method shares its convention.)
 
 "real" iff ``s >= tau``. A scorer never changes the module it wraps: mode flags, parameter
 ``.grad``, buffers (BatchNorm running statistics, spectral-norm ``u``) and the global RNG

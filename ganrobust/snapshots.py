@@ -1,4 +1,5 @@
-"""Module state as flat tensor lists: a preallocated ring of snapshots and safetensors files.
+"""Module state as flat tensor lists: a preallocated ring of snapshots, in memory (the run store,
+:mod:`ganrobust.runs`, writes them to disk).
 
 A snapshot is the module's ``state_dict()`` (parameters and buffers: BatchNorm statistics,
 spectral-norm vectors), copied with one ``torch._foreach_copy_`` into tensors allocated once,
@@ -7,11 +8,7 @@ so taking one costs a memory copy and no allocation.
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 
@@ -60,28 +57,3 @@ class SnapshotRing:
     @property
     def nbytes(self) -> int:
         return self.view.nbytes * len(self.slots)
-
-
-def save_state(path: Path, names: list[str], tensors: list[torch.Tensor], metadata: dict[str, str] | None = None) -> None:
-    """Write tensors to ``path`` (safetensors) atomically: a killed run leaves no half file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    save_file({n: t.detach().contiguous().cpu().clone() for n, t in zip(names, tensors)}, str(tmp),
-              metadata=metadata)
-    tmp.replace(path)
-
-
-def load_state(path: Path) -> dict[str, torch.Tensor]:
-    return load_file(str(path))
-
-
-def persisted_steps(run_dir: Path) -> list[int]:
-    """Steps of a run whose D and G before/after snapshots are all on disk, ascending."""
-    from ganrobust.runs import SNAPSHOT_KINDS, snapshot_file
-
-    run = Path(run_dir)
-    steps = []
-    for path in (run / "snapshots").glob("d_*.safetensors"):
-        m = re.fullmatch(r"d_(\d+)\.safetensors", path.name)
-        if m and all((run / snapshot_file(int(m.group(1)), kind)).exists() for kind in SNAPSHOT_KINDS):
-            steps.append(int(m.group(1)))
-    return sorted(steps)

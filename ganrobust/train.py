@@ -9,7 +9,7 @@ and weight clipping after ``opt_d.step()``.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -17,52 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganrobust.config import WatchConfig
+from ganrobust.config import TRAINER_WATCH, TrainConfig, WatchConfig
 from ganrobust.data import Dataset, load_dataset
-from ganrobust.robust import METHODS, RobustDLoss, d_loss
+from ganrobust.robust import RobustDLoss, d_loss
 from ganrobust.models import (DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator,
                               init_dcgan_weights)
 
-LOSSES = ("ns", "hinge", "wgan")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    arch: str = "dcgan"              # dcgan | mlp
-    data: str = "shapes"             # a built-in dataset name or an .npz/.npy path
-    steps: int = 300                 # generator steps
-    batch: int = 64
-    nz: int = 64
-    ngf: int = 32
-    ndf: int = 32
-    image_size: int = 32
-    spectral_norm: bool = False
-    loss: str = "ns"                 # ns (non-saturating BCE) | hinge | wgan
-    d_training: str = "standard"     # standard | pgd | fgsm-rs | r1 | gp (ganrobust.robust)
-    d_eps: float = 8 / 255           # adversarial budget for pgd / fgsm-rs, fraction of the range
-    d_steps: int = 5                 # PGD steps for d_training="pgd"
-    d_gamma: float = 10.0            # weight of r1 / gp
-    n_critic: int = 1
-    clip: float = 0.01               # WGAN weight clipping
-    lr: float = 2e-4
-    betas: tuple[float, float] = (0.5, 0.999)
-    n_data: int = 10000
-    seed: int = 0
-    device: str = "cpu"
-
-    def __post_init__(self) -> None:
-        if self.arch not in ("dcgan", "mlp"):
-            raise ValueError(f"expected arch 'dcgan' or 'mlp', got {self.arch!r}")
-        if self.d_training not in METHODS:
-            raise ValueError(f"expected d_training among {METHODS}, got {self.d_training!r}")
-        if self.loss not in LOSSES:
-            raise ValueError(f"expected loss among {LOSSES}, got {self.loss!r}")
-        for name in ("steps", "batch", "n_critic", "nz"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"expected {name} >= 1, got {getattr(self, name)}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -118,7 +78,7 @@ def train(
     G, D = build_models(cfg, data)
     if d_loss_fn is None and cfg.d_training != "standard":
         d_loss_fn = RobustDLoss(method=cfg.d_training, eps=cfg.d_eps, steps=cfg.d_steps, gamma=cfg.d_gamma,
-                                loss=cfg.loss, bounds=data.bounds, seed=cfg.seed)
+                                loss=cfg.loss, bounds=data.bounds, seed=cfg.seed, precision=cfg.precision)
     G.to(device)
     D.to(device)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=cfg.betas)
@@ -129,7 +89,7 @@ def train(
     if run_dir is not None:
         from ganrobust.hook import watch
 
-        wcfg = (watch_config or WatchConfig()).replace(bounds=data.bounds)
+        wcfg = (watch_config or TRAINER_WATCH).replace(bounds=data.bounds)
         if cfg.loss == "wgan":
             wcfg = wcfg.replace(kind="critic")
         real_probe = data.x[: wcfg.n_probes].to(device)

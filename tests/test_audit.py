@@ -10,10 +10,13 @@ import torch
 from click.testing import CliRunner
 
 from ganrobust import Scorer
-from ganrobust.audit import AuditConfig, audit_gan, generator_loss, replay_steps
+from ganrobust.config import AuditConfig
+from ganrobust.measure.audit import audit_gan
+from ganrobust.measure.replay import generator_loss, replay_steps
 from ganrobust.cli.main import cli
 from ganrobust.config import WatchConfig
-from ganrobust.train import TrainConfig, train
+from ganrobust.config import TrainConfig
+from ganrobust.train import train
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +48,7 @@ def test_replay_is_identical_to_a_step_taken_by_hand(trained) -> None:
 
 
 def test_three_experiments_on_a_trained_dcgan(trained, monkeypatch) -> None:
-    import ganrobust.audit as audit_module
+    import ganrobust.measure.audit as audit_module
 
     result, _ = trained
     cfg = AuditConfig(n_probes=48, batch=16, k_steps=4, pgd_iterations=20, efficiency_steps=3, min_norm_probes=8,

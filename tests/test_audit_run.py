@@ -13,15 +13,17 @@ import torch
 from click.testing import CliRunner
 
 from ganrobust import Scorer
-from ganrobust.audit import AuditConfig, replay_steps
-from ganrobust.audit_settings import configured, resolve_settings, scorer_options_for
-from ganrobust.checkpoints import CheckpointError, load_gan
+from ganrobust.config import AuditConfig
+from ganrobust.measure.replay import replay_steps
+from ganrobust.runs.settings import configured, resolve_settings, scorer_options_for
+from ganrobust.runs.checkpoints import CheckpointError, load_gan
 from ganrobust.cli.main import cli
-from ganrobust.compare import _models_at
+from ganrobust.pipeline.compare import _models_at
 from ganrobust.config import WatchConfig
 from ganrobust.runs import snapshot_file
-from ganrobust.snapshots import persisted_steps
-from ganrobust.train import TrainConfig, g_loss, train
+from ganrobust.runs.store import persisted_steps
+from ganrobust.config import TrainConfig
+from ganrobust.train import g_loss, train
 
 FAST = ["--n-probes", "16", "--k-steps", "1"]
 

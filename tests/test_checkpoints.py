@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ganrobust.checkpoints import CheckpointError, load_gan
+from ganrobust.runs.checkpoints import CheckpointError, load_gan
 from ganrobust.cli.main import cli
 from ganrobust.models import DCGANDiscriminator, DCGANGenerator
 

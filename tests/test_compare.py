@@ -14,17 +14,21 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from ganrobust.checkpoints import CheckpointError, load_gan
+from ganrobust.runs.checkpoints import CheckpointError, load_gan
 from ganrobust.cli.main import cli
-from ganrobust.compare import CompareConfig, _difference, _differences, compare_runs, verdicts
+from ganrobust.config import CompareConfig
+from ganrobust.measure.comparison import _difference, _differences
+from ganrobust.pipeline.compare import compare_runs
+from ganrobust.report.verdicts import compare_verdicts as verdicts
 from ganrobust.data import eight_gaussians
-from ganrobust.overtraining import pooled_persistence
-from ganrobust.snapshots import load_state
+from ganrobust.measure.overtraining import pooled_persistence
+from ganrobust.runs.store import load_state
 from ganrobust.stats import mean_ci, wilson
 from ganrobust.config import WatchConfig
-from ganrobust.reporting import COMPARE_SECTIONS
+from ganrobust.report.html import COMPARE_SECTIONS
 from ganrobust.runs import read_run
-from ganrobust.train import TrainConfig, train
+from ganrobust.config import TrainConfig
+from ganrobust.train import train
 
 SMALL = CompareConfig(quality_samples=400, robustness_samples=16, classifier_steps=40)
 

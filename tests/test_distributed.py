@@ -76,10 +76,6 @@ def test_sharding_is_by_item_index_and_seeds_do_not_depend_on_rank() -> None:
 
 @SLOW
 def test_ddp_watch_shards_probes_rank0_writes_and_training_is_bit_identical(tmp_path) -> None:
-    from ganrobust.measure import measure_update
-    from ganrobust.scorer import Scorer
-    from ganrobust.snapshots import load_state
-
     out = tmp_path / "out"
     out.mkdir()
     results = _ranks("ddp_watch", out)
@@ -100,9 +96,9 @@ def _equals_whole_batch(run_dir: Path, train_n: int) -> None:
     import importlib.util
 
     from ganrobust.attacks.minimum_norm import MinimumNormAttack
-    from ganrobust.measure import measure_update
+    from ganrobust.measure.update import measure_update
+    from ganrobust.runs.store import load_state
     from ganrobust.scorer import Scorer
-    from ganrobust.snapshots import load_state
 
     spec = importlib.util.spec_from_file_location("distributed_worker", WORKER)
     worker = importlib.util.module_from_spec(spec)
@@ -165,7 +161,8 @@ def test_a_hanging_rank_makes_the_others_fail_after_the_timeout(tmp_path) -> Non
 
 @pytest.fixture(scope="module")
 def ring_run(tmp_path_factory) -> Path:
-    from ganrobust.train import TrainConfig, train
+    from ganrobust.config import TrainConfig
+    from ganrobust.train import train
 
     run = tmp_path_factory.mktemp("dist") / "run"
     train(TrainConfig(arch="mlp", data="8gaussians", steps=30, batch=32, nz=4, ngf=16, ndf=16, n_data=256),

@@ -10,7 +10,7 @@ import torch
 
 from ganrobust import Scorer
 from ganrobust.attacks import MinNorm
-from ganrobust.measure import measure_update
+from ganrobust.measure.update import measure_update
 
 
 def _setup(linear_d, central_x, scale: float):
@@ -124,7 +124,7 @@ def test_an_attack_mask_keeps_the_batch_and_moves_only_active_samples(dcgan_d, i
 # -- the null control ---------------------------------------------------------------------------
 
 def test_the_null_step_has_the_update_norm_exactly_even_at_the_box_edge() -> None:
-    from ganrobust.measure import random_step_in_box
+    from ganrobust.measure.update import random_step_in_box
 
     g = torch.Generator().manual_seed(0)
     # generator samples near a tanh's bounds: half the pixels sit at +-1

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from ganrobust.cli.main import cli
-from ganrobust.overtraining import run_headline
+from ganrobust.measure.overtraining import run_headline
 
 
 def _row(step: int, aar: float, flip: float, n: int = 50) -> dict:

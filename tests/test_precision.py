@@ -160,3 +160,20 @@ def test_the_search_copy_runs_in_bf16_and_the_user_scorer_stays_float32(dcgan_d,
     s_low, s_full = work(xw), scorer.score(images[:8])
     assert s_low.dtype == torch.float32 and not torch.equal(s_low, s_full)
     assert torch.allclose(s_low, s_full, atol=0.05 * float(s_full.abs().max()) + 1e-3)
+
+
+def test_the_trainer_searches_its_robust_loss_in_the_precision_asked(tmp_path) -> None:
+    """`ganrobust train --precision` reaches the robust loss's PGD and the hook, and the run records it."""
+    from click.testing import CliRunner
+
+    from ganrobust.cli.main import cli
+    from ganrobust.runs import read_run
+
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", "--data", "8gaussians", "--steps", "3", "--batch", "16", "--every", "1",
+                                      "--d-training", "pgd", "--d-steps", "2", "--precision", "bf16", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    manifest = read_run(out).manifest
+    assert manifest["train_config"]["precision"] == "bf16" and manifest["config"]["precision"] == "bf16"
+    bad = CliRunner().invoke(cli, ["train", "--precision", "fp8", "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "fp8" in bad.output

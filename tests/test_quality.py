@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ganrobust.data import digits, eight_gaussians, ring_modes, shapes
-from ganrobust.quality import frechet_distance, frechet_estimate, image_quality, real_floor, ring_quality, train_feature_net
+from ganrobust.measure.quality import frechet_distance, frechet_estimate, image_quality, real_floor, ring_quality, train_feature_net
 from ganrobust.stats import mover_difference, wilson
 
 

@@ -11,8 +11,9 @@ import torch
 from torch import nn
 
 from ganrobust import Scorer
-from ganrobust.audit import AuditConfig, generator_loss, replay_steps
-from ganrobust.checkpoints import CheckpointError
+from ganrobust.config import AuditConfig
+from ganrobust.measure.replay import generator_loss, replay_steps
+from ganrobust.runs.checkpoints import CheckpointError
 
 # every Optimizer subclass torch.optim exports, enumerated independently of ganrobust's table
 ALL = sorted(name for name, cls in vars(torch.optim).items()

@@ -14,8 +14,9 @@ from click.testing import CliRunner
 
 from ganrobust.cli.main import cli
 from ganrobust.config import WatchConfig
-from ganrobust.reporting import SECTIONS
-from ganrobust.train import TrainConfig, train
+from ganrobust.report.html import SECTIONS
+from ganrobust.config import TrainConfig
+from ganrobust.train import train
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ from ganrobust.models import DCGANGenerator, MLPDiscriminator
 from ganrobust.robust import RobustDLoss
 from ganrobust.runs import read_run
 from ganrobust.stats import median_ci
-from ganrobust.train import TrainConfig, train
+from ganrobust.config import TrainConfig
+from ganrobust.train import train
 
 
 @pytest.mark.parametrize("method, norm", [("pgd", "linf"), ("pgd", "l2"), ("fgsm-rs", "linf")])

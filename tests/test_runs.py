@@ -17,7 +17,8 @@ from ganrobust.runs import read_run
 TRAINER = """
 import sys
 from ganrobust.config import WatchConfig
-from ganrobust.train import TrainConfig, train
+from ganrobust.config import TrainConfig
+from ganrobust.train import train
 train(TrainConfig(steps=100000, batch=8, nz=8, ngf=8, ndf=8, n_data=64),
       run_dir=sys.argv[1], watch_config=WatchConfig(every=1, n_probes=8, efficiency_steps=1, min_norm_every=0,
                                                     snapshot_every=10**9))

@@ -13,7 +13,8 @@ from torch import nn
 import ganrobust
 from ganrobust.config import WatchConfig
 from ganrobust.runs import read_run
-from ganrobust.train import TrainConfig, train
+from ganrobust.config import TrainConfig
+from ganrobust.train import train
 
 SMALL = dict(steps=12, batch=16, nz=16, ngf=8, ndf=8, n_data=256)
 FAST = WatchConfig(every=2, n_probes=16, snapshot_every=6, min_norm_every=2, min_norm_probes=4, efficiency_steps=2)
@@ -56,7 +57,7 @@ def test_wgan_with_clipping_and_five_critic_steps_is_bit_identical(tmp_path) -> 
 def test_snapshot_is_the_d_that_g_sees_after_clipping(tmp_path) -> None:
     train(TrainConfig(**{**SMALL, "loss": "wgan", "n_critic": 2, "steps": 6}), run_dir=tmp_path / "run",
           watch_config=FAST)
-    from ganrobust.snapshots import load_state
+    from ganrobust.runs.store import load_state
 
     d = load_state(tmp_path / "run" / "snapshots" / "d_0000006.safetensors")
     weights = [v for k, v in d.items() if k.endswith("weight") and v.is_floating_point()]

@@ -1,4 +1,7 @@
-"""Figures for reports: matplotlib on the Agg backend (no display), returned as PNG bytes."""
+"""Figures for reports: matplotlib on the Agg backend (no display), returned as PNG bytes.
+
+One module of small functions (about 20 lines each) sharing one backend setup and the band and
+error-bar helpers; every report page draws from it."""
 
 from __future__ import annotations
 

@@ -10,18 +10,18 @@ the steps it finished, so a sharded sweep resumes the same way.
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from ganrobust.audit import AuditConfig, audit_snapshot
-from ganrobust.checkpoints import LoadedGAN, verify_run_file
+from ganrobust.config import AuditConfig
 from ganrobust.distributed import Context, item_seed
+from ganrobust.measure.audit import audit_snapshot
 from ganrobust.module_state import preserved_rng
-from ganrobust.runs import read_run, snapshot_file, to_jsonable
-from ganrobust.snapshots import load_state, persisted_steps
+from ganrobust.runs import read_run
+from ganrobust.runs.checkpoints import LoadedGAN
+from ganrobust.runs.store import SnapshotResults, load_snapshot, persisted_steps
 
 
 def parse_selection(text: str | None, available: list[int]) -> list[int]:
@@ -70,9 +70,7 @@ def audit_sharded(main: Callable[[], Any] | None, run_dir: Path | None, loaded: 
     if selection is not None and run_dir is not None:
         steps = parse_selection(selection, persisted_steps(run_dir))
         Z = read_run(run_dir).probes()[: cfg.n_probes]
-        if ctx.is_main:
-            (out / "snapshots").mkdir(parents=True, exist_ok=True)
-        ctx.barrier()  # the folder exists before any rank writes into it
+    done = SnapshotResults(out)
     items: list[Any] = (["checkpoint"] if main is not None else []) + steps
 
     def work(_index: int, item: Any) -> Any:
@@ -80,8 +78,15 @@ def audit_sharded(main: Callable[[], Any] | None, run_dir: Path | None, loaded: 
             assert main is not None
             return main()
         assert run_dir is not None and Z is not None
-        result = _audit_step(run_dir, loaded, out, item, Z=Z, cfg=cfg, scorer_options=scorer_options,
-                             verify=verify, real=real)
+        result = done.get(item)  # resume: done in an earlier, interrupted audit
+        if result is None:
+            D, Gb, Ga = copy.deepcopy(loaded.D), copy.deepcopy(loaded.G), copy.deepcopy(loaded.G)
+            for module, kind in ((D, "D"), (Gb, "G_before"), (Ga, "G_after")):
+                module.load_state_dict(load_snapshot(run_dir, item, kind, verify=verify))
+            with preserved_rng(next(iter(loaded.G.parameters())).device):  # a draw from the global RNG (a G with noise layers) is keyed by the step
+                torch.manual_seed(item_seed(cfg.seed, item))
+                measured = audit_snapshot(Gb, Ga, D, scorer_options=scorer_options, Z=Z, cfg=cfg, real=real)
+            result = done.put(item, {"step": item, **measured})
         if tick:
             tick(item)
         return result
@@ -91,24 +96,3 @@ def audit_sharded(main: Callable[[], Any] | None, run_dir: Path | None, loaded: 
         return None, None
     head = results[0] if main is not None else None
     return head, (results[1:] if main is not None else results) if selection is not None else None
-
-
-def _audit_step(run_dir: Path, loaded: LoadedGAN, out: Path, step: int, *, Z: torch.Tensor, cfg: AuditConfig,
-                scorer_options: dict[str, Any], verify: bool, real: torch.Tensor | None) -> dict[str, Any]:
-    """One persisted step, read back from ``<out>/snapshots/`` when an earlier audit finished it."""
-    path = out / "snapshots" / f"step_{step:07d}.json"
-    if path.exists():  # resume: done in an earlier, interrupted audit
-        return json.loads(path.read_text())
-    D, Gb, Ga = copy.deepcopy(loaded.D), copy.deepcopy(loaded.G), copy.deepcopy(loaded.G)
-    for module, kind in ((D, "D"), (Gb, "G_before"), (Ga, "G_after")):
-        relpath = snapshot_file(step, kind)
-        verify_run_file(run_dir, relpath, verify)
-        module.load_state_dict(load_state(run_dir / relpath))
-    device = next(iter(loaded.G.parameters())).device
-    with preserved_rng(device):  # any draw from the global RNG (a G with noise layers) is keyed by the step
-        torch.manual_seed(item_seed(cfg.seed, step))
-        result = {"step": step, **audit_snapshot(Gb, Ga, D, scorer_options=scorer_options, Z=Z, cfg=cfg, real=real)}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(to_jsonable(result)))
-    tmp.replace(path)
-    return json.loads(path.read_text())

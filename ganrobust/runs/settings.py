@@ -15,8 +15,9 @@ from typing import Any
 
 from torch import nn
 
-from ganrobust.audit import AuditConfig, infer_optimizer_class
-from ganrobust.checkpoints import LoadedGAN
+from ganrobust.config import AuditConfig
+from ganrobust.optimizers import infer_optimizer_class
+from ganrobust.runs.checkpoints import LoadedGAN
 from ganrobust.config import WatchConfig
 
 #: ``ganrobust train --loss`` -> the audit's name of the same generator loss

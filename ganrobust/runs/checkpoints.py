@@ -1,4 +1,6 @@
-"""Loading the GAN checkpoints people actually have.
+"""Loading the GAN checkpoints people actually have. (One module: recognising a layout and
+building the models it needs are one decision chain — format, keys, architecture, load — whose
+error messages depend on each other.)
 
 * ganrobust's own ``checkpoint.pt`` and run directories (architecture references inside);
 * a dict of G and D state dicts under the usual keys (``G``/``D``, ``generator``/``discriminator``,
@@ -32,19 +34,13 @@ import torch
 from torch import nn
 
 from ganrobust.models import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
+from ganrobust.runs.store import (CHECKPOINT, CheckpointError, IntegrityError, load_snapshot, persisted_steps,
+                                  read_manifest, read_sibling_manifest, verify_run_file)
 
 PAIRS = [("G", "D"), ("generator", "discriminator"), ("netG", "netD"), ("gen", "disc"), ("g", "d"),
          ("generator_state_dict", "discriminator_state_dict"), ("G_state_dict", "D_state_dict")]
 G_OPTIMIZER_KEYS = ("optimizer_G", "optimizerG", "opt_g", "optimizer_g", "g_optimizer", "optim_g", "optG")
 STRIP = ("module.", "_orig_mod.")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be audited; the message says why and what to do."""
-
-
-class IntegrityError(CheckpointError):
-    """A run file whose bytes differ from the SHA-256 its manifest recorded."""
 
 
 @dataclass
@@ -60,30 +56,6 @@ class LoadedGAN:
     notes: list[str] = field(default_factory=list)
     train_config: dict[str, Any] | None = None   # the run manifest's train_config (ganrobust train)
     origins: dict[str, str] = field(default_factory=dict)  # score key -> "run manifest" | "checkpoint" | ...
-
-
-def verify_run_file(run_dir: Path, relpath: str, verify: bool = True) -> None:
-    """CheckpointError when ``run_dir/relpath`` differs from the SHA-256 the run's manifest recorded.
-
-    Files with no recorded hash (runs written before hashes were kept) pass unchecked.
-    """
-    from ganrobust.runs import file_matches
-
-    if verify and file_matches(run_dir, relpath) is False:
-        raise IntegrityError(f"{Path(run_dir) / relpath} does not match the SHA-256 recorded in the run's "
-                              f"manifest.json (corrupted or changed since it was written); pass --no-verify to "
-                              f"use it anyway")
-
-
-def _sibling_manifest(path: Path) -> dict[str, Any] | None:
-    """The manifest of the run directory ``path`` lies in, if it is one (read tolerantly)."""
-    from ganrobust.runs import MANIFEST
-
-    try:
-        manifest = json.loads((path.parent / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return None
-    return manifest if isinstance(manifest, dict) else None
 
 
 def _read(path: Path, trust: bool) -> Any:
@@ -274,8 +246,6 @@ def _latent_shape(G: nn.Module) -> tuple[int, ...]:
 def run_models(run_dir: Path) -> tuple[nn.Module, nn.Module, dict[str, Any]]:
     """Fresh G and D built from a run's manifest (the architecture references the hook wrote),
     and the manifest itself."""
-    from ganrobust.runs import read_manifest
-
     try:
         manifest = read_manifest(run_dir)
     except ValueError as err:
@@ -294,9 +264,6 @@ def load_run_snapshot(run_dir: Path, step: int | None = None, *, verify: bool = 
 
     This is how a run that never wrote ``checkpoint.pt`` (killed, or still running) is audited.
     """
-    from ganrobust.runs import snapshot_file
-    from ganrobust.snapshots import load_state, persisted_steps
-
     G, D, manifest = run_models(run_dir)
     steps = persisted_steps(run_dir)
     if not steps:
@@ -307,12 +274,7 @@ def load_run_snapshot(run_dir: Path, step: int | None = None, *, verify: bool = 
         raise CheckpointError(f"{run_dir} has no persisted snapshot of step {step}; available: {steps[:10]}")
     where = f"{run_dir} snapshot {step}"
     for module, kind, which in ((G, "G_after", "generator"), (D, "D", "discriminator")):
-        relpath = snapshot_file(step, kind)
-        verify_run_file(run_dir, relpath, verify)
-        try:
-            state = load_state(run_dir / relpath)
-        except Exception as err:  # safetensors raises its own error types for truncated files
-            raise CheckpointError(f"{run_dir / relpath} cannot be read ({_first_line(err)}); is it truncated?") from None
+        state = load_snapshot(run_dir, step, kind, verify=verify)
         _check_finite(state, which, where)
         _load_into(module, state, which, where)
     G.eval()
@@ -367,11 +329,11 @@ def load_gan(
     else:
         p = Path(path)
         if p.is_dir():
-            if not (p / "checkpoint.pt").exists():
+            if not (p / CHECKPOINT).exists():
                 return load_run_snapshot(p, verify=verify)
-            p = p / "checkpoint.pt"
+            p = p / CHECKPOINT
         where = str(p)
-        manifest = _sibling_manifest(p) if p.exists() and not p.is_dir() else None
+        manifest = read_sibling_manifest(p) if p.exists() and not p.is_dir() else None
         if manifest is not None:
             verify_run_file(p.parent, p.name, verify)  # before a single byte of it is unpickled
         obj = _read(p, trust)

@@ -7,7 +7,7 @@ For each run (a directory written by ``ganrobust.watch``):
 * **D's robustness over training** — at every persisted snapshot and at the end, the median
   minimum linf perturbation eps* that flips D (fake->real on G's samples, real->fake on
   held-out real samples) and the attack success rate at ``eps``;
-* **sample quality over training** — at the same points, :mod:`ganrobust.quality`: modes
+* **sample quality over training** — at the same points, :mod:`ganrobust.measure.quality`: modes
   covered and high-quality share on the 8-Gaussians ring, a Fréchet distance in a small
   classifier's feature space on labelled images.
 
@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -38,54 +38,19 @@ import torch
 from torch import nn
 
 from ganrobust.attacks.robustness_curve import robustness_curve
-from ganrobust.audit import generate
-from ganrobust.checkpoints import CheckpointError, IntegrityError, LoadedGAN, load_gan, verify_run_file
-from ganrobust.config import EPS_GRID
+from ganrobust.config import CompareConfig
 from ganrobust.conventions import BatchNormMode, ScoreKind
-from ganrobust.distributed import Context, item_seed
 from ganrobust.data import BUILTIN, Dataset, eight_gaussians, load_dataset
+from ganrobust.distributed import Context, item_seed
+from ganrobust.measure.comparison import PERSISTENCE_METHOD_NOTE, line_up, means_over_training
+from ganrobust.measure.quality import FeatureSpace, image_quality, real_floor, ring_quality, train_feature_net
+from ganrobust.measure.replay import generate
 from ganrobust.module_state import preserved_rng
-from ganrobust.quality import FeatureSpace, image_quality, real_floor, ring_quality, train_feature_net
-from ganrobust.reporting import training_rows
-from ganrobust.runs import Run, read_run, snapshot_file
+from ganrobust.runs import Run, read_run
+from ganrobust.runs.checkpoints import CheckpointError, IntegrityError, LoadedGAN, load_gan
+from ganrobust.runs.store import load_snapshot, persisted_steps
 from ganrobust.scorer import Scorer
-from ganrobust.snapshots import load_state, persisted_steps
-from ganrobust.overtraining import ARM_NUMBERS, pooled_persistence
-from ganrobust.stats import (MIN_N, MIN_SEEDS, Estimate, difference, has_interval, mean_ci, seed_mean,
-                             significant, welch_difference)
-
-COMPARE_SCHEMA = "ganrobust.compare/1"
-DIRECTIONS = ("fake->real", "real->fake")
-
-
-@dataclass(frozen=True)
-class CompareConfig:
-    """What ``compare`` evaluates at every persisted snapshot and at the end of each run."""
-
-    quality_samples: int = 2000      # generated samples per quality score (images: capped by the reference set)
-    robustness_samples: int = 64     # samples attacked per direction per point
-    eps: float = 8 / 255             # budget of the reported success rate (fraction of the range)
-    eps_grid: tuple[float, ...] = EPS_GRID
-    classifier_steps: int = 300      # training steps of the feature-space classifier
-    bn: BatchNormMode | None = None  # how D's BatchNorm scores; None: as each run recorded
-    verify: bool = True              # check run files against the SHA-256 their manifest recorded
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.bn is not None:
-            object.__setattr__(self, "bn", BatchNormMode(self.bn))
-        if self.quality_samples < 2 or self.robustness_samples < 1 or self.classifier_steps < 1:
-            raise ValueError(f"expected quality_samples >= 2, robustness_samples >= 1, classifier_steps >= 1; got "
-                             f"{self.quality_samples}, {self.robustness_samples}, {self.classifier_steps}")
-        if not 0 < self.eps <= 1:
-            raise ValueError(f"expected 0 < eps <= 1 (a fraction of the data range), got {self.eps}")
-        if self.eps not in self.eps_grid:
-            object.__setattr__(self, "eps_grid", tuple(sorted({*self.eps_grid, self.eps})))
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["bn"] = None if self.bn is None else self.bn.value
-        return out
+from ganrobust.stats import Estimate
 
 
 @dataclass
@@ -174,9 +139,7 @@ def _models_at(run_dir: Path, loaded: LoadedGAN, step: int, where: str, verify: 
         return loaded.G, loaded.D
     G, D = copy.deepcopy(loaded.G), copy.deepcopy(loaded.D)
     for module, kind in ((G, "G_after"), (D, "D")):
-        relpath = snapshot_file(step, kind)
-        verify_run_file(run_dir, relpath, verify)
-        module.load_state_dict(load_state(run_dir / relpath))
+        module.load_state_dict(load_snapshot(run_dir, step, kind, verify=verify))
     return G.eval(), D.eval()
 
 
@@ -192,12 +155,6 @@ def _robustness(scorer: Scorer, x: torch.Tensor, direction: str, cfg: CompareCon
     return {"median_eps_star": curve.median_eps_star.to_dict(), "clean_accuracy": curve.clean_accuracy.to_dict(),
             "success_at_eps": {"value": at_eps["success_rate"], "ci_low": at_eps["ci_low"],
                                "ci_high": at_eps["ci_high"], "n": at_eps["n"]}}
-
-
-def _mean_over_steps(rows: list[dict[str, Any]], key: str) -> dict[str, Any]:
-    """Mean of a per-step rate over the measured steps (each step one observation), Student-t interval."""
-    values = [r[key]["value"] for r in rows if r[key] and r[key]["n"] and r[key]["value"] is not None]
-    return mean_ci(values, bounds=(0.0, 1.0)).to_dict()
 
 
 def _label(paths: list[Path], labels: list[str] | None) -> list[str]:
@@ -237,107 +194,13 @@ def compare_runs(run_dirs: list[Path], *, labels: list[str] | None = None, arms:
         torch.manual_seed(cfg.seed)
         dataset, note = _run_data(runs, data)
         yardstick = _yardstick(dataset, note, cfg, tick)
-        evaluated = _evaluate_runs(runs, names, yardstick, cfg, device, tick, ctx or Context())
-    if evaluated is None:  # not rank 0
+        results = _evaluate_runs(runs, names, yardstick, cfg, device, tick, ctx or Context())
+    if results is None:  # not rank 0
         return None
-    results = evaluated
     bounds = runs[0].manifest.get("data_range") or [-1.0, 1.0]
     out = {"runs": results, "quality": yardstick.describe(), "data": None if dataset is None else dataset.name,
            "bounds": [float(b) for b in bounds], "methods": {"persistence": PERSISTENCE_METHOD_NOTE}}
-    if arms is None:
-        out["differences"] = [_differences(results[0], other, cfg) for other in results[1:]]
-        return out
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for arm, result in zip(arms, results):
-        result["arm"] = arm
-        groups.setdefault(arm, []).append(result)
-    names_in_order = list(groups)
-    base = groups[names_in_order[0]]
-    # seed-matched pairs: the i-th run of each arm against the i-th run of the baseline arm
-    out["differences"] = [_differences(b, o, cfg) for name in names_in_order[1:] for b, o in zip(base, groups[name])]
-    out["arms"] = [_arm(name, groups[name]) for name in names_in_order]
-    out["arm_differences"] = [_arm_difference(names_in_order[0], base, name, groups[name])
-                              for name in names_in_order[1:]]
-    out["methods"]["arms"] = ARM_METHOD
-    return out
-
-
-def restate(report: dict[str, Any]) -> bool:
-    """Recompute, in place, a comparison written before pooled persistence and the minimum-n rules
-    from what it stored: each run's per-step rows (rates with their n, persistence with its
-    flips) and its evaluated points. Each run's means over training and the pairwise
-    differences are derived again; returns whether anything was restated (False for a report
-    this version wrote). The per-step rows themselves are data and are left as they were."""
-    if "persistence" in (report.get("methods") or {}):
-        return False
-    cfg = CompareConfig(**{k: v for k, v in (report.get("config") or {}).items()
-                           if k in {f.name for f in fields(CompareConfig)} and k != "eps_grid"})
-    for result in report["runs"]:
-        rows = result.get("training") or []
-        result["mean_over_training"] = {
-            **{key: _mean_over_steps(rows, key) for key in ("aar", "flip_rate", "noise_flip_rate")},
-            "persists": pooled_persistence(rows, cfg.seed)}
-    runs = report["runs"]
-    report["differences"] = [_differences(runs[0], other, cfg) for other in runs[1:]]
-    report["methods"] = {"persistence": PERSISTENCE_METHOD_NOTE,
-                         "restated": "means over training, persistence and differences recomputed from the stored "
-                                     "per-step rows by a later ganrobust (written before pooled persistence and the "
-                                     f"minimum n of {MIN_N})"}
-    return True
-
-
-PERSISTENCE_METHOD_NOTE = ("persistence: pooled share of all flips that persist (Σ persisted / Σ flips over the "
-                           "measured steps), 95% percentile bootstrap over steps; no interval below "
-                           f"{MIN_N} steps with flips")
-ARM_METHOD = (f"per arm: mean over its runs (seeds) of each run's number, Student-t 95% interval over seeds (from "
-              f"{MIN_SEEDS} seeds); between arms: difference of those means with a Welch t 95% interval over seeds")
-
-
-
-def _run_numbers(result: dict[str, Any]) -> dict[str, float | None]:
-    """One run's headline numbers (None where it has none; infinite eps* counts as none)."""
-    def value(d: dict[str, Any] | None) -> float | None:
-        if not d or not d.get("n") or d.get("value") is None:
-            return None
-        v = float(d["value"])
-        return v if math.isfinite(v) else None
-
-    mot = result["mean_over_training"]
-    out: dict[str, float | None] = {"aar": value(mot["aar"]), "flip_rate": value(mot["flip_rate"]),
-                                    "persists": value(mot.get("persists"))}
-    final = _final(result)
-    for direction in DIRECTIONS:
-        rob = (final or {}).get("robustness", {}).get(direction)
-        out[f"eps_star {direction}"] = value(rob["median_eps_star"]) if rob else None
-    q = (final or {}).get("quality") or {}
-    out["frechet"] = value(q.get("frechet")) if q.get("measure") == "frechet" else None
-    out["high_quality"] = value(q.get("high_quality")) if q.get("measure") == "ring" else None
-    return out
-
-
-def _arm(name: str, results: list[dict[str, Any]]) -> dict[str, Any]:
-    per_run = [_run_numbers(r) for r in results]
-    numbers = {}
-    for key in ARM_NUMBERS:
-        values = [p[key] for p in per_run if p[key] is not None]
-        if values:
-            # every headline number is >= 0 (rates, norms, distances); rates are also <= 1
-            bounds = (0.0, 1.0) if ARM_NUMBERS[key][1] else (0.0, math.inf)
-            numbers[key] = {**seed_mean(values, bounds=bounds).to_dict(), "values": values}
-    return {"name": name, "runs": [r["label"] for r in results], "seeds": len(results), "numbers": numbers}
-
-
-def _arm_difference(base_name: str, base: list[dict[str, Any]], name: str, other: list[dict[str, Any]]) -> dict[str, Any]:
-    """``other − base`` over seeds for every headline number both arms have (Welch t)."""
-    pb, po = [_run_numbers(r) for r in base], [_run_numbers(r) for r in other]
-    out: dict[str, Any] = {"arm": name, "baseline": base_name}
-    for key in ARM_NUMBERS:
-        vb = [p[key] for p in pb if p[key] is not None]
-        vo = [p[key] for p in po if p[key] is not None]
-        if vb and vo:
-            d = welch_difference(vo, vb)
-            out[key] = {**d.to_dict(), "significant": significant(d, min_n=MIN_SEEDS)}
-    return out
+    return {**out, **line_up(results, arms, cfg)}
 
 
 def _evaluate_run(run: Run, name: str, cfg: CompareConfig) -> tuple[dict[str, Any], LoadedGAN | None]:
@@ -351,13 +214,12 @@ def _evaluate_run(run: Run, name: str, cfg: CompareConfig) -> tuple[dict[str, An
     except CheckpointError as err:
         loaded = None
         notes.append(f"D and G cannot be rebuilt ({err}); only the hook's measurements are compared")
-    rows = training_rows(run)
+    rows = run.training_rows()
     out: dict[str, Any] = {
         "label": name, "dir": str(run.dir), "status": run.manifest.get("status"),
         "train_config": run.manifest.get("train_config"), "score": run.manifest.get("score"),
         "training": rows, "points": [], "notes": notes,
-        "mean_over_training": {**{key: _mean_over_steps(rows, key) for key in ("aar", "flip_rate", "noise_flip_rate")},
-                               "persists": pooled_persistence(rows, cfg.seed)},
+        "mean_over_training": means_over_training(rows, cfg.seed),
     }
     return out, loaded
 
@@ -425,94 +287,6 @@ def _evaluate_runs(runs: list[Run], names: list[str], yardstick: _Quality, cfg: 
         if last and samples is not None:
             out["samples"] = samples
     return [out for out, _ in heads]
-
-
-def _final(result: dict[str, Any]) -> dict[str, Any] | None:
-    ok = [p for p in result["points"] if "error" not in p]
-    return ok[-1] if ok else None
-
-
-def _difference(base: dict[str, Any] | None, other: dict[str, Any] | None) -> dict[str, Any] | None:
-    """``other − base`` with its MOVER interval, or None where either is missing or infinite."""
-    return difference(other, base)
-
-
-def _differences(base: dict[str, Any], other: dict[str, Any], cfg: CompareConfig) -> dict[str, Any]:
-    """``other − base``: per-step rates paired over shared steps, end-of-run numbers by MOVER."""
-    out: dict[str, Any] = {"run": other["label"], "baseline": base["label"]}
-    by_step = {r["step"]: r for r in base["training"]}
-    for key in ("aar", "flip_rate"):
-        diffs = [r[key]["value"] - by_step[r["step"]][key]["value"] for r in other["training"]
-                 if r["step"] in by_step and r[key]["n"] and by_step[r["step"]][key]["n"]]
-        d = mean_ci(diffs)  # no interval below MIN_N shared steps or for a constant difference
-        out[f"{key}_paired"] = {**d.to_dict(), "significant": significant(d)}
-    out["persists"] = _difference(base["mean_over_training"]["persists"], other["mean_over_training"]["persists"])
-    fb, fo = _final(base), _final(other)
-    if fb is None or fo is None:
-        return out
-    out["step"] = {"baseline": fb["step"], "run": fo["step"]}
-    for direction in DIRECTIONS:
-        if direction in fb["robustness"] and direction in fo["robustness"]:
-            out[f"eps_star {direction}"] = _difference(fb["robustness"][direction]["median_eps_star"],
-                                                       fo["robustness"][direction]["median_eps_star"])
-            out[f"success {direction}"] = _difference(fb["robustness"][direction]["success_at_eps"],
-                                                      fo["robustness"][direction]["success_at_eps"])
-    qb, qo = fb.get("quality"), fo.get("quality")
-    if qb and qo and qb["measure"] == "frechet":
-        out["frechet"] = _difference(qb["frechet"], qo["frechet"])
-    elif qb and qo and qb["measure"] == "ring":
-        out["high_quality"] = _difference(qb["high_quality"], qo["high_quality"])
-        out["modes_covered"] = {"baseline": qb["modes_covered"], "run": qo["modes_covered"]}
-    return out
-
-
-def _pct_or_num(pct: bool) -> Callable[[Any], str]:
-    # float(): a report read back from JSON holds infinities as "inf"
-    if pct:
-        return lambda x: f"{float(x) if abs(float(x)) >= 5e-4 else 0.0:+.1%}"
-    return lambda x: f"{float(x):+.3g}"
-
-
-def _sentence(who: str, name: str, v: dict[str, Any], pct: bool, how: str, min_n: int) -> str:
-    """``who: name +d [lo, hi] how — significant`` with the significance re-judged from the numbers:
-    an interval, n >= min_n and 0 outside it (a report written before these rules is judged by them)."""
-    f = _pct_or_num(pct)
-    if not has_interval(v):
-        why = v.get("note") or f"n={v.get('n')}, below {min_n}"
-        return f"{who}: {name} {f(v['value'])}{how}, no interval ({why}) — not called significant"
-    sig = bool(v.get("significant", True)) and significant(v, min_n=min_n)
-    return (f"{who}: {name} {f(v['value'])} [{f(v['ci_low'])}, {f(v['ci_high'])}]{how} (n={v['n']}) — "
-            f"{'significant' if sig else 'not significant'} at 95%")
-
-
-def verdicts(report: dict[str, Any]) -> list[str]:
-    """One sentence per comparison and measure, computed from the numbers: first between arms over
-    seeds (when the runs form arms), then run by run."""
-    out = []
-    for d in report.get("arm_differences", []):
-        seeds = {a["name"]: a["seeds"] for a in report.get("arms", [])}
-        who = f"arm {d['arm']} ({seeds.get(d['arm'])} seeds) vs {d['baseline']} ({seeds.get(d['baseline'])} seeds)"
-        for key, (name, pct) in ARM_NUMBERS.items():
-            if d.get(key) and d[key].get("value") is not None:
-                out.append(_sentence(who, name, d[key], pct, " (over seeds, Welch)", MIN_SEEDS))
-    pooled = "persistence" in (report.get("methods") or {})
-    for d in report["differences"]:
-        who = f"{d['run']} vs {d['baseline']}"
-        for key, name, pct in (("aar_paired", "accidental-attack rate", True), ("flip_rate_paired", "flip rate", True),
-                               ("persists", "persistence of flips, pooled over steps" if pooled else
-                                "mean persistence of flips over steps (report written before pooling)", True),
-                               ("eps_star real->fake", "median eps* real->fake at the end", False),
-                               ("eps_star fake->real", "median eps* fake->real at the end", False),
-                               ("frechet", "Fréchet distance at the end", False),
-                               ("high_quality", "high-quality share at the end", True)):
-            v = d.get(key)
-            if not v or v.get("value") is None or not v.get("n", 1):
-                continue
-            paired = " (mean of per-step differences)" if key.endswith("_paired") else ""
-            out.append(_sentence(who, name, v, pct, paired, MIN_N))
-        if "modes_covered" in d:
-            out.append(f"{who}: modes covered {d['modes_covered']['run']} of 8 vs {d['modes_covered']['baseline']}")
-    return out
 
 
 def sample_arrays(report: dict[str, Any]) -> dict[str, np.ndarray]:

@@ -18,8 +18,8 @@ Per sample (DESIGN.md, "The measurement of one generator update"):
     ratio         norm(p) / eps_star: ~1 means the update is as efficient as the best attack
     persists      D_{t+1}(x') >= tau (filled in when D's next step is seen)
 
-Rates are over fake-classified samples with Wilson intervals; continuous fields are
-summarised by their median with a distribution-free interval.
+Each summary (rates over fake-classified samples with Wilson intervals, medians with
+distribution-free intervals) is defined once, in the metric registry :mod:`ganrobust.metrics`.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ from ganrobust.attacks.random_noise import random_direction
 from ganrobust.conventions import Direction, Norm
 from ganrobust.diagnostics import Diagnostic
 from ganrobust.scorer import Scorer
-from ganrobust.stats import Estimate, median_ci, wilson
+from ganrobust.metrics import summarize
+from ganrobust.stats import Estimate, wilson
 
 F2R = Direction.FAKE_TO_REAL
 
@@ -195,41 +196,6 @@ def random_step_in_box(x: torch.Tensor, radius: torch.Tensor, lo: float, hi: flo
         lower = torch.where(short, mid, lower)
         upper = torch.where(short, upper, mid)
     return (x + _expand(upper, x) * u).clamp(lo, hi) - x
-
-
-def summarize(samples: dict[str, np.ndarray], *, width: float) -> dict[str, Any]:
-    """Aggregates of per-sample arrays: rates over fake-classified samples, medians with intervals."""
-    fake = samples["fake"].astype(bool)
-    n_fake = int(fake.sum())
-
-    def share(key: str) -> dict[str, float | int]:
-        # noise_flip is a per-sample share of draws (float): its mean over fake samples, with
-        # the Wilson interval of n_fake trials — conservative, since a per-sample average over
-        # draws varies less than one Bernoulli draw
-        hits = float(np.where(fake, samples[key].astype(float), 0.0).sum())
-        return wilson(hits, n_fake).to_dict()
-
-    def median(key: str, scale: float = 1.0, mask: np.ndarray | None = None) -> dict[str, float | int]:
-        values = samples[key] if mask is None else samples[key][mask]
-        values = values[~np.isnan(values)] / scale
-        return median_ci(values).to_dict()
-
-    return {
-        "n": int(len(fake)),
-        "n_fake": n_fake,
-        "aar": share("accidental"),
-        "flip_rate": share("flip"),
-        "noise_flip_rate": share("noise_flip"),
-        "small_rate": wilson(int(samples["small"].sum()), len(fake)).to_dict(),
-        "linf": median("linf", width),
-        "l2": median("l2", width),
-        "cos_z": median("cos_z"),
-        "efficiency": median("efficiency", mask=fake),
-        "eps_star": median("eps_star", width, mask=fake),
-        "ratio": median("ratio", mask=fake),
-        "score": median("s"),
-        "score_next": median("s_next"),
-    }
 
 
 def persistence(s_later: np.ndarray, flip: np.ndarray, tau: float) -> Estimate:

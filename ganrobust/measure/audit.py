@@ -1,0 +1,270 @@
+"""Offline audit of a checkpoint: replay the next generator update, test Odena's three
+arguments, sweep D's robustness. Pure computation: returns the report's measured sections, writes nothing.
+
+Odena's arguments why accidental attacks may be rare, each turned into a number:
+
+1. *One step* — G takes one gradient step before D moves, attacks take tens. Replay
+   k = 1..K generator steps against the frozen D_t and set each against PGD under the *same*
+   budget: the AAR after k steps (flips with ‖p‖∞ <= eps) against linf PGD held to eps, and
+   the flip rate after k steps (no norm limit) against linf PGD held to each sample's own
+   ‖p_k‖∞ (for k = 1 and k = K) — the iterations PGD needs to match each.
+2. *New batch* — each G step uses a new batch of z. Compare the update's flip rate and AAR on
+   the batch it was optimised on with fresh held-out latents (the difference with its MOVER
+   interval decides "significant").
+3. *Parameter space* — G moves θ, not pixels. A parameter-space attack (one step of size
+   ``‖θ' − θ‖₂`` along ``∇_θ mean D(G_θ(Z_train))``, ascending on the *training batch* as the
+   real update did, scored on the held-out probes) against the real update and against
+   pixel-space L2 PGD at the same pixel norm.
+
+Under batch statistics (``bn='batch'``) every attack runs on the whole scored batch with an
+``active`` mask, so each sample's clean score inside an attack is the score that classified it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from ganrobust import metrics
+from ganrobust.attacks.minimum_norm import MinimumNormAttack
+from ganrobust.attacks.precision import precision_record
+from ganrobust.attacks.projected_gradient_descent import pgd
+from ganrobust.attacks.robustness_curve import robustness_curve
+from ganrobust.config import AuditConfig
+from ganrobust.conventions import Direction, Norm, ScoreKind
+from ganrobust.diagnostics import Diagnostic, diagnose_scorer
+from ganrobust.measure.replay import (_flat_params, finetune_robust_d, generate, param_space_attack,
+                                      replay_steps)
+from ganrobust.measure.update import measure_update
+from ganrobust.module_state import preserved_rng
+from ganrobust.scorer import Scorer
+from ganrobust.stats import difference, median_ci, wilson
+
+
+def _rates(summary: dict[str, Any]) -> dict[str, Any]:
+    """The metrics set side by side for Odena's arguments and the robust-D swap (registry view ``compared``)."""
+    return {key: summary[key] for key in metrics.keys("compared")}
+
+
+def _differences(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """``a − b`` with its MOVER interval for every metric of the registry view ``paired``."""
+    return {key: difference(a[key], b[key]) for key in metrics.keys("paired")}
+
+
+def audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], latent_shape: tuple[int, ...],
+              opt_state: dict[str, Any] | None = None, opt_class: str | None = None, cfg: AuditConfig = AuditConfig(),
+              real: torch.Tensor | None = None, progress: Callable[[str], None] | None = None,
+              robust_d_steps: int = 0) -> dict[str, Any]:
+    """The whole audit of one (G, D) pair; returns the report's measured sections."""
+    # G's forward in the replay may draw (dropout, noise layers): seed it, in a fork, so the
+    # audit is reproducible and the caller's global RNG is left exactly as it was
+    device = next(G.parameters()).device
+    with preserved_rng(device):
+        torch.manual_seed(cfg.seed)
+        return _audit_gan(G, D, scorer_options=scorer_options, latent_shape=latent_shape, opt_state=opt_state,
+                          opt_class=opt_class, cfg=cfg, real=real, progress=progress, robust_d_steps=robust_d_steps)
+
+
+def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], latent_shape: tuple[int, ...],
+               opt_state: dict[str, Any] | None, opt_class: str | None, cfg: AuditConfig, real: torch.Tensor | None,
+               progress: Callable[[str], None] | None, robust_d_steps: int) -> dict[str, Any]:
+    tick = progress or (lambda _msg: None)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    device = next(G.parameters()).device
+    Z = torch.randn((cfg.n_probes,) + latent_shape, generator=gen).to(device)
+    Z_train = torch.randn((cfg.batch,) + latent_shape, generator=gen).to(device)
+    scorer = Scorer(D, **scorer_options)
+    x = generate(G, Z, cfg.g_bn)
+    if scorer_options.get("kind") == "critic" and scorer_options.get("tau") is None:
+        if real is None:
+            raise ValueError("a critic D needs real samples to calibrate tau: pass --data")
+        scorer = scorer.calibrate(real[: cfg.n_probes].to(device), x)
+    min_norm = MinimumNormAttack(norm=Norm.LINF, bisection_steps=6, precision=cfg.precision,
+                                 precision_check=cfg.precision_check)
+
+    tick("replaying the next generator update")
+    steps = replay_steps(G, scorer, opt_state, opt_class, cfg, latent_shape, cfg.k_steps, Z_train)
+    theta, theta_next = _flat_params(G), _flat_params(steps[0])
+    update_size = float((theta_next - theta).norm())
+    x_next = generate(steps[0], Z, cfg.g_bn)
+    tick("measuring the update")
+    update = measure_update(scorer, x, x_next, eps=cfg.eps, efficiency_steps=cfg.efficiency_steps,
+                            min_norm=min_norm, min_norm_probes=cfg.min_norm_probes, seed=cfg.seed,
+                            precision=cfg.precision)
+
+    tick("argument 1: one step")
+    fake_t = torch.from_numpy(update.samples["fake"]).to(device)
+    xs_k = [generate(Gk, Z, cfg.g_bn) for Gk in steps]
+    one_step = []
+    for k, xk in enumerate(xs_k, 1):
+        m = measure_update(scorer, x, xk, eps=cfg.eps, efficiency_steps=0, noise_draws=0)
+        one_step.append({"k": k, "flip_rate": m.summary["flip_rate"], "aar": m.summary["aar"],
+                         "linf": m.summary["linf"]})
+    # like with like: the AAR (flips with linf <= eps) against PGD held to eps; the flip rate
+    # (no norm limit) against PGD held to each sample's own ||p_k||_inf, for k = 1 and k = K
+    pgd_curve = _pgd_iteration_curve(scorer, x, fake_t, torch.full_like(fake_t, scorer.bounds.to_data(cfg.eps),
+                                                                        dtype=x.dtype), cfg)
+    own_budget: list[dict[str, Any]] = []
+    for k in sorted({1, len(xs_k)}):
+        own = Norm.LINF.of(xs_k[k - 1] - x)
+        curve = _pgd_iteration_curve(scorer, x, fake_t & (own > 0), own.clamp_min(1e-12), cfg, n=int(fake_t.sum()))
+        own_budget.append({"k": k, "pgd": curve})
+    by_k = {row["k"]: row["pgd"] for row in own_budget}
+    for row in one_step:
+        row["pgd_iterations_for_same_aar"] = _iterations_to_reach(pgd_curve, row["aar"])
+        row["pgd_iterations_for_same_flip_rate"] = (_iterations_to_reach(by_k[row["k"]], row["flip_rate"])
+                                                    if row["k"] in by_k else None)
+
+    tick("argument 2: new batch")
+    xt, xt_next = generate(G, Z_train, cfg.g_bn), generate(steps[0], Z_train, cfg.g_bn)
+    trained_on = measure_update(scorer, xt, xt_next, eps=cfg.eps, efficiency_steps=cfg.efficiency_steps, seed=cfg.seed)
+    new_batch = {"trained_batch": _rates(trained_on.summary), "fresh_latents": _rates(update.summary),
+                 "n_trained": cfg.batch, "n_fresh": cfg.n_probes,
+                 "difference": _differences(trained_on.summary, update.summary)}
+
+    tick("argument 3: parameter space")
+    # the attack ascends on the batch the real update was computed on (Z_train), and both are
+    # scored on the held-out probes: argument 3 alone, not mixed with argument 2's new batch
+    attacked = param_space_attack(G, scorer, Z_train, update_size, cfg.g_bn)
+    x_param = generate(attacked, Z, cfg.g_bn)
+    param = measure_update(scorer, x, x_param, eps=cfg.eps, efficiency_steps=cfg.efficiency_steps, seed=cfg.seed)
+    l2_param = torch.from_numpy(param.samples["l2"]).to(device)
+    moved = l2_param > 0
+    x_pix, _, _ = pgd(scorer.frozen(), x, l2_param.clamp_min(1e-12), norm=Norm.L2, direction=Direction.FAKE_TO_REAL,
+                      steps=cfg.efficiency_steps, rel_stepsize=2.5 / cfg.efficiency_steps, random_start=False,
+                      early_stop=False, generator=torch.Generator(device=device).manual_seed(cfg.seed), active=moved)
+    pixel = measure_update(scorer, x, x_pix, eps=cfg.eps, efficiency_steps=0, seed=cfg.seed)
+    param_space = {"update_size_theta": update_size, "attacked_on": "training batch (Z_train), scored on probes Z",
+                   "real_update": _rates(update.summary),
+                   "parameter_attack": _rates(param.summary), "pixel_pgd_same_norm": _rates(pixel.summary)}
+
+    tick("robustness sweep")
+    robustness: list[dict[str, Any]] = []
+    eps_star: dict[str, Any] = {}
+    clean: dict[str, Any] = {}
+    sets = [("fake->real", x)] + ([("real->fake", real[: cfg.n_probes].to(device))] if real is not None else [])
+    for direction, xs in sets:
+        for norm, grid in (("linf", cfg.eps_grid), ("l2", tuple(e * cfg.l2_scale for e in cfg.eps_grid))):
+            curve = robustness_curve(scorer, xs, grid, norm=norm, direction=direction, seed=cfg.seed,
+                                     precision=cfg.precision)
+            robustness += curve.rows()
+            eps_star[f"{norm} {direction}"] = curve.median_eps_star.to_dict()
+            clean[direction] = curve.clean_accuracy.to_dict()
+    diagnostics = [d.to_dict() for d in diagnose_scorer(scorer, x)] + [d.to_dict() for d in update.diagnostics]
+    if real is not None and clean.get("real->fake", {}).get("value", 1.0) < 0.5:
+        diagnostics.append(Diagnostic.make(
+            "real-called-fake", f"D calls {1 - clean['real->fake']['value']:.0%} of real samples fake "
+                                f"(bn={scorer.bn.value})").to_dict())
+    gradients = {"fake": _grad_norms(scorer, x)}
+    if real is not None:
+        r = real[: cfg.n_probes].to(device)
+        k = min(len(r), len(x))
+        alpha = torch.rand((k,) + (1,) * (x.dim() - 1), generator=gen).to(device)
+        gradients["real"] = _grad_norms(scorer, r)
+        gradients["interpolated"] = _grad_norms(scorer, alpha * r[:k] + (1 - alpha) * x[:k])
+
+    robust_d = None
+    if robust_d_steps > 0:
+        if real is None:
+            raise ValueError("--robust-d needs real samples to train on: pass --data")
+        tick("fine-tuning a robust D")
+        D_rob = finetune_robust_d(D, G, real, steps=robust_d_steps, latent_shape=latent_shape, cfg=cfg,
+                                  bounds=(scorer.bounds.lo, scorer.bounds.hi))
+        rob_scorer = Scorer(D_rob, **scorer_options)
+        if rob_scorer.kind is ScoreKind.CRITIC and scorer_options.get("tau") is None:
+            # a critic's threshold belongs to its own snapshot: calibrated on the robust copy
+            rob_scorer = rob_scorer.calibrate(real[: cfg.n_probes].to(device), x)
+        same = measure_update(rob_scorer, x, x_next, eps=cfg.eps, efficiency_steps=cfg.efficiency_steps,
+                              min_norm=min_norm, min_norm_probes=cfg.min_norm_probes, seed=cfg.seed,
+                              precision=cfg.precision)
+        rows = []
+        for which, sc in (("standard", scorer), ("robust", rob_scorer)):
+            for r in robustness_curve(sc, x, cfg.eps_grid, norm="linf", direction="fake->real", seed=cfg.seed,
+                                      precision=cfg.precision).rows():
+                rows.append({**r, "discriminator": which})
+        real_probe = real[: cfg.n_probes].to(device)
+        accuracy = {which: wilson(int((sc.score(real_probe) >= sc.tau).sum()), real_probe.shape[0]).to_dict()
+                    for which, sc in (("standard", scorer), ("robust", rob_scorer))}
+        robust_d = {"steps": robust_d_steps, "real_called_real": accuracy,
+                    "method": f"pgd linf eps={cfg.eps:.4g}, 5 steps, both directions, {cfg.d_loss} loss",
+                    "tau": {"standard": scorer.tau, "robust": rob_scorer.tau},
+                    "standard": _rates(update.summary), "robust": _rates(same.summary), "robustness": rows,
+                    "difference": _differences(same.summary, update.summary)}
+
+    return {
+        "precision": precision_record(cfg.precision, x.device),
+        "robust_d": robust_d,
+        "summary": {**{key: update.summary[key] for key in metrics.keys("summary")},
+                    "n": update.summary["n"], "n_fake": update.summary["n_fake"], "tau": scorer.tau},
+        "update": update.summary,
+        "odena": {"one_step": {"steps": one_step, "pgd": pgd_curve, "pgd_own_budget": own_budget}, "new_batch": new_batch, "param_space": param_space},
+        "robustness": robustness,
+        "robustness_summary": {"median_eps_star": eps_star, "clean_accuracy": clean, "input_gradient_norm": gradients},
+        "diagnostics": diagnostics,
+        "samples": update.samples,
+        "images": {"x": x[:8].cpu(), "x_next": x_next[:8].cpu(), "x_pgd": _pgd_within(scorer, x, x_next, cfg, first=8)[:8].cpu()},
+    }
+
+
+def _pgd_within(scorer: Scorer, x: torch.Tensor, x_next: torch.Tensor, cfg: AuditConfig, first: int) -> torch.Tensor:
+    """L2 PGD within each update's own ‖p‖₂ for the ``first`` probes (attacked inside the whole
+    scored batch): the perturbation the update could have been."""
+    l2 = Norm.L2.of(x_next - x)
+    out, _, _ = pgd(scorer.frozen(), x, l2.clamp_min(1e-12), norm=Norm.L2, direction=Direction.FAKE_TO_REAL,
+                    steps=max(cfg.efficiency_steps, 1), rel_stepsize=2.5 / max(cfg.efficiency_steps, 1),
+                    random_start=False, early_stop=False, generator=torch.Generator(device=x.device).manual_seed(cfg.seed),
+                    active=(l2 > 0) & (torch.arange(x.shape[0], device=x.device) < first))
+    return out
+
+
+def _pgd_iteration_curve(scorer: Scorer, x: torch.Tensor, active: torch.Tensor, eps_data: torch.Tensor,
+                         cfg: AuditConfig, n: int | None = None) -> list[dict[str, Any]]:
+    """Share of the ``active`` samples that linf PGD (per-sample budgets ``eps_data``, data
+    units) has flipped after t = 0..T iterations, over ``n`` samples (default: the active ones).
+    The whole scored batch is attacked with a mask, so batch statistics stay those that scored it."""
+    n = int(active.sum()) if n is None else n
+    if not n:
+        return []
+    _, iters, ok = pgd(scorer.frozen(), x, eps_data, norm=Norm.LINF, direction=Direction.FAKE_TO_REAL,
+                       steps=cfg.pgd_iterations, rel_stepsize=0.1, random_start=False, early_stop=True,
+                       generator=torch.Generator(device=x.device).manual_seed(cfg.seed), active=active)
+    ok = ok & active
+    return [{"iterations": t, "flip_rate": wilson(int((ok & (iters <= t)).sum()), n).to_dict()}
+            for t in range(cfg.pgd_iterations + 1)]
+
+
+def _iterations_to_reach(curve: list[dict[str, Any]], target: dict[str, Any]) -> int | None:
+    """PGD iterations whose flip rate first reaches ``target``'s value (0 for a zero target;
+    None when PGD never reaches it within the curve)."""
+    value = target.get("value")
+    if not curve or value is None or value != value:
+        return None
+    if value <= 0:
+        return 0
+    return next((r["iterations"] for r in curve if r["flip_rate"]["value"] >= value - 1e-12), None)
+
+
+def _grad_norms(scorer: Scorer, x: torch.Tensor) -> dict[str, float | int]:
+    _, _, g = scorer.margin_grad(x, Direction.FAKE_TO_REAL)
+    return median_ci(g.reshape(g.shape[0], -1).norm(dim=1).cpu().numpy()).to_dict()
+
+
+def audit_snapshot(G_before: nn.Module, G_after: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any],
+                   Z: torch.Tensor, cfg: AuditConfig, real: torch.Tensor | None = None) -> dict[str, Any]:
+    """One persisted step of a watched run: the exact recorded update against the exact D
+    snapshot, and D's linf fake->real robustness curve at that step. A critic's threshold is
+    calibrated on this snapshot (``real`` and the step's own samples), never carried over."""
+    scorer = Scorer(D, **scorer_options)
+    x, x_next = generate(G_before, Z, cfg.g_bn), generate(G_after, Z, cfg.g_bn)
+    if scorer.kind is ScoreKind.CRITIC and scorer_options.get("tau") is None:
+        if real is None:
+            raise ValueError("a critic D needs real samples to calibrate tau at each snapshot: pass --data")
+        scorer = scorer.calibrate(real[: Z.shape[0]].to(x.device), x)
+    m = measure_update(scorer, x, x_next, eps=cfg.eps, efficiency_steps=cfg.efficiency_steps,
+                       min_norm=MinimumNormAttack(norm=Norm.LINF, bisection_steps=6, precision=cfg.precision),
+                       min_norm_probes=cfg.min_norm_probes, seed=cfg.seed, precision=cfg.precision)
+    curve = robustness_curve(scorer, x, cfg.eps_grid, norm="linf", direction="fake->real", seed=cfg.seed,
+                             precision=cfg.precision)
+    return {"update": m.summary, "robustness": curve.rows(), "median_eps_star": curve.median_eps_star.to_dict()}

@@ -1,0 +1,107 @@
+"""Replaying generator updates against a frozen D: the next k steps with G's own optimizer, a
+parameter-space attack of the update's size, and an adversarially fine-tuned copy of D.
+Everything runs on copies; the caller's modules and optimizer state are left as they were."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganrobust.config import AuditConfig
+from ganrobust.conventions import BatchNormMode
+from ganrobust.module_state import evaluation_state
+from ganrobust.optimizers import _first_line, make_optimizer
+from ganrobust.scorer import Scorer
+
+
+def generator_loss(kind: str, s: torch.Tensor) -> torch.Tensor:
+    """ns: softplus(−s) (non-saturating); bce: −softplus(s) (the saturating minimax loss);
+    hinge and wasserstein: −s."""
+    if kind == "ns":
+        return F.softplus(-s).mean()
+    if kind == "bce":
+        return -F.softplus(s).mean()
+    return -s.mean()
+
+
+def replay_steps(G: nn.Module, D_scorer: Scorer, opt_state: dict[str, Any] | None, opt_class: str | None,
+                 cfg: AuditConfig, latent_shape: tuple[int, ...], k: int, z_first: torch.Tensor
+                 ) -> list[nn.Module]:
+    """k generator steps against the frozen D, on copies: G_1 .. G_k. The first step uses
+    ``z_first``, later ones fresh latents from the audit's seed (a new batch each step, as in
+    training). G is in train mode, as in a training loop; D scores as the scorer says."""
+    work = copy.deepcopy(G).train()
+    opt = make_optimizer(work, opt_state, opt_class, cfg)
+    frozen = D_scorer.frozen()
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    states = []
+    device = next(work.parameters()).device
+    for i in range(k):
+        z = z_first if i == 0 else torch.randn((cfg.batch,) + latent_shape, generator=gen).to(device)
+        opt.zero_grad(set_to_none=True)
+        with frozen.session(), torch.enable_grad():
+            loss = generator_loss(cfg.g_loss, frozen.forward(work(z)))
+        loss.backward()
+        try:
+            opt.step()
+        except (KeyError, RuntimeError, TypeError) as err:  # moments of another class (Adamax's exp_inf ...)
+            raise ValueError(f"G's optimizer state does not fit {type(opt).__name__} ({_first_line(err)}); "
+                             f"pass --g-optimizer NAME with its class, or --fresh-optimizer") from None
+        states.append(copy.deepcopy(work))
+    return states
+
+
+def generate(G: nn.Module, z: torch.Tensor, bn: BatchNormMode) -> torch.Tensor:
+    with torch.no_grad(), evaluation_state(G, bn):
+        return G(z)
+
+
+def _flat_params(G: nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().reshape(-1) for p in G.parameters()])
+
+
+def param_space_attack(G: nn.Module, scorer: Scorer, z: torch.Tensor, size: float, bn: BatchNormMode) -> nn.Module:
+    """θ + size·g/‖g‖ with g = ∇_θ mean s(G_θ(z)): the steepest parameter step of the given size."""
+    attacked = copy.deepcopy(G)
+    frozen = scorer.frozen()
+    params = [p for p in attacked.parameters() if p.requires_grad]
+    with frozen.session(), torch.enable_grad(), evaluation_state(attacked, bn):
+        objective = frozen.forward(attacked(z)).mean()
+        grads = torch.autograd.grad(objective, params, allow_unused=True)
+    grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
+    norm = torch.sqrt(sum((g**2).sum() for g in grads)).clamp_min(1e-30)
+    with torch.no_grad():
+        for p, g in zip(params, grads):
+            p.add_(g * (size / norm))
+    return attacked
+
+
+def finetune_robust_d(D: nn.Module, G: nn.Module, real: torch.Tensor, *, steps: int, latent_shape: tuple[int, ...],
+                      cfg: AuditConfig, bounds: tuple[float, float], lr: float = 2e-4) -> nn.Module:
+    """An adversarially trained copy of D: ``steps`` Adam steps of the PGD robust loss
+    (ganrobust.robust, both directions, eps = the audit's eps) against G's samples and ``real``,
+    with the run's own D loss (``cfg.d_loss``: a critic keeps the Wasserstein loss and its
+    weight clipping ``cfg.d_clip``; it is not turned into a non-saturating classifier)."""
+    from ganrobust.robust import RobustDLoss
+
+    robust = copy.deepcopy(D).train().requires_grad_(True)
+    opt = torch.optim.Adam(robust.parameters(), lr=lr, betas=(0.5, 0.999))
+    loss_fn = RobustDLoss(method="pgd", eps=cfg.eps, steps=5, loss=cfg.d_loss, bounds=bounds, seed=cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed + 2)
+    device = next(robust.parameters()).device
+    for _ in range(steps):
+        idx = torch.randint(0, real.shape[0], (cfg.batch,), generator=gen)
+        z = torch.randn((cfg.batch,) + latent_shape, generator=gen).to(device)
+        fake = generate(G, z, cfg.g_bn)
+        opt.zero_grad(set_to_none=True)
+        loss_fn(robust, real[idx].to(device), fake).backward()
+        opt.step()
+        if cfg.d_clip is not None:
+            with torch.no_grad():
+                for p in robust.parameters():
+                    p.clamp_(-cfg.d_clip, cfg.d_clip)
+    return robust.eval()
