@@ -107,6 +107,7 @@ def _equals_whole_batch(run_dir: Path, train_n: int) -> None:
     G, D = worker._pair()
     run = read_run(run_dir)
     Z = run.probes()
+    finite_eps_star = 0
     for k, step in enumerate(run.steps):
         names = step.raw["snapshots"]
         D.load_state_dict(load_state(run_dir / names["D"]))
@@ -114,15 +115,18 @@ def _equals_whole_batch(run_dir: Path, train_n: int) -> None:
         x = G(Z).detach()
         G.load_state_dict(load_state(run_dir / names["G_after"]))
         x_next = G(Z).detach()
-        whole = measure_update(Scorer(D, bounds=cfg.bounds), x, x_next, eps=cfg.eps,
+        whole = measure_update(Scorer(D, bounds=cfg.bounds, tau=cfg.tau), x, x_next, eps=cfg.eps,
                                efficiency_steps=cfg.efficiency_steps, noise_draws=cfg.noise_draws,
                                seed=cfg.seed + step.step, min_norm_probes=cfg.min_norm_probes,
                                min_norm=MinimumNormAttack(norm=cfg.min_norm_norm, bisection_steps=5) if k % 2 == 0 else None)
         sharded = run.samples(step.step)
+        assert 0 < sharded["fake"].sum() < len(Z)  # both kinds of probe: nothing below is vacuous
+        finite_eps_star += int(np.isfinite(sharded["eps_star"]).sum())
         for key in ("s", "s_next", "flip", "accidental", "noise_flip", "eps_star", "efficiency"):
             np.testing.assert_allclose(sharded[key].astype(float), whole.samples[key].astype(float), rtol=1e-5,
                                        atol=1e-6, equal_nan=True, err_msg=f"step {step.step} {key}")
         assert step.raw["train"]["n"] == train_n
+    assert finite_eps_star > 0  # the minimum-norm subset was attacked on the sharded rows
 
 
 @SLOW
