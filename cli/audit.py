@@ -88,23 +88,28 @@ def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path |
     Writes report.json (schema ganrobust.report/1), summary.md and samples.npz to --out.
     Same seed, same numbers.
     """
+    from ganrobust.distributed import RankFailed, init_from_env
     from ganrobust.pipeline.audit import audit_checkpoint, default_out, snapshot_count
     from ganrobust.report.files import write_report
     from ganrobust.runs import to_jsonable
     from ganrobust.runs.checkpoints import CheckpointError
 
     started = time.time()
+    try:
+        ctx = init_from_env(device)  # under torchrun: join its process group (gloo on CPU, NCCL on GPU)
+    except (ValueError, RuntimeError) as err:
+        fail(f"joining the torch.distributed process group failed ({err}); check torchrun's MASTER_ADDR/MASTER_PORT")
     try:  # every option is checked before any work
         cfg = _checked_options(checkpoint=checkpoint, data=data, d_output=d_output, seed=seed, n_probes=n_probes,
                                eps=eps, k_steps=k_steps, g_loss=g_loss, g_lr=g_lr, g_betas=g_betas,
                                g_optimizer=g_optimizer, snapshot_selection=snapshot_selection, robust_d=robust_d,
                                device=device, precision=precision)
         out_dir = out or default_out(checkpoint, generator)
-        sbar = None
-        if snapshot_selection is not None:
+        sbar = None  # progress bars and notes on rank 0 only
+        if snapshot_selection is not None and ctx.is_main:
             sbar = _progress(snapshot_count(Path(checkpoint or "."), snapshot_selection), "snapshots", "step",
                              first_is_start=False)
-        bar = _progress(7 if robust_d else 6)
+        bar = _progress(7 if robust_d else 6) if ctx.is_main else None
         try:
             audited = audit_checkpoint(
                 checkpoint, cfg=cfg, generator=generator,
@@ -114,20 +119,25 @@ def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path |
                 bn=bn, d_output=d_output, g_loss=g_loss, g_optimizer=g_optimizer, fresh_optimizer=fresh_optimizer,
                 data=data, snapshot_selection=snapshot_selection, robust_d=robust_d, device=device,
                 verify=not no_verify, out=out_dir, command=" ".join(["ganrobust", *sys.argv[1:]]), started=started,
-                note=lambda line: click.echo(f"note: {line}", err=True), progress=bar,
-                snapshot_tick=sbar, num_classes=num_classes, d_condition=d_condition, head=head,
+                note=lambda line: click.echo(f"note: {line}", err=True) if ctx.is_main else None, progress=bar,
+                snapshot_tick=sbar, ctx=ctx, num_classes=num_classes, d_condition=d_condition, head=head,
                 gan_call=gan_call_spec, d_augment=d_augment)
         except BaseException:
             close_progress_bars()  # each bar ends its line where it stopped, before the error is printed
             raise
-        bar.close()
+        if bar is not None:
+            bar.close()
         if sbar is not None:
             sbar.close()
+    except RankFailed as err:
+        fail(f"{err}; the audit stopped on every rank (finished snapshot steps are kept: rerun to resume)")
     except (CheckpointError, ValueError, FileNotFoundError) as err:
         fail(str(err))
     except RuntimeError as err:  # a model that cannot run on its own generator's output, shapes, devices
         fail(f"running the models failed: {str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}; "
              f"check that G's output fits D (--arch, --generator-class) and --device")
+    if audited is None:  # not rank 0: rank 0 alone writes the report and prints
+        return
     report = audited.report
     index = write_report(out_dir, report, audited.samples, audited.images)
     for diagnostic in report.get("diagnostics") or []:

@@ -62,6 +62,7 @@ def compare(runs: tuple[Path, ...], out: Path, labels: tuple[str, ...], arm_spec
     from tqdm import tqdm
 
     from ganrobust.data import load_dataset
+    from ganrobust.distributed import RankFailed, init_from_env
     from ganrobust.pipeline.compare import compare_runs, sample_arrays
     from ganrobust.report.envelope import compare_report
     from ganrobust.report.files import write_compare_report
@@ -69,6 +70,10 @@ def compare(runs: tuple[Path, ...], out: Path, labels: tuple[str, ...], arm_spec
     from ganrobust.runs.checkpoints import CheckpointError
 
     started = time.time()
+    try:
+        ctx = init_from_env(device)  # under torchrun: join its process group (gloo on CPU, NCCL on GPU)
+    except (ValueError, RuntimeError) as err:
+        fail(f"joining the torch.distributed process group failed ({err}); check torchrun's MASTER_ADDR/MASTER_PORT")
     try:
         run_list, arms = _runs_and_arms(runs, arm_specs)
         cfg = CompareConfig(quality_samples=quality_samples, robustness_samples=robustness_samples, eps=eps, bn=bn,
@@ -81,22 +86,27 @@ def compare(runs: tuple[Path, ...], out: Path, labels: tuple[str, ...], arm_spec
         bars: list[tqdm] = []  # opened at the first evaluation, so that bad input prints only its error
 
         def tick(message: str) -> None:
-            if not bars:
+            if not bars and ctx.is_main:  # progress on rank 0 only
                 bars.append(tqdm(desc="compare", unit="point", file=sys.stderr, dynamic_ncols=True))
-            bars[0].update(1)
-            bars[0].set_postfix_str(message)
+            if bars:
+                bars[0].update(1)
+                bars[0].set_postfix_str(message)
 
         try:
             report = compare_runs(run_list, labels=list(labels) or None, arms=arms, data=dataset, cfg=cfg,
-                                  device=device, progress=tick)
+                                  device=str(ctx.device(device)), progress=tick, ctx=ctx)
         finally:
             for bar in bars:
                 bar.close()
+    except RankFailed as err:
+        fail(f"{err}; the comparison stopped on every rank")
     except (CheckpointError, ValueError, FileNotFoundError) as err:
         fail(str(err))
     except RuntimeError as err:
         fail(f"running the models failed: {str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}; "
              f"check --device")
+    if report is None:  # not rank 0: rank 0 alone writes the report and prints
+        return
     samples = sample_arrays(report)
     report = compare_report(report, config=cfg.to_dict(), started=started,
                             command=" ".join(["ganrobust", *sys.argv[1:]]) or "ganrobust compare")

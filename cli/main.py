@@ -32,7 +32,12 @@ cli.add_command(train)
 
 
 def main() -> None:
-    cli(prog_name="ganrobust")
+    try:
+        cli(prog_name="ganrobust")
+    finally:  # under torchrun: leave the process group, or the exit may abort in gloo's threads
+        from ganrobust.distributed import shutdown
+
+        shutdown()
 
 
 if __name__ == "__main__":

@@ -27,6 +27,11 @@ PRECISION: str = "fp32"
 DEVICE: str = "cpu"
 SEED: int = 0
 
+#: seconds any torch.distributed collective may wait (``ganrobust.distributed``): a rank that died
+#: without reaching a gather makes the others fail after at most this long; overridden by the
+#: ``GANROBUST_DIST_TIMEOUT`` environment variable (seconds) for sharded CLI runs
+DIST_TIMEOUT_S: float = 600.0
+
 #: generator losses the audit can replay: ns softplus(−s); bce −softplus(s); hinge, wasserstein −s
 G_LOSSES = ("ns", "bce", "hinge", "wasserstein")
 #: discriminator losses (the trainer's ``loss`` and the robust copy's fine-tuning)

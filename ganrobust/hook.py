@@ -19,6 +19,10 @@ against that snapshot. A forward pre-hook on G records the latents of the step i
 Zero interference: everything runs on shadow copies of G and D loaded from snapshots, under
 ``no_grad`` (input gradients only, on frozen copies), with the global RNG forked. The user's
 modules are only read; training is bit-identical with and without the hook (tested).
+
+Under torch.distributed (DDP, FSDP2) every rank hooks its own optimizers and measures its share
+of the probes; the rows are gathered on rank 0, which alone writes the run (``ganrobust.distributed``;
+README, "Many processes and GPUs").
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import weakref
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 import torch
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
@@ -40,9 +45,12 @@ from ganrobust import metrics
 from ganrobust.attacks.minimum_norm import MinimumNormAttack
 from ganrobust.attacks.precision import precision_record
 from ganrobust.config import WatchConfig
-from ganrobust.conventions import ScoreKind
+from ganrobust.conventions import BatchNormMode, ScoreKind
 from ganrobust.gan_call import DEFAULT, GanCall
+from ganrobust.distributed import (Context, RankFailed, current, is_fsdp, item_seed, load_full_state, merge_rows,
+                                   unsharded_copy)
 from ganrobust.measure.update import by_class, measure_update, persistence
+from ganrobust.metrics import summarize
 from ganrobust.module_state import evaluation_state, preserved_rng
 from ganrobust.records import ErrorRecord, PersistsRecord, StepRecord
 from ganrobust.runs import RunWriter
@@ -70,37 +78,42 @@ def describe(module: nn.Module) -> dict[str, Any]:
     }
 
 
-def _is_rank0() -> bool:
-    dist = torch.distributed
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
-
-
 class Watcher:
     """The handle ``watch`` returns: a context manager; :meth:`close` ends the run."""
 
     def __init__(self, G: nn.Module, D: nn.Module, run_dir: str | Path, config: WatchConfig, *,
                  real: torch.Tensor | None = None, latent_shape: tuple[int, ...] | None = None,
                  tensorboard: str | Path | None = None, call: GanCall = DEFAULT) -> None:
-        self.config = config
         self.call = call
+        self.config = config
         self._tb: Any = None
         self.G, self.D = unwrap(G), unwrap(D)
-        self.active = _is_rank0()
+        # under torch.distributed every rank hooks and measures its shard of the probes; the
+        # records are gathered on rank 0, which alone writes (DDP replicas of D are identical)
+        self.ctx: Context = current()
+        self.active = True
+        self.writes = self.ctx.is_main
+        self.writer: RunWriter | None = None
+        # FSDP2 (fully_shard): the parameters are shards; the hook works on unsharded mirrors whose
+        # full state is gathered to rank 0 (get_model_state_dict, cpu_offload) when it needs it
+        self._live = (self.G, self.D)
+        self._fsdp = is_fsdp(self.G) or is_fsdp(self.D)
+        if self._fsdp:
+            self.G, self.D = unsharded_copy(self.G), unsharded_copy(self.D)
+            self._sync("G", "D")
         self.g_step = 0
         self.d_steps_since = 0
         self._d_steps_before = 0
         self.errors = 0
         self._closed = False
         self._handles: list[Any] = []
-        if not self.active:  # other ranks: no hooks, no files, no collectives
-            return
         if call.conditional and config.kind is ScoreKind.CRITIC and config.tau is None:
             raise ValueError("a conditional critic (WGAN) D cannot calibrate tau on unlabelled real samples: pass tau=")
         if config.kind is ScoreKind.CRITIC and config.tau is None and real is None:
             raise ValueError("a critic (WGAN) D needs real samples to calibrate tau: pass real=<batch of real data> "
                              "or tau=")
-        self._g_ids = {id(p) for p in self.G.parameters()}
-        self._d_ids = {id(p) for p in self.D.parameters()}
+        self._g_ids = {id(p) for p in self._live[0].parameters()}  # what the user's optimizers hold
+        self._d_ids = {id(p) for p in self._live[1].parameters()}
         if self._g_ids & self._d_ids:
             raise ValueError("G and D share parameters; pass the generator and discriminator modules separately")
         self._kinds: "weakref.WeakKeyDictionary[torch.optim.Optimizer, str | None]" = weakref.WeakKeyDictionary()
@@ -119,23 +132,62 @@ class Watcher:
         self._measured = 0
         self._z_train_ref: torch.Tensor | None = None
         self._c_train_ref: torch.Tensor | None = None
+        self.C: torch.Tensor | None = None  # the probes' conditions (conditional GANs)
         self._current: dict[str, Any] | None = None
         self._pending: dict[str, Any] | None = None
         self.Z: torch.Tensor | None = None
-        self.C: torch.Tensor | None = None  # the probes' conditions (conditional GANs)
 
+        if self.writes:
+            self._open_writer(run_dir, config, describe(self.G), describe(self.D), tensorboard)
+        if latent_shape is not None:
+            self._init_probes(tuple(latent_shape), torch.float32, self._device())
+        self._handles = [
+            register_optimizer_step_pre_hook(self._on_pre),
+            register_optimizer_step_post_hook(self._on_post),
+            self._live[0].register_forward_pre_hook(self._capture),
+        ]
+
+    def _rows(self) -> torch.Tensor:
+        """The probe rows this rank measures: ``i mod world`` when D scores each sample on its own
+        (eval-mode BatchNorm), else the whole batch on rank 0 and none elsewhere — under batch
+        statistics a probe's score depends on the batch it is scored in, so splitting the batch
+        would change the numbers."""
+        n = self.config.n_probes
+        if not self.ctx.sharded:
+            return torch.arange(n)
+        if self.config.bn is BatchNormMode.EVAL and not self._fsdp:
+            return torch.arange(self.ctx.rank, n, self.ctx.world)
+        return torch.arange(n) if self.ctx.is_main else torch.arange(0)
+
+    def _rows_sharded(self) -> bool:
+        return self.ctx.sharded and self.config.bn is BatchNormMode.EVAL and not self._fsdp
+
+    def _sync(self, *which: str) -> None:
+        """FSDP2: gather the live model's full state into the mirror (every rank calls it; rank 0
+        receives the state). A no-op otherwise: DDP replicas and single processes are full."""
+        if self._fsdp:
+            for name in which:
+                load_full_state(self._live[0 if name == "G" else 1], self.G if name == "G" else self.D)
+
+    def _open_writer(self, run_dir: str | Path, config: WatchConfig, g: dict[str, Any], d: dict[str, Any],
+                     tensorboard: str | Path | None) -> None:
         from ganrobust import __version__
 
         self.writer = RunWriter(run_dir, {
             "ganrobust": __version__, "torch": torch.__version__,
             "config": config.to_dict(),
             "precision": precision_record(config.precision, self.scorer.device),
-            "models": {"generator": describe(self.G), "discriminator": describe(self.D)},
+            "models": {"generator": g, "discriminator": d},
             "data_range": list(config.bounds),
             "score": {"kind": config.kind.value, "tau": config.tau, "bn": config.bn.value, "g_bn": config.g_bn.value},
             "seeds": {"probes": config.seed, "torch_initial_seed": torch.initial_seed()},
             **({"gan_call": call.describe()} if call.conditional else {}),
             "snapshot_bytes": {"D": self._d_view.nbytes, "G": self._g_view.nbytes, "ring": self._ring.nbytes},
+            "distributed": {"world": self.ctx.world, "backend": self.ctx.backend,
+                            "fsdp": self._fsdp,
+                            "probes": "sharded (row i on rank i mod world)" if self._rows_sharded()
+                            else "whole batch on rank 0"}
+            if self.ctx.sharded else None,
         })
         if tensorboard is not None:
             try:
@@ -143,13 +195,6 @@ class Watcher:
             except ImportError:
                 raise ValueError("tensorboard= needs the tensorboard package: pip install tensorboard") from None
             self._tb = SummaryWriter(str(tensorboard))
-        if latent_shape is not None:
-            self._init_probes(tuple(latent_shape), torch.float32, self._device())
-        self._handles = [
-            register_optimizer_step_pre_hook(self._on_pre),
-            register_optimizer_step_post_hook(self._on_post),
-            self.G.register_forward_pre_hook(self._capture),
-        ]
 
     # -- context manager -------------------------------------------------------------
     def __enter__(self) -> "Watcher":
@@ -160,6 +205,8 @@ class Watcher:
 
     @property
     def run_dir(self) -> Path:
+        if self.writer is None:
+            raise AttributeError(f"rank {self.ctx.rank} writes no run directory: rank 0 does")
         return self.writer.dir
 
     def close(self, error: str | None = None) -> None:
@@ -174,7 +221,8 @@ class Watcher:
         for handle in self._handles:
             handle.remove()
         self._handles = []
-        if not self.active:
+        self._sync("G", "D")  # every rank: the checkpoint's full state (FSDP2)
+        if self.writer is None:  # not rank 0
             return
         self._write_checkpoint()
         if self._tb is not None:
@@ -210,9 +258,17 @@ class Watcher:
             with preserved_rng(self._device()), torch.no_grad():
                 yield
         except Exception as err:  # the user's training must go on
+            # sharded: only a failure every rank saw at the same gather (RankFailed) counts, so the
+            # count, and with it which hooks run collectives, stays the same on every rank; a failure
+            # of this rank alone is carried into the next gather by the step's missing state
+            if self.ctx.sharded and not isinstance(err, RankFailed):
+                warnings.warn(f"ganrobust.watch: {what} failed on rank {self.ctx.rank} at generator step "
+                              f"{self.g_step} ({err})", RuntimeWarning, stacklevel=3)
+                return
             self.errors += 1
-            self.writer.append(ErrorRecord(step=self.g_step, where=what, error=f"{type(err).__name__}: {err}",
-                                           traceback=traceback.format_exc()))
+            if self.writer is not None:
+                self.writer.append(ErrorRecord(step=self.g_step, where=what, error=f"{type(err).__name__}: {err}",
+                                               traceback=traceback.format_exc()))
             warnings.warn(f"ganrobust.watch: {what} failed at generator step {self.g_step} ({err}); "
                           f"recorded in steps.jsonl" + ("; measurement stopped" if self.errors >= MAX_ERRORS else ""),
                           RuntimeWarning, stacklevel=3)
@@ -223,13 +279,19 @@ class Watcher:
             return
         self.g_step += 1
         step = self.g_step
+        snapshot: list[torch.Tensor] | None = None
         with self._guarded("snapshot"):
+            if self._is_measured(step) or self._pending is not None:  # the same on every rank
+                self._sync(*(("D", "G") if self._is_measured(step) else ("D",)))  # FSDP2: D_t (and θ)
             snapshot = self._ring.take(step)  # D_t, as G's step sees it
-            if self._pending is not None:
-                self._resolve_persists(snapshot)
-            self._d_steps_before, self.d_steps_since = self.d_steps_since, 0
-            if not self._is_measured(step):
-                return
+        if self._pending is not None:  # on every rank alike: it ends in a gather
+            pending, self._pending = self._pending, None
+            with self._guarded("persistence"):
+                self._resolve_persists(pending, snapshot)
+        self._d_steps_before, self.d_steps_since = self.d_steps_since, 0
+        if not self._is_measured(step) or snapshot is None:
+            return
+        with self._guarded("snapshot"):
             z_train = None if self._z_train_ref is None else self._z_train_ref.detach().clone()
             c_train = None if self._c_train_ref is None else self._c_train_ref.detach().clone()
             if self.call.conditional and c_train is None:
@@ -248,9 +310,18 @@ class Watcher:
         if kind == "D":
             self.d_steps_since += 1
             return
-        if kind != "G" or self._current is None or self._current["step"] != self.g_step or self.errors >= MAX_ERRORS:
+        if kind != "G" or self.errors >= MAX_ERRORS:
             return
+        if self._is_measured(self.g_step):
+            with self._guarded("snapshot"):
+                self._sync("G")  # θ', after the step (FSDP2)
         current, self._current = self._current, None
+        if current is not None and current["step"] != self.g_step:
+            current = None
+        if current is None and not (self.ctx.sharded and self._is_measured(self.g_step)):
+            return
+        # sharded, every rank enters the measurement's gather at a measured step, with or without
+        # its own part (a rank whose snapshot failed brings the failure): none is left waiting
         with self._guarded("measurement"):
             self._measure(current)
 
@@ -261,69 +332,135 @@ class Watcher:
     def _init_probes(self, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> None:
         gen = torch.Generator().manual_seed(self.config.seed)
         self.Z, self.C = self.call.sample(self.config.n_probes, shape, gen, device, dtype)
-        self.writer.save_probes(self.Z, self.C)  # conditions travel with the probes
+        if self.writer is not None:
+            self.writer.save_probes(self.Z, self.C)  # conditions travel with the probes
 
     def _generate(self, theta: list[torch.Tensor], z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         self._shadow_g_view.load(theta)
         with evaluation_state(self._shadow_g, self.config.g_bn):
             return self.call.generate(self._shadow_g, z, c).detach()
 
-    def _measure(self, current: dict[str, Any]) -> None:
-        cfg, step = self.config, current["step"]
+    def _measure(self, current: dict[str, Any] | None) -> None:
+        """Each rank measures its probe rows (and its own training batch); rank 0 merges the rows
+        back into probe order, summarises the whole batch and writes the record."""
+        cfg, step = self.config, self.g_step if current is None else current["step"]
         started = time.perf_counter()
-        x_next = self._generate(self._g_view.tensors, self.Z, self.C)  # θ', after the step
-        snapshot = self._ring.get(step)
-        self._shadow_d_view.load(snapshot)
-        scorer = self.scorer.conditioned(self.C, self.call) if self.call.binds else self.scorer
-        if cfg.kind is ScoreKind.CRITIC and cfg.tau is None:
-            scorer = scorer.calibrate(self._real.to(current["x"].device), current["x"])
-        with_min_norm = self._min_norm is not None and self._measured % cfg.min_norm_every == 0
-        probe = measure_update(
-            scorer, current["x"], x_next, eps=cfg.eps, eps_l2=cfg.eps_l2, efficiency_steps=cfg.efficiency_steps,
-            noise_draws=cfg.noise_draws, min_norm=self._min_norm if with_min_norm else None,
-            min_norm_probes=cfg.min_norm_probes, seed=cfg.seed + step, precision=cfg.precision)
+        local: dict[str, Any] | None = None
+        error: str | None = None
+        try:
+            if current is None:
+                raise RuntimeError("this rank has no snapshot of the step (its pre-step hook failed)")
+            local = self._measure_rows(current)
+        except Exception as err:
+            if not self.ctx.sharded:
+                raise
+            error = f"{type(err).__name__}: {err}"
+        parts = self.ctx.gather(None if local is None else local["shipped"], error=error)
+        assert local is not None and current is not None  # else gather raised RankFailed on every rank
+        self._pending = {"step": step, "x_next": local["x_next"], "rows": local["rows"], "flip": local["flip"]}
+        self._measured += 1
+        if parts is None:  # not rank 0
+            return
+        width = self.scorer.bounds.width
+        probe_samples = merge_rows([p["probe"] for p in parts], cfg.n_probes)
+        probe_summary = summarize(probe_samples, width=width)
         labels = self.call.labels(self.C)
         if labels is not None:  # every metric is per (z, c) probe: rates by class too
-            probe.samples["label"] = labels.cpu().numpy()
-        record = StepRecord(step=step, d_steps=self._d_steps_before, tau=scorer.tau, probe=probe.summary,
-                            samples={"probe": self.writer.save_samples(step, "probe", probe.samples)})
+            probe_samples["label"] = labels.cpu().numpy()
+        record = StepRecord(step=step, d_steps=self._d_steps_before, tau=local["tau"], probe=probe_summary,
+                            samples={"probe": self.writer.save_samples(step, "probe", probe_samples)})
         if labels is not None:
-            record.extra["by_class"] = by_class(probe.samples, self.call.classes)
-        if current["x_train"] is not None:
-            x_train_next = self._generate(self._g_view.tensors, current["z_train"], current["c_train"])
-            train = measure_update(scorer.conditioned(current["c_train"], self.call) if self.call.binds else scorer,
-                                   current["x_train"], x_train_next, eps=cfg.eps, eps_l2=cfg.eps_l2,
-                                   efficiency_steps=0, noise_draws=cfg.noise_draws, seed=cfg.seed + step)
-            record.train = train.summary
-            record.samples["train"] = self.writer.save_samples(step, "train", train.samples)
+            record.extra["by_class"] = by_class(probe_samples, self.call.classes)
+        trains = [p["train"] for p in parts if p["train"] is not None]
+        if trains:
+            train_samples = {k: np.concatenate([t[k] for t in trains]) for k in trains[0]}
+            record.train = summarize(train_samples, width=width)
+            record.samples["train"] = self.writer.save_samples(step, "train", train_samples)
         if step % cfg.snapshot_every == 0 or cfg.persist_measured:
-            record.snapshots = self._persist(step, snapshot)
+            record.snapshots = self._persist(step, local["snapshot"])
         record.seconds = time.perf_counter() - started
         self.writer.append(record)
         if self._tb is not None:
             for metric in metrics.view("tensorboard"):
-                value = probe.summary[metric.key]["value"]
+                value = probe_summary[metric.key]["value"]
                 if value is not None and value == value:
                     self._tb.add_scalar(f"ganrobust/{metric.key}", value, step)
             self._tb.flush()
-        self._measured += 1
-        self._pending = {"step": step, "x_next": x_next, "flip": probe.samples["flip"]}
 
-    def _resolve_persists(self, snapshot: list[torch.Tensor]) -> None:
-        pending, self._pending = self._pending, None
-        assert pending is not None
-        if self.d_steps_since == 0:  # D did not move: nothing to learn about persistence
-            return
+    def _measure_rows(self, current: dict[str, Any]) -> dict[str, Any]:
+        """This rank's part of the measurement of ``current``'s step: its probe rows, scored against
+        the snapshot with the whole batch generated (G's batch statistics) and every random draw
+        keyed by the probe's row, so the merged result does not depend on the number of ranks."""
+        cfg, step = self.config, current["step"]
+        x_next = self._generate(self._g_view.tensors, self.Z, self.C)  # θ', after the step
+        snapshot = self._ring.get(step)
         self._shadow_d_view.load(snapshot)
-        scorer = self.scorer.conditioned(self.C, self.call) if self.call.binds else self.scorer
-        x_next = pending["x_next"]
-        if self.config.kind is ScoreKind.CRITIC and self.config.tau is None:
-            # D_{t+1}'s own threshold: calibrated on this snapshot with the samples it now sees
-            # (G after the step), never D_t's carried over — a critic's scores drift freely
-            scorer = scorer.calibrate(self._real.to(x_next.device), x_next)
-        s_later = scorer.score(x_next).cpu().numpy()
-        self.writer.append(PersistsRecord(step=pending["step"], d_steps=self.d_steps_since, tau=scorer.tau,
-                                          persists=persistence(s_later, pending["flip"], scorer.tau)))
+        scorer = self.scorer
+        if cfg.kind is ScoreKind.CRITIC and cfg.tau is None:
+            scorer = scorer.calibrate(self._real.to(current["x"].device), current["x"])
+        with_min_norm = self._min_norm is not None and self._measured % cfg.min_norm_every == 0
+        rows = self._rows()
+        shipped: dict[str, Any] = {"probe": (rows.numpy(), None), "train": None}
+        flip = np.zeros(0, dtype=bool)
+        if len(rows):
+            index = rows.to(x_next.device)
+            rows_scorer = scorer
+            if self.call.binds:  # each probe row scored with its own condition
+                rows_scorer = scorer.conditioned(None if self.C is None else self.C.index_select(0, index), self.call)
+            probe = measure_update(
+                rows_scorer, current["x"][index], x_next[index], eps=cfg.eps, eps_l2=cfg.eps_l2,
+                efficiency_steps=cfg.efficiency_steps, noise_draws=cfg.noise_draws,
+                min_norm=self._min_norm if with_min_norm else None, min_norm_probes=cfg.min_norm_probes,
+                seed=cfg.seed + step, precision=cfg.precision,
+                index=index if self.ctx.sharded else None, n_total=cfg.n_probes)
+            shipped["probe"] = (rows.numpy(), probe.samples)
+            flip = probe.samples["flip"]
+        # this rank's own training batch (under DDP: its share; under FSDP2 rank 0's alone, the
+        # only rank holding the full state)
+        if current["x_train"] is not None and (self.ctx.is_main or not self._fsdp):
+            x_train_next = self._generate(self._g_view.tensors, current["z_train"], current["c_train"])
+            seed = cfg.seed + step if self.ctx.is_main else item_seed(cfg.seed + step, self.ctx.rank)
+            train = measure_update(scorer.conditioned(current["c_train"], self.call) if self.call.binds else scorer,
+                                   current["x_train"], x_train_next, eps=cfg.eps, eps_l2=cfg.eps_l2,
+                                   efficiency_steps=0, noise_draws=cfg.noise_draws, seed=seed)
+            shipped["train"] = train.samples
+        return {"shipped": shipped, "x_next": x_next, "rows": rows, "flip": flip, "tau": scorer.tau,
+                "snapshot": snapshot}
+
+    def _resolve_persists(self, pending: dict[str, Any], snapshot: list[torch.Tensor] | None) -> None:
+        if self.d_steps_since == 0:  # D did not move: nothing to learn about persistence (same on every rank)
+            return
+        local: tuple[np.ndarray, np.ndarray] | None = None
+        error: str | None = None
+        tau: float | None = None
+        try:
+            if snapshot is None:
+                raise RuntimeError("this rank has no snapshot of D_{t+1}")
+            self._shadow_d_view.load(snapshot)
+            scorer = self.scorer
+            x_next = pending["x_next"]
+            if self.config.kind is ScoreKind.CRITIC and self.config.tau is None:
+                # D_{t+1}'s own threshold: calibrated on this snapshot with the samples it now sees
+                # (G after the step), never D_t's carried over — a critic's scores drift freely
+                scorer = scorer.calibrate(self._real.to(x_next.device), x_next)
+            tau = scorer.tau
+            rows = pending["rows"].to(x_next.device)
+            if self.call.binds:  # the probes' own conditions, row for row
+                scorer = scorer.conditioned(None if self.C is None else self.C.index_select(0, rows), self.call)
+            s_later = scorer.score(x_next[rows]).cpu().numpy() if len(rows) else np.zeros(0, dtype=np.float32)
+            local = (s_later, pending["flip"], tau)
+        except Exception as err:
+            if not self.ctx.sharded:
+                raise
+            error = f"{type(err).__name__}: {err}"
+        parts = self.ctx.gather(local, error=error)
+        if parts is None or self.writer is None:
+            return
+        s_later = np.concatenate([p[0] for p in parts])
+        flip = np.concatenate([p[1] for p in parts])
+        tau = parts[0][2]  # the same on every rank: calibrated on the whole probe batch
+        self.writer.append(PersistsRecord(step=pending["step"], d_steps=self.d_steps_since, tau=tau,
+                                          persists=persistence(s_later, flip, tau)))
 
     def _persist(self, step: int, snapshot: list[torch.Tensor]) -> dict[str, str]:
         """Write D and G before/after of ``step`` (the run store records their SHA-256)."""
@@ -356,7 +493,8 @@ def watch(G: nn.Module, D: nn.Module, run_dir: str | Path, *, config: WatchConfi
     """Start watching a training loop; returns a :class:`Watcher` (use ``with`` or ``.close()``).
 
     Args:
-        G, D: the generator and discriminator (DDP wrappers are unwrapped; only rank 0 records).
+        G, D: the generator and discriminator (DDP wrappers are unwrapped, FSDP2 ones mirrored; every
+            rank measures its share of the probes, rank 0 alone writes).
         run_dir: where the run directory is written.
         config: a :class:`WatchConfig`; keyword ``options`` override its fields
             (``every=1``, ``n_probes=256``, ``kind="prob"``, ``bounds=(0, 1)``, ...).

@@ -70,12 +70,19 @@ def measure_update(
     min_norm_probes: int | None = None,
     seed: int = 0,
     precision: str = "fp32",
+    index: torch.Tensor | None = None,
+    n_total: int | None = None,
 ) -> Measurement:
     """Measure the update ``x -> x_next`` against ``scorer`` (D_t). Budgets are fractions of the range.
 
     ``precision`` is the search precision of the efficiency PGD (``fp32``, ``bf16``, ``fp16``,
     ``auto``); its ``s_pgd`` is scored by ``scorer`` in float32 like every other field. The
-    minimum-norm attack carries its own precision."""
+    minimum-norm attack carries its own precision.
+
+    ``index`` (N,) and ``n_total``: these samples are rows ``index`` of a probe batch of
+    ``n_total`` that is measured in shards (one per rank under DDP). Every random draw is then
+    made for the whole batch and indexed, and the minimum-norm subset is the batch's first
+    ``min_norm_probes`` rows, so a row's numbers do not depend on which shard measured it."""
     if x.shape != x_next.shape:
         raise ValueError(f"expected x and x_next of the same shape, got {tuple(x.shape)} and {tuple(x_next.shape)}")
     x, x_next = x.detach(), x_next.detach()
@@ -119,7 +126,11 @@ def measure_update(
     noise_flip = torch.zeros_like(s)
     with torch.no_grad(), scorer.session():
         for _ in range(noise_draws):
-            x_noise = x + random_step_in_box(x, l2, bounds.lo, bounds.hi, generator)
+            u = None
+            if index is not None:  # drawn for the whole batch, keyed by the probe's row in it
+                whole = torch.empty((int(n_total or n),) + tuple(x.shape[1:]), device=x.device, dtype=x.dtype)
+                u = random_direction(whole, Norm.L2, generator)[index]
+            x_noise = x + random_step_in_box(x, l2, bounds.lo, bounds.hi, generator, u=u)
             noise_flip += (fake & (scorer.forward(x_noise) >= tau)).to(s.dtype)
     if noise_draws:
         noise_flip /= noise_draws
@@ -131,7 +142,8 @@ def measure_update(
         # the first k probes, attacked inside the whole scored batch: under batch statistics a
         # slice x[:k] would be another decision function than the one that scored s
         k = n if min_norm_probes is None else min(n, min_norm_probes)
-        first_k = torch.arange(n, device=x.device) < k
+        rows = torch.arange(n, device=x.device) if index is None else index.to(x.device)
+        first_k = rows < (k if min_norm_probes is None else min_norm_probes)
         result = min_norm(scorer, x, direction=F2R, seed=seed, active=first_k)
         eps_star = torch.where(result.attacked, result.norms, torch.full_like(result.norms, math.nan))
         diagnostics = result.diagnostics
@@ -147,7 +159,8 @@ def measure_update(
 
 
 def random_step_in_box(x: torch.Tensor, radius: torch.Tensor, lo: float, hi: float,
-                       generator: torch.Generator, iterations: int = 40) -> torch.Tensor:
+                       generator: torch.Generator, iterations: int = 40, u: torch.Tensor | None = None
+                       ) -> torch.Tensor:
     """A random perturbation ``d`` (B, ...) with ``‖d‖₂ = radius`` (B,) and ``x + d`` in ``[lo, hi]``.
 
     Clamping ``x + r·u`` to the box shortens the step (by up to 12% measured on generator
@@ -157,7 +170,7 @@ def random_step_in_box(x: torch.Tensor, radius: torch.Tensor, lo: float, hi: flo
     whole ray stays shorter (the radius exceeds the box along ``u``; not seen in practice) the
     step is the ray's end, the farthest point in that direction.
     """
-    u = random_direction(x, Norm.L2, generator)
+    u = random_direction(x, Norm.L2, generator) if u is None else u  # (B, ...) unit L2 directions
     r = radius.to(x.dtype)
 
     def length(t: torch.Tensor) -> torch.Tensor:

@@ -13,9 +13,10 @@ import torch
 
 from ganrobust.config import AuditConfig
 from ganrobust.data import load_dataset
+from ganrobust.distributed import Context
 from ganrobust.gan_call import AugmentedDiscriminator, GanCall, check_pair, gan_call_for
 from ganrobust.measure.audit import audit_gan
-from ganrobust.pipeline.sweep import audit_run_snapshots, parse_selection
+from ganrobust.pipeline.sweep import audit_sharded, parse_selection
 from ganrobust.report.envelope import audit_report
 from ganrobust.runs import CHECKPOINT, read_run
 from ganrobust.runs.checkpoints import LoadedGAN, load_gan
@@ -51,18 +52,23 @@ def audit_checkpoint(checkpoint: Path | None, *, cfg: AuditConfig, load: dict[st
                      robust_d: int = 0, device: str = "cpu", verify: bool = True, out: Path,
                      command: str, started: float, generator: Path | None = None,
                      note: Note = lambda _m: None, progress: Callable[[str], None] | None = None,
-                     snapshot_tick: Callable[[int], None] | None = None, num_classes: int | None = None,
-                     d_condition: bool = True, head: int | None = None, gan_call: str | None = None,
-                     d_augment: bool = False) -> Audited:
+                     snapshot_tick: Callable[[int], None] | None = None, ctx: Context | None = None,
+                     num_classes: int | None = None, d_condition: bool = True, head: int | None = None,
+                     gan_call: str | None = None, d_augment: bool = False) -> Audited | None:
     """Audit ``checkpoint`` (a file or a run directory; ``load`` holds the other arguments of
     :func:`ganrobust.runs.checkpoints.load_gan`). ValueError (CheckpointError) with the fix for
     anything that cannot be audited; ``note`` receives one line per thing the user should know.
+
+    ``ctx`` (under ``torchrun``): the checkpoint's audit and the persisted snapshots are one list
+    of items sharded over the ranks (:func:`ganrobust.pipeline.sweep.audit_sharded`); rank 0 gets
+    the report, equal to the single-process one, and the other ranks None.
 
     How G and D are called (:mod:`ganrobust.gan_call`): ``num_classes`` (as the run recorded by
     default; StyleGAN networks are recognised by their attributes), ``d_condition=False`` for an
     AC-GAN's D(x), ``head`` for a D with several outputs, ``gan_call`` (``pkg.mod:Class``) for any
     other convention; ``d_augment`` scores a StyleGAN2-ADA D behind its snapshot's augment pipe.
     ``data`` may be a folder of images, read at the model's resolution, channels and range."""
+    ctx = ctx or Context()
     folder = data is not None and Path(data).is_dir()
     dataset = None if data is None or folder else load_dataset(data, n=max(cfg.n_probes, 1000), seed=cfg.seed)
     real = None if dataset is None else dataset.x
@@ -70,16 +76,13 @@ def audit_checkpoint(checkpoint: Path | None, *, cfg: AuditConfig, load: dict[st
     settings = resolve_settings(loaded, bn=bn, d_output=d_output, g_loss=g_loss, g_optimizer=g_optimizer,
                                 fresh_optimizer=fresh_optimizer)
     cfg = configured(cfg, settings, loaded.train_config)
-    if settings["kind"].value == "critic" and real is None:
-        raise ValueError(f"D is a critic (kind=critic, from the {settings['kind'].source}): its threshold is "
-                         f"calibrated on real samples; pass --data")
     if d_augment:
         if loaded.augment_pipe is None or loaded.stylegan is None:
             raise ValueError("--d-augment needs a StyleGAN2-ADA snapshot with an augment_pipe; this checkpoint has none")
         loaded.D = AugmentedDiscriminator(loaded.D, loaded.augment_pipe).eval()
         loaded.stylegan["augment"] = (f"used: D scores augment_pipe(x) ({type(loaded.augment_pipe).__name__}, "
                                       f"p={loaded.stylegan.get('augment_p')})")
-    dev = torch.device(device)
+    dev = ctx.device(device)  # a bare cuda is cuda:LOCAL_RANK, one process per GPU
     loaded.G.to(dev)
     loaded.D.to(dev)
     if head is not None:
@@ -117,15 +120,18 @@ def audit_checkpoint(checkpoint: Path | None, *, cfg: AuditConfig, load: dict[st
              "to score its output as it is")
     note(f"audit settings: {describe(settings)}")
 
-    snapshots = None
-    if snapshot_selection is not None:
-        snapshots = audit_run_snapshots(Path(checkpoint or "."), loaded, out, selection=snapshot_selection, cfg=cfg,
-                                        scorer_options=scorer_options, tick=snapshot_tick, verify=verify, real=real,
-                                        call=call)
-    measured = audit_gan(loaded.G, loaded.D, scorer_options=scorer_options, latent_shape=loaded.latent_shape,
+    def audit_itself() -> dict[str, Any]:
+        return audit_gan(loaded.G, loaded.D, scorer_options=scorer_options, latent_shape=loaded.latent_shape,
                          opt_state=None if fresh_optimizer else loaded.optimizer_g,
                          opt_class=settings["optimizer"].value, cfg=cfg, real=real, progress=progress,
                          robust_d_steps=robust_d, call=call, real_labels=None if dataset is None else dataset.y)
+
+    # item 0 is the checkpoint's audit, the persisted snapshots follow; item i runs on rank i mod world
+    measured, snapshots = audit_sharded(audit_itself, Path(checkpoint or ".") if snapshot_selection else None, loaded,
+                                        out, selection=snapshot_selection, cfg=cfg, scorer_options=scorer_options,
+                                        tick=snapshot_tick, verify=verify, real=real, ctx=ctx, call=call)
+    if measured is None:  # not rank 0: rank 0 alone builds the report
+        return None
     source = {"checkpoint": str(checkpoint) if checkpoint else None,
               "generator": str(generator) if generator else None,
               "discriminator": str(load.get("discriminator")) if load.get("discriminator") else None,

@@ -42,6 +42,7 @@ from ganrobust.config import CompareConfig
 from ganrobust.conventions import BatchNormMode, ScoreKind
 from ganrobust.data import BUILTIN, Dataset, eight_gaussians, load_dataset
 from ganrobust.gan_call import DEFAULT, GanCall, gan_call_from_record
+from ganrobust.distributed import Context, item_seed
 from ganrobust.measure.comparison import PERSISTENCE_METHOD_NOTE, line_up, means_over_training
 from ganrobust.measure.quality import FeatureSpace, image_quality, real_floor, ring_quality, train_feature_net
 from ganrobust.measure.replay import generate
@@ -173,13 +174,16 @@ def _label(paths: list[Path], labels: list[str] | None) -> list[str]:
 def compare_runs(run_dirs: list[Path], *, labels: list[str] | None = None, arms: list[str] | None = None,
                  data: Dataset | None = None,
                  cfg: CompareConfig = CompareConfig(), device: str = "cpu",
-                 progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+                 progress: Callable[[str], None] | None = None, ctx: Context | None = None) -> dict[str, Any] | None:
     """Evaluate and line up runs; returns the comparison's sections (schema ganrobust.compare/1).
 
     ``arms``: an arm name per run (runs with the same name are seeds of one arm; the first name is
     the baseline arm); adds the sections ``arms`` and ``arm_differences``.
     Raises ValueError (CheckpointError) with the fix for unreadable runs or runs on different data.
     The global RNG is left as it was; the same inputs and seed give the same numbers.
+
+    ``ctx`` (under ``torchrun``): the evaluation points are sharded over ranks and the comparison
+    is returned on rank 0 only (None on the others), equal to the single-process one.
     """
     if len(run_dirs) < 2:
         raise ValueError(f"expected at least two runs to compare, got {len(run_dirs)}")
@@ -193,15 +197,17 @@ def compare_runs(run_dirs: list[Path], *, labels: list[str] | None = None, arms:
         torch.manual_seed(cfg.seed)
         dataset, note = _run_data(runs, data)
         yardstick = _yardstick(dataset, note, cfg, tick)
-        results = [_evaluate_run(run, name, yardstick, cfg, device, tick) for run, name in zip(runs, names)]
+        results = _evaluate_runs(runs, names, yardstick, cfg, device, tick, ctx or Context())
+    if results is None:  # not rank 0
+        return None
     bounds = runs[0].manifest.get("data_range") or [-1.0, 1.0]
     out = {"runs": results, "quality": yardstick.describe(), "data": None if dataset is None else dataset.name,
            "bounds": [float(b) for b in bounds], "methods": {"persistence": PERSISTENCE_METHOD_NOTE}}
     return {**out, **line_up(results, arms, cfg)}
 
 
-def _evaluate_run(run: Run, name: str, yardstick: _Quality, cfg: CompareConfig, device: str,
-                  tick: Callable[[str], None]) -> dict[str, Any]:
+def _evaluate_run(run: Run, name: str, cfg: CompareConfig) -> tuple[dict[str, Any], LoadedGAN | None]:
+    """A run's own section (the hook's measurements) and its rebuilt G and D (None when they cannot be)."""
     notes = list(run.problems)
     try:
         loaded: LoadedGAN | None = load_gan(run.dir, verify=cfg.verify)
@@ -213,6 +219,9 @@ def _evaluate_run(run: Run, name: str, yardstick: _Quality, cfg: CompareConfig, 
         notes.append(f"D and G cannot be rebuilt ({err}); only the hook's measurements are compared")
     rows = run.training_rows()
     by_class = next((s.raw["by_class"] for s in reversed(run.steps) if s.raw.get("by_class")), None)
+    if gan_call_from_record(run.manifest.get("gan_call")).conditional:
+        notes.append("real->fake robustness not measured: a conditional D scores real samples with their labels, "
+                     "which the shared yardstick does not keep")
     out: dict[str, Any] = {
         "label": name, "dir": str(run.dir), "status": run.manifest.get("status"),
         "train_config": run.manifest.get("train_config"), "score": run.manifest.get("score"),
@@ -220,8 +229,13 @@ def _evaluate_run(run: Run, name: str, yardstick: _Quality, cfg: CompareConfig, 
         "mean_over_training": means_over_training(rows, cfg.seed),
         **({"by_class": by_class} if by_class else {}),  # a conditional run: its last measured step, per class
     }
-    if loaded is None:
-        return out
+    return out, loaded
+
+
+def _evaluate_point(run: Run, name: str, loaded: LoadedGAN, step: int, where: str, last: bool,
+                    yardstick: _Quality, cfg: CompareConfig, device: str) -> tuple[dict[str, Any], np.ndarray | None]:
+    """One evaluation point of a run: D's robustness both ways and sample quality at ``step``;
+    with ``last``, also the samples the report shows (the run's final G)."""
     dev = torch.device(device)
     score = run.manifest.get("score") or loaded.score
     bn = cfg.bn or BatchNormMode(score.get("bn") or "eval")
@@ -229,37 +243,61 @@ def _evaluate_run(run: Run, name: str, yardstick: _Quality, cfg: CompareConfig, 
     gen = torch.Generator().manual_seed(cfg.seed)
     call = gan_call_from_record(run.manifest.get("gan_call"))
     Z, C = call.sample(max(yardstick.n, cfg.robustness_samples), loaded.latent_shape, gen, dev)
-    if call.conditional and yardstick.real is not None:
-        notes.append("real->fake robustness not measured: a conditional D scores real samples with their labels, "
-                     "which the shared yardstick does not keep")
-    for step, where in _points(run, loaded):
-        tick(f"{name}: step {step}")
-        G, D = _models_at(run.dir, loaded, step, where, cfg.verify)
-        G.to(dev)
-        D.to(dev)
-        x = _generate(G, Z, batch, call, C)
-        if not torch.isfinite(x).all():
-            out["points"].append({"step": step, "source": where, "error": "G produced NaN or inf samples"})
-            continue
-        scorer = Scorer(D, kind=score.get("kind", "logit"), tau=score.get("tau"), bounds=loaded.bounds, bn=bn)
-        if call.binds:  # each probe (z, c) scored with its own condition
-            scorer = scorer.conditioned(C[: cfg.robustness_samples], call)
-        if scorer.kind is ScoreKind.CRITIC and score.get("tau") is None:
-            # a critic's threshold moves with training: recalibrated at every point, as the hook does
-            if yardstick.real is None:
-                raise ValueError(f"{name} has a critic D (WGAN): its threshold needs real samples; pass --data")
-            scorer = scorer.calibrate(yardstick.real.to(dev), x[: cfg.robustness_samples])
-        point: dict[str, Any] = {"step": step, "source": where, "tau": float(scorer.tau),
-                                 "quality": yardstick.score(x[: yardstick.n].cpu(), cfg.seed) if yardstick.n else None,
-                                 "robustness": {"fake->real": _robustness(scorer, x[: cfg.robustness_samples], "fake->real", cfg)}}
-        if yardstick.real is not None and not call.conditional:
-            point["robustness"]["real->fake"] = _robustness(scorer, yardstick.real.to(dev), "real->fake", cfg)
+    G, D = _models_at(run.dir, loaded, step, where, cfg.verify)
+    G.to(dev)
+    D.to(dev)
+    x = _generate(G, Z, batch, call, C)
+    samples = None
+    if last and yardstick.kind == "ring":
+        samples = x[:500].cpu().numpy()
+    elif last and x.dim() == 4:
+        samples = x[:16].cpu().numpy()
+    if not torch.isfinite(x).all():
+        return {"step": step, "source": where, "error": "G produced NaN or inf samples"}, samples
+    scorer = Scorer(D, kind=score.get("kind", "logit"), tau=score.get("tau"), bounds=loaded.bounds, bn=bn)
+    if call.binds:  # each probe (z, c) scored with its own condition
+        scorer = scorer.conditioned(C[: cfg.robustness_samples], call)
+    if scorer.kind is ScoreKind.CRITIC and score.get("tau") is None:
+        # a critic's threshold moves with training: recalibrated at every point, as the hook does
+        if yardstick.real is None:
+            raise ValueError(f"{name} has a critic D (WGAN): its threshold needs real samples; pass --data")
+        scorer = scorer.calibrate(yardstick.real.to(dev), x[: cfg.robustness_samples])
+    point: dict[str, Any] = {"step": step, "source": where, "tau": float(scorer.tau),
+                             "quality": yardstick.score(x[: yardstick.n].cpu(), cfg.seed) if yardstick.n else None,
+                             "robustness": {"fake->real": _robustness(scorer, x[: cfg.robustness_samples], "fake->real", cfg)}}
+    if yardstick.real is not None and not call.conditional:
+        point["robustness"]["real->fake"] = _robustness(scorer, yardstick.real.to(dev), "real->fake", cfg)
+    return point, samples
+
+
+def _evaluate_runs(runs: list[Run], names: list[str], yardstick: _Quality, cfg: CompareConfig, device: str,
+                   tick: Callable[[str], None], ctx: Context) -> list[dict[str, Any]] | None:
+    """Every run's section; the evaluation points of all runs form one list of items sharded over
+    ranks (item ``i`` on rank ``i mod world``, its global RNG seeded by ``item_seed(seed, i)``),
+    gathered on rank 0 in order. None on the other ranks."""
+    heads = [_evaluate_run(run, name, cfg) for run, name in zip(runs, names)]
+    items: list[tuple[int, int, str, bool]] = []
+    for r, (run, (_, loaded)) in enumerate(zip(runs, heads)):
+        points = _points(run, loaded) if loaded is not None else []
+        items += [(r, step, where, k == len(points) - 1) for k, (step, where) in enumerate(points)]
+
+    def work(index: int, item: tuple[int, int, str, bool]) -> tuple[dict[str, Any], np.ndarray | None]:
+        r, step, where, last = item
+        tick(f"{names[r]}: step {step}")
+        loaded = heads[r][1]
+        assert loaded is not None
+        torch.manual_seed(item_seed(cfg.seed, index))
+        return _evaluate_point(runs[r], names[r], loaded, step, where, last, yardstick, cfg, device)
+
+    evaluated = ctx.map(items, work)
+    if evaluated is None:
+        return None
+    for (r, _, _, last), (point, samples) in zip(items, evaluated):
+        out = heads[r][0]
         out["points"].append(point)
-    if out["points"] and yardstick.kind == "ring":
-        out["samples"] = x[:500].cpu().numpy()
-    elif out["points"] and x.dim() == 4:
-        out["samples"] = x[:16].cpu().numpy()
-    return out
+        if last and samples is not None:
+            out["samples"] = samples
+    return [out for out, _ in heads]
 
 
 def sample_arrays(report: dict[str, Any]) -> dict[str, np.ndarray]:
