@@ -181,7 +181,7 @@ class Watcher:
             "data_range": list(config.bounds),
             "score": {"kind": config.kind.value, "tau": config.tau, "bn": config.bn.value, "g_bn": config.g_bn.value},
             "seeds": {"probes": config.seed, "torch_initial_seed": torch.initial_seed()},
-            **({"gan_call": call.describe()} if call.conditional else {}),
+            **({"gan_call": self.call.describe()} if self.call.conditional else {}),
             "snapshot_bytes": {"D": self._d_view.nbytes, "G": self._g_view.nbytes, "ring": self._ring.nbytes},
             "distributed": {"world": self.ctx.world, "backend": self.ctx.backend,
                             "fsdp": self._fsdp,
