@@ -87,7 +87,7 @@ def make_optimizer(G: nn.Module, state: dict[str, Any] | None, cls_name: str | N
     try:
         opt = cls(G.parameters(), **(fresh if state is None else {}))
     except Exception as err:  # e.g. Muon on G's 1-D parameters
-        raise ValueError(f"{name} cannot be built on G's parameters ({_first_line(err)}); "
+        raise ValueError(f"{name} cannot be built on G's parameters ({first_line(err)}); "
                          f"pass another --g-optimizer NAME or --fresh-optimizer") from None
     if state is not None:
         try:
@@ -95,11 +95,11 @@ def make_optimizer(G: nn.Module, state: dict[str, Any] | None, cls_name: str | N
             # replay's step would advance the caller's moments in place
             opt.load_state_dict(copy.deepcopy(state))
         except (ValueError, KeyError, RuntimeError, TypeError) as err:
-            raise ValueError(f"G's optimizer state in the checkpoint does not fit G with {name} ({_first_line(err)}); "
+            raise ValueError(f"G's optimizer state in the checkpoint does not fit G with {name} ({first_line(err)}); "
                              f"pass --g-optimizer NAME or --fresh-optimizer") from None
     return opt
 
 
-def _first_line(err: BaseException) -> str:
+def first_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return f"{type(err).__name__}: {text[0] if text else ''}"[:200]

@@ -35,7 +35,7 @@ from ganrobust.attacks.robustness_curve import robustness_curve
 from ganrobust.config import AuditConfig
 from ganrobust.conventions import Direction, Norm, ScoreKind
 from ganrobust.diagnostics import Diagnostic, diagnose_scorer
-from ganrobust.measure.replay import (_flat_params, finetune_robust_d, generate, param_space_attack,
+from ganrobust.measure.replay import (flat_params, finetune_robust_d, generate, param_space_attack,
                                       replay_steps)
 from ganrobust.gan_call import DEFAULT, GanCall
 from ganrobust.measure.update import by_class, measure_update
@@ -109,7 +109,7 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
 
     tick("replaying the next generator update")
     steps = replay_steps(G, base, opt_state, opt_class, cfg, latent_shape, cfg.k_steps, Z_train, call, C_train)
-    theta, theta_next = _flat_params(G), _flat_params(steps[0])
+    theta, theta_next = flat_params(G), flat_params(steps[0])
     update_size = float((theta_next - theta).norm())
     x_next = generate(steps[0], Z, cfg.g_bn, call, C)
     tick("measuring the update")

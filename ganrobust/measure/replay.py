@@ -15,7 +15,7 @@ from ganrobust.config import AuditConfig
 from ganrobust.conventions import BatchNormMode
 from ganrobust.gan_call import DEFAULT, GanCall
 from ganrobust.module_state import evaluation_state
-from ganrobust.optimizers import _first_line, make_optimizer
+from ganrobust.optimizers import first_line, make_optimizer
 from ganrobust.scorer import Scorer
 
 
@@ -52,7 +52,7 @@ def replay_steps(G: nn.Module, D_scorer: Scorer, opt_state: dict[str, Any] | Non
         try:
             opt.step()
         except (KeyError, RuntimeError, TypeError) as err:  # moments of another class (Adamax's exp_inf ...)
-            raise ValueError(f"G's optimizer state does not fit {type(opt).__name__} ({_first_line(err)}); "
+            raise ValueError(f"G's optimizer state does not fit {type(opt).__name__} ({first_line(err)}); "
                              f"pass --g-optimizer NAME with its class, or --fresh-optimizer") from None
         states.append(copy.deepcopy(work))
     return states
@@ -64,7 +64,7 @@ def generate(G: nn.Module, z: torch.Tensor, bn: BatchNormMode, call: GanCall = D
         return call.generate(G, z, c)
 
 
-def _flat_params(G: nn.Module) -> torch.Tensor:
+def flat_params(G: nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().reshape(-1) for p in G.parameters()])
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from jinja2 import Environment, select_autoescape
 
 from ganrobust.report import figures
-from ganrobust.report.text import (_arms_text, _fmt, _persistence_text, compare_tables, headline_rows,
+from ganrobust.report.text import (arms_text, fmt, persistence_text, compare_tables, headline_rows,
                                    run_headline_rows)
 from ganrobust.runs import to_jsonable
 
@@ -138,7 +138,7 @@ def render_html(report: dict[str, Any], samples: dict[str, np.ndarray] | None) -
         title=report.get("title", "audit"), headline=headline_rows(report["summary"]), figs=figs,
         verdicts=(odena or {}).get("verdicts", {}), robustness=report.get("robustness", []),
         diagnostics=report.get("diagnostics", []), command=report.get("command", ""),
-        robust_d=report.get("robust_d"), by_class=report.get("by_class"), fmt=_fmt, run_headline=run_headline_rows(report.get("run_headline")),
+        robust_d=report.get("robust_d"), by_class=report.get("by_class"), fmt=fmt, run_headline=run_headline_rows(report.get("run_headline")),
         run_method=(report.get("run_headline") or {}).get("method", ""),
         config=json.dumps(to_jsonable(config), indent=2))
 
@@ -198,15 +198,15 @@ def render_compare_html(report: dict[str, Any], samples: dict[str, np.ndarray] |
     if q["measure"] == "frechet":
         quality_text = (f"Fréchet distance between {q['n']} generated and {q['n_reference']} held-out real samples in "
                         f"the features of a classifier trained on the dataset's labels (held-out accuracy "
-                        f"{_fmt(q['classifier_accuracy'])}); error bars: jackknife 95%. Dashed: real vs real at the "
-                        f"same n, {_fmt(q.get('floor'), False)} — the estimator's floor.")
+                        f"{fmt(q['classifier_accuracy'])}); error bars: jackknife 95%. Dashed: real vs real at the "
+                        f"same n, {fmt(q.get('floor'), False)} — the estimator's floor.")
     else:
         quality_text = (f"{q['n']} samples per point. High quality: within 3σ of a mode; covered: a mode holding at "
                         f"least 0.8% of the samples as high-quality ones (VEEGAN / PacGAN).")
     env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
     config = {k: report.get(k) for k in ("config", "versions", "seconds", "data", "methods")}
     return env.from_string(COMPARE_TEMPLATE).render(
-        tables=compare_tables(report), figs=figs, arms_text=_arms_text(report), persistence_text=_persistence_text(report), verdicts=report.get("verdicts", []), quality=q,
+        tables=compare_tables(report), figs=figs, arms_text=arms_text(report), persistence_text=persistence_text(report), verdicts=report.get("verdicts", []), quality=q,
         quality_text=quality_text, command=report.get("command", ""),
         notes=[f"{r['label']}: {n}" for r in runs for n in r.get("notes", [])] + ([q["note"]] if q.get("note") else []),
         config=json.dumps(to_jsonable(config), indent=2))

@@ -12,7 +12,7 @@ def _given(v: Any) -> bool:
     return v is not None and v == v  # None (JSON) and NaN (in memory) both mean "no interval"
 
 
-def _fmt(est: dict[str, Any] | None, pct: bool = True) -> str:
+def fmt(est: dict[str, Any] | None, pct: bool = True) -> str:
     """``value [low, high] (n=…)``; where no interval is given, why (below the minimum n, no
     variation); an exact coverage other than 95% is stated."""
     if not est or not est.get("n") or est.get("value") is None:
@@ -29,12 +29,12 @@ def _fmt(est: dict[str, Any] | None, pct: bool = True) -> str:
 
 def headline_rows(summary: dict[str, Any]) -> list[dict[str, str]]:
     """The headline table of an update's summary: the registry's ``headline`` view."""
-    return [{"name": m.name, "value": _fmt(summary.get(m.key), m.percent), "meaning": m.meaning}
+    return [{"name": m.name, "value": fmt(summary.get(m.key), m.percent), "meaning": m.meaning}
             for m in metrics.view("headline")]
 
 
 def _worst(w: dict[str, Any] | None) -> str:
-    return "n/a" if not w else f"{_fmt(w)} at step {w['step']}"
+    return "n/a" if not w else f"{fmt(w)} at step {w['step']}"
 
 
 def run_headline_rows(h: dict[str, Any] | None) -> list[dict[str, str]]:
@@ -42,15 +42,15 @@ def run_headline_rows(h: dict[str, Any] | None) -> list[dict[str, str]]:
     if not h:
         return []
     return [
-        {"name": "mean accidental-attack rate", "value": _fmt(h["mean_aar"]),
+        {"name": "mean accidental-attack rate", "value": fmt(h["mean_aar"]),
          "meaning": f"mean over the {h['steps']} measured generator steps of each step's AAR"},
-        {"name": "mean flip rate", "value": _fmt(h["mean_flip_rate"]), "meaning": "mean over the measured steps"},
-        {"name": "steps with an accidental attack", "value": _fmt(h["steps_with_accidental_attack"]),
+        {"name": "mean flip rate", "value": fmt(h["mean_flip_rate"]), "meaning": "mean over the measured steps"},
+        {"name": "steps with an accidental attack", "value": fmt(h["steps_with_accidental_attack"]),
          "meaning": "share of measured steps in which at least one probe was accidentally attacked"},
         {"name": "worst step, AAR", "value": _worst(h.get("worst_aar")), "meaning": "the largest per-step AAR"},
         {"name": "worst step, flip rate", "value": _worst(h.get("worst_flip_rate")),
          "meaning": "the largest per-step flip rate"},
-        {"name": "persistence of flips", "value": _fmt(h.get("persistence")),
+        {"name": "persistence of flips", "value": fmt(h.get("persistence")),
          "meaning": "pooled share of flips D still calls real after its next update"},
     ]
 
@@ -76,11 +76,11 @@ def summary_markdown(report: dict[str, Any]) -> str:
     if report.get("training"):
         last = report["training"][-1]
         lines += ["", f"Over training: {len(report['training'])} measured generator steps; last (step {last['step']}): "
-                      f"flip rate {_fmt(last['flip_rate'])}, AAR {_fmt(last['aar'])}."]
+                      f"flip rate {fmt(last['flip_rate'])}, AAR {fmt(last['aar'])}."]
     if report.get("by_class"):
         lines += ["", "## By class (conditional GAN: each probe is a (z, c) pair)", "",
                   "| class | probes | fake-classified | flip rate [95%] | AAR [95%] |", "| --- | --- | --- | --- | --- |"]
-        lines += [f"| {r['class']} | {r['n']} | {r['n_fake']} | {_fmt(r['flip_rate'])} | {_fmt(r['aar'])} |"
+        lines += [f"| {r['class']} | {r['n']} | {r['n_fake']} | {fmt(r['flip_rate'])} | {fmt(r['aar'])} |"
                   for r in report["by_class"]]
     if report.get("odena"):
         lines += ["", "## Odena's three arguments", ""]
@@ -97,8 +97,8 @@ def summary_markdown(report: dict[str, Any]) -> str:
                   "| discriminator | flip rate | AAR | efficiency | alignment z | real called real |", "| --- | --- | --- | --- | --- | --- |"]
         for which in ("standard", "robust"):
             r = rob[which]
-            lines.append(f"| {which} | {_fmt(r['flip_rate'])} | {_fmt(r['aar'])} | {_fmt(r['efficiency'], False)} | "
-                         f"{_fmt(r['cos_z'], False)} | {_fmt(rob['real_called_real'][which])} |")
+            lines.append(f"| {which} | {fmt(r['flip_rate'])} | {fmt(r['aar'])} | {fmt(r['efficiency'], False)} | "
+                         f"{fmt(r['cos_z'], False)} | {fmt(rob['real_called_real'][which])} |")
     if report.get("diagnostics"):
         lines += ["", "## Diagnostics", ""] + [f"* `{d['code']}`: {d['message']}" for d in report["diagnostics"]]
     lines += ["", f"Command: `{report.get('command', '')}`", ""]
@@ -121,9 +121,9 @@ def compare_tables(report: dict[str, Any]) -> dict[str, list[list[str]]]:
          str((r.get("train_config") or {}).get("steps", "n/a")), str(r.get("status")), r["dir"]] for r in runs]
     tables["training"] = [["run", "measured steps", "mean AAR [95%]", "mean flip rate [95%]", "mean control [95%]",
                            "persistence of flips [95%] (n)"]] + [
-        [r["label"], str(len(r["training"])), _fmt(r["mean_over_training"]["aar"]),
-         _fmt(r["mean_over_training"]["flip_rate"]), _fmt(r["mean_over_training"]["noise_flip_rate"]),
-         _fmt(r["mean_over_training"].get("persists"))] for r in runs]
+        [r["label"], str(len(r["training"])), fmt(r["mean_over_training"]["aar"]),
+         fmt(r["mean_over_training"]["flip_rate"]), fmt(r["mean_over_training"]["noise_flip_rate"]),
+         fmt(r["mean_over_training"].get("persists"))] for r in runs]
     eps = report["config"]["eps"] * 255
     rob = [["run", "step", "real called real", "median eps* real->fake", f"real->fake success at {eps:.3g}/255",
             "fake called fake", "median eps* fake->real", f"fake->real success at {eps:.3g}/255"]]
@@ -138,15 +138,15 @@ def compare_tables(report: dict[str, Any]) -> dict[str, list[list[str]]]:
         cells = [r["label"], str(final["step"])]
         for direction in ("real->fake", "fake->real"):
             d = final["robustness"].get(direction)
-            cells += ["n/a"] * 3 if d is None else [_fmt(d["clean_accuracy"]), _num(d["median_eps_star"]),
-                                                    _fmt(d["success_at_eps"])]
+            cells += ["n/a"] * 3 if d is None else [fmt(d["clean_accuracy"]), _num(d["median_eps_star"]),
+                                                    fmt(d["success_at_eps"])]
         rob.append(cells)
         q = final.get("quality")
         if q and measure == "frechet":
-            quality.append([r["label"], str(final["step"]), _fmt(q["frechet"], False),
+            quality.append([r["label"], str(final["step"]), fmt(q["frechet"], False),
                             f"{q['classes_covered']} of {q['classes']}", str(q["class_counts"])])
         elif q and measure == "ring":
-            quality.append([r["label"], str(final["step"]), str(q["modes_covered"]), _fmt(q["high_quality"]),
+            quality.append([r["label"], str(final["step"]), str(q["modes_covered"]), fmt(q["high_quality"]),
                             "n/a" if q["mode_kl"] is None or q["mode_kl"] != q["mode_kl"] else f"{q['mode_kl']:.3g}"])
     tables["robustness"] = rob
     if len(quality) > 1:
@@ -157,14 +157,14 @@ def compare_tables(report: dict[str, Any]) -> dict[str, list[list[str]]]:
         keys = [k for k in ARM_NUMBERS if any(k in a["numbers"] for a in report["arms"])]
         tables["arms"] = [["arm", "seeds (runs)"] + [f"{ARM_NUMBERS[k][0]} [95%] (n seeds)" for k in keys]] + [
             [a["name"], f"{a['seeds']} ({', '.join(a['runs'])})"]
-            + [_fmt(a["numbers"].get(k), ARM_NUMBERS[k][1]) for k in keys] for a in report["arms"]]
+            + [fmt(a["numbers"].get(k), ARM_NUMBERS[k][1]) for k in keys] for a in report["arms"]]
         tables["arm_differences"] = [["arm − baseline"] + [f"{ARM_NUMBERS[k][0]} [95%]" for k in keys]] + [
-            [f"{d['arm']} − {d['baseline']}"] + [_fmt(d.get(k), ARM_NUMBERS[k][1]) + (" *" if (d.get(k) or {}).get("significant") else "")
+            [f"{d['arm']} − {d['baseline']}"] + [fmt(d.get(k), ARM_NUMBERS[k][1]) + (" *" if (d.get(k) or {}).get("significant") else "")
                                                  for k in keys] for d in report.get("arm_differences", [])]
     return tables
 
 
-def _persistence_text(report: dict[str, Any]) -> str:
+def persistence_text(report: dict[str, Any]) -> str:
     """How the training table's numbers were computed, for this report's version."""
     method = (report.get("methods") or {}).get("persistence")
     steps = ("Means over the measured generator steps of each run (Student-t 95% intervals over steps; none below "
@@ -176,7 +176,7 @@ def _persistence_text(report: dict[str, Any]) -> str:
             "update, still calls real (report written before pooling).")
 
 
-def _arms_text(report: dict[str, Any]) -> str:
+def arms_text(report: dict[str, Any]) -> str:
     return (f"Each arm's runs are seeds of one method; {(report.get('methods') or {}).get('arms', '')}. "
             "Within-run numbers (intervals over steps or samples of one run) are in the tables below; "
             "* marks a difference whose interval excludes 0.")
@@ -195,7 +195,7 @@ def _by_class_lines(report: dict[str, Any]) -> list[str]:
     lines = ["### By class (conditional runs, last measured step)", "",
              "| run | class | fake-classified | flip rate [95%] | AAR [95%] |", "| --- | --- | --- | --- | --- |"]
     for run in runs:
-        lines += [f"| {run['label']} | {r['class']} | {r['n_fake']} | {_fmt(r['flip_rate'])} | {_fmt(r['aar'])} |"
+        lines += [f"| {run['label']} | {r['class']} | {r['n_fake']} | {fmt(r['flip_rate'])} | {fmt(r['aar'])} |"
                   for r in run["by_class"]]
     return lines + [""]
 
@@ -205,11 +205,11 @@ def compare_markdown(report: dict[str, Any]) -> str:
     q = report["quality"]
     lines = ["# ganrobust comparison", "", *_md_table(tables["runs"]), ""]
     if "arms" in tables:
-        lines += ["## Over seeds", "", _arms_text(report), "", *_md_table(tables["arms"]), "",
+        lines += ["## Over seeds", "", arms_text(report), "", *_md_table(tables["arms"]), "",
                   *_md_table(tables["arm_differences"]), ""]
     lines += [
              "## Accidental attacks over training", "",
-             _persistence_text(report), "",
+             persistence_text(report), "",
              *_md_table(tables["training"]), "",
              *_by_class_lines(report),
              "## D's robustness at the end", "",
@@ -221,8 +221,8 @@ def compare_markdown(report: dict[str, Any]) -> str:
             floor = q.get("floor") or {}
             lines += [f"Fréchet distance between {q['n']} generated and {q['n_reference']} held-out real samples in the "
                       f"64-d features of a classifier trained on the dataset's labels (held-out accuracy "
-                      f"{_fmt(q['classifier_accuracy'])}); jackknife 95% intervals. Real vs real at the same n "
-                      f"(the floor): {_fmt(floor, False)}.", ""]
+                      f"{fmt(q['classifier_accuracy'])}); jackknife 95% intervals. Real vs real at the same n "
+                      f"(the floor): {fmt(floor, False)}.", ""]
         else:
             lines += [f"{q['n']} samples; high quality = within 3σ of a mode; a mode is covered by ≥ 0.8% of the "
                       f"samples (VEEGAN / PacGAN).", ""]

@@ -1,6 +1,6 @@
-"""Loading the GAN checkpoints people actually have. (One module: recognising a layout and
-building the models it needs are one decision chain — format, keys, architecture, load — whose
-error messages depend on each other.)
+"""Loading the GAN checkpoints people actually have. (One module, over 300 lines: recognising a
+layout is one decision chain — file, format, keys, nesting, partner file — whose error messages
+depend on each other; building the models lives in :mod:`ganrobust.runs.architectures`.)
 
 * ganrobust's own ``checkpoint.pt`` and run directories (architecture references inside);
 * a dict of G and D state dicts under the usual keys (``G``/``D``, ``generator``/``discriminator``,
@@ -29,8 +29,6 @@ manifest recorded: the score convention and, for ``ganrobust train`` runs, the t
 
 from __future__ import annotations
 
-import importlib
-import json
 import pickle
 import re
 import zipfile
@@ -41,7 +39,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ganrobust.models import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
+from ganrobust.runs.architectures import build, infer_dcgan, infer_latent_shape, infer_mlp, load_into
 from ganrobust.runs.store import (CHECKPOINT, CheckpointError, IntegrityError, load_snapshot, persisted_steps,
                                   read_manifest, read_sibling_manifest, verify_run_file)
 
@@ -255,115 +253,6 @@ def _check_finite(state: dict[str, torch.Tensor], which: str, where: str) -> Non
                                   f"audit an earlier checkpoint")
 
 
-# -- architectures --------------------------------------------------------------------------
-
-def _count(state: dict[str, torch.Tensor], pattern: str) -> list[str]:
-    return sorted({m.group(1) for k in state if (m := re.match(pattern, k))}, key=int)
-
-
-def infer_dcgan(g_state: dict[str, torch.Tensor], d_state: dict[str, torch.Tensor], *, sigmoid: bool
-                ) -> tuple[nn.Module, nn.Module]:
-    """Build a DCGAN pair whose hyperparameters are read off the tensor shapes."""
-    try:
-        w0 = g_state["main.0.weight"]                     # (nz, ngf * 2^(n-1), 4, 4)
-        convs = [i for i in _count(g_state, r"main\.(\d+)\.weight") if g_state[f"main.{i}.weight"].dim() == 4]
-        last = g_state[f"main.{convs[-1]}.weight"]        # (ngf, nc, 4, 4)
-        image_size = {4: 32, 5: 64}[len(convs)]
-        G = DCGANGenerator(nz=w0.shape[0], ngf=last.shape[0], nc=last.shape[1], image_size=image_size)
-        sn = any("parametrizations" in k for k in d_state)
-        d0 = d_state["main.0.parametrizations.weight.original" if sn else "main.0.weight"]  # (ndf, nc, 4, 4)
-        D = DCGANDiscriminator(ndf=d0.shape[0], nc=d0.shape[1], image_size=image_size, sigmoid=sigmoid, spectral_norm=sn)
-    except (KeyError, IndexError) as err:
-        raise CheckpointError(f"the weights do not look like a DCGAN pair (no {err}); pass --generator-class/"
-                              f"--discriminator-class for your architecture") from None
-    return G, D
-
-
-def infer_mlp(g_state: dict[str, torch.Tensor], d_state: dict[str, torch.Tensor]) -> tuple[nn.Module, nn.Module]:
-    try:
-        g_layers = _count(g_state, r"net\.(\d+)\.weight")
-        d_keys = [k for k in d_state if k.endswith("weight") and "net." in k]
-        first_g = g_state[f"net.{g_layers[0]}.weight"]
-        last_g = g_state[f"net.{g_layers[-1]}.weight"]
-        sn = any("parametrizations" in k for k in d_state)
-        G = MLPGenerator(nz=first_g.shape[1], hidden=first_g.shape[0], dim=last_g.shape[0], depth=len(g_layers) - 1)
-        d_first = d_state[sorted(d_keys)[0]]
-        D = MLPDiscriminator(dim=d_first.shape[1], hidden=d_first.shape[0], depth=len(_count(d_state, r"net\.(\d+)\.")) - 1,
-                             spectral_norm=sn)
-    except (KeyError, IndexError) as err:
-        raise CheckpointError(f"the weights do not look like an MLP pair (no {err}); pass --generator-class") from None
-    return G, D
-
-
-def import_class(spec: str) -> type[nn.Module]:
-    """``package.module:Class`` -> the class, with a clear error."""
-    if ":" not in spec:
-        raise CheckpointError(f"expected an import path like package.module:Class, got {spec!r}")
-    module_name, _, attr = spec.partition(":")
-    try:
-        obj: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except Exception as err:  # an import can fail in many ways
-        raise CheckpointError(f"cannot import {spec!r}: {_first_line(err)}; is the package installed and on PYTHONPATH?") from None
-    if not (isinstance(obj, type) and issubclass(obj, nn.Module)):
-        raise CheckpointError(f"{spec!r} is not an nn.Module class")
-    return obj
-
-
-def _build(spec: str, kwargs: dict[str, Any] | str | None) -> nn.Module:
-    if isinstance(kwargs, str):
-        try:
-            kwargs = json.loads(kwargs)
-        except json.JSONDecodeError as err:
-            raise CheckpointError(f"keyword arguments must be a JSON object, got {kwargs!r} ({err.msg})") from None
-    if kwargs is not None and not isinstance(kwargs, dict):
-        raise CheckpointError(f"keyword arguments must be a JSON object, got {kwargs!r}")
-    cls = import_class(spec)
-    try:
-        return cls(**(kwargs or {}))
-    except Exception as err:
-        raise CheckpointError(f"{spec}(**{kwargs}) failed: {_first_line(err)}") from None
-
-
-def _load_into(module: nn.Module, state: dict[str, torch.Tensor], which: str, where: str) -> None:
-    own = module.state_dict()
-    mismatched = [f"{key} {tuple(value.shape)} vs {tuple(own[key].shape)}"
-                  for key, value in state.items() if key in own and own[key].shape != value.shape]
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    if not (missing or unexpected or mismatched):
-        try:
-            module.load_state_dict(state, strict=True)
-            return
-        except RuntimeError as err:
-            raise CheckpointError(f"{where}: {which} weights do not load into {type(module).__name__}: "
-                                  f"{_first_line(err)}") from None
-    parts = []
-    if missing:
-        parts.append(f"missing {missing[:3]}")
-    if unexpected:
-        parts.append(f"unexpected {unexpected[:3]}")
-    if mismatched:
-        parts.append(f"shape mismatch {mismatched[:2]}")
-    raise CheckpointError(f"{where}: {which} weights do not fit {type(module).__name__} ({'; '.join(parts)}); "
-                          f"check --arch or the class and its kwargs")
-
-
-def _latent_shape(G: nn.Module) -> tuple[int, ...]:
-    if isinstance(G, DCGANGenerator):
-        return (G.nz, 1, 1)
-    nz = getattr(G, "nz", getattr(G, "z_dim", None))
-    if isinstance(nz, int):
-        return (nz,)
-    for m in G.modules():
-        if isinstance(m, (nn.Linear,)):
-            return (m.in_features,)
-        if isinstance(m, nn.ConvTranspose2d):
-            return (m.in_channels, 1, 1)
-    raise CheckpointError("cannot tell the generator's latent size; pass --latent-shape")
-
-
 def run_models(run_dir: Path) -> tuple[nn.Module, nn.Module, dict[str, Any]]:
     """Fresh G and D built from a run's manifest (the architecture references the hook wrote),
     and the manifest itself."""
@@ -376,7 +265,7 @@ def run_models(run_dir: Path) -> tuple[nn.Module, nn.Module, dict[str, Any]]:
     if any(ref.get("kwargs") is None or not ref.get("class") for ref in refs):
         raise CheckpointError(f"{run_dir}: the manifest does not record how to build G and D (their classes keep no "
                               f"'config' dict of constructor arguments), and there is no checkpoint.pt")
-    G, D = (_build(ref["class"], ref["kwargs"]) for ref in refs)
+    G, D = (build(ref["class"], ref["kwargs"]) for ref in refs)
     return G, D, manifest
 
 
@@ -397,7 +286,7 @@ def load_run_snapshot(run_dir: Path, step: int | None = None, *, verify: bool = 
     for module, kind, which in ((G, "G_after", "generator"), (D, "D", "discriminator")):
         state = load_snapshot(run_dir, step, kind, verify=verify)
         _check_finite(state, which, where)
-        _load_into(module, state, which, where)
+        load_into(module, state, which, where)
     G.eval()
     D.eval()
     bounds = manifest.get("data_range") or (-1.0, 1.0)
@@ -405,7 +294,7 @@ def load_run_snapshot(run_dir: Path, step: int | None = None, *, verify: bool = 
             f"snapshots hold no optimizer state, so the replay uses a fresh Adam") if step == steps[-1] else \
         f"loaded the persisted snapshot of step {step}"
     score = dict(manifest.get("score") or {})
-    return LoadedGAN(G=G, D=D, source=f"ganrobust run snapshot (step {step})", latent_shape=_latent_shape(G),
+    return LoadedGAN(G=G, D=D, source=f"ganrobust run snapshot (step {step})", latent_shape=infer_latent_shape(G),
                      score=score, bounds=(float(bounds[0]), float(bounds[1])), notes=[note],
                      train_config=manifest.get("train_config"), origins={key: "run manifest" for key in score},
                      gan_call=manifest.get("gan_call"))
@@ -537,11 +426,11 @@ def load_gan(
         if generator_class or discriminator_class:
             if not (generator_class and discriminator_class):
                 raise CheckpointError("pass both --generator-class and --discriminator-class")
-            G_new = _build(generator_class, generator_kwargs)
-            D_new = _build(discriminator_class, discriminator_kwargs)
+            G_new = build(generator_class, generator_kwargs)
+            D_new = build(discriminator_class, discriminator_kwargs)
         elif arch_refs.get("generator", {}).get("kwargs") is not None and not arch:
-            G_new = _build(arch_refs["generator"]["class"], arch_refs["generator"]["kwargs"])
-            D_new = _build(arch_refs["discriminator"]["class"], arch_refs["discriminator"]["kwargs"])
+            G_new = build(arch_refs["generator"]["class"], arch_refs["generator"]["kwargs"])
+            D_new = build(arch_refs["discriminator"]["class"], arch_refs["discriminator"]["kwargs"])
         elif arch in ("dcgan", None) and g_state is not None and "main.0.weight" in g_state:
             G_new, D_new = infer_dcgan(g_state, d_state or {}, sigmoid=d_output == "prob")
             notes.append("DCGAN hyperparameters inferred from tensor shapes")
@@ -553,11 +442,11 @@ def load_gan(
                                   f"--generator-class pkg.mod:Class --discriminator-class pkg.mod:Class")
         if G is None:
             assert g_state is not None
-            _load_into(G_new, g_state, "generator", where)
+            load_into(G_new, g_state, "generator", where)
             G = G_new
         if D is None:
             assert d_state is not None
-            _load_into(D_new, d_state, "discriminator", where)
+            load_into(D_new, d_state, "discriminator", where)
             D = D_new
 
     if opt_state == "lightning":
@@ -572,7 +461,7 @@ def load_gan(
             origins["kind"] = "option"
     G.eval()
     D.eval()
-    return LoadedGAN(G=G, D=D, source=source, latent_shape=tuple(latent_shape) if latent_shape else _latent_shape(G),
+    return LoadedGAN(G=G, D=D, source=source, latent_shape=tuple(latent_shape) if latent_shape else infer_latent_shape(G),
                      optimizer_g=opt_state if isinstance(opt_state, dict) else None, optimizer_g_class=opt_class,
                      score=score, bounds=(float(bounds[0]), float(bounds[1])), notes=notes,
                      train_config=train_config, origins=origins, gan_call=gan_call_record)
