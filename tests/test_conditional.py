@@ -164,7 +164,8 @@ def _digits_folder(root: Path, per_class: int = 4) -> Path:
     return root
 
 
-@pytest.mark.slow
+# the path the issue names — watch, audit (through an image folder), robust swap, compare, report —
+# runs in the default suite (about 8 s here) so that CI holds it; the 300-step run is marked slow
 def test_cli_audit_compare_report_on_conditional_runs(runs: dict[str, Path], tmp_path: Path) -> None:
     runs = {**runs, "pgd": _run(tmp_path, "pgd", 30, d_training="pgd", d_steps=2)}  # the robust swap
     runner = CliRunner()
