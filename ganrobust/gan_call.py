@@ -210,16 +210,9 @@ def gan_call_for(G: nn.Module, D: nn.Module, num_classes: int | None = None, *, 
 
 
 def _import_adapter(spec: str, num_classes: int | None) -> GanCall:
-    import importlib
+    from ganrobust.models import import_object
 
-    module_name, _, attr = spec.partition(":")
-    try:
-        obj: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except Exception as err:  # an import can fail in many ways
-        raise ValueError(f"cannot import the adapter {spec!r} ({type(err).__name__}: {err}); expected pkg.module:Class "
-                         f"importable from PYTHONPATH") from None
+    obj = import_object(spec)
     if isinstance(obj, GanCall):
         return obj
     if not (isinstance(obj, type) and issubclass(obj, GanCall)):

@@ -10,6 +10,7 @@ gives a spectrally normalised D without BatchNorm (Miyato et al. 2018).
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import torch
@@ -187,3 +188,20 @@ def init_dcgan_weights(m: nn.Module) -> None:
     elif "BatchNorm" in name:
         nn.init.normal_(m.weight, 1.0, 0.02)
         nn.init.zeros_(m.bias)
+
+
+def import_object(spec: str) -> Any:
+    """The object an import path ``package.module:Attr`` (``Attr`` may be dotted) names: a user's model
+    class or GAN adapter. ValueError with what failed and the fix."""
+    module_name, colon, attr = spec.partition(":")
+    if not colon or not module_name or not attr:
+        raise ValueError(f"expected an import path like package.module:Class, got {spec!r}")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except Exception as err:  # an import can fail in many ways
+        text = str(err).strip().splitlines()
+        raise ValueError(f"cannot import {spec!r} ({type(err).__name__}: {text[0] if text else ''}); is the package "
+                         f"installed and on PYTHONPATH?") from None
+    return obj

@@ -125,10 +125,7 @@ def train(
         G.train()
         D.train()
         for step in range(cfg.steps):
-            if classes is not None:
-                loss_d, loss_g = _conditional_step(cfg, G, D, opt_g, opt_d, data, classes, latent, device, d_loss_fn)
-            else:
-                loss_d, loss_g = _step(cfg, G, D, opt_g, opt_d, data, latent, device, d_loss_fn)
+            loss_d, loss_g = _step(cfg, G, D, opt_g, opt_d, data, classes, latent, device, d_loss_fn)
             stats = {"loss_d": loss_d.item(), "loss_g": loss_g.item()}
             if not (math.isfinite(stats["loss_d"]) and math.isfinite(stats["loss_g"])):
                 raise FloatingPointError(f"training diverged at step {step + 1}: {stats}")
@@ -150,44 +147,24 @@ def train(
 
 
 def _step(cfg: TrainConfig, G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
-          data: Dataset, latent: tuple[int, ...], device: torch.device, d_loss_fn: DLossFn | None
+          data: Dataset, classes: int | None, latent: tuple[int, ...], device: torch.device, d_loss_fn: Any
           ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One generator step (after ``n_critic`` D steps) of the unconditional loop."""
-    for _ in range(cfg.n_critic):
-        real = data.batch(cfg.batch).to(device)
-        z = torch.randn((cfg.batch,) + latent, device=device)
-        fake = G(z).detach()
-        opt_d.zero_grad(set_to_none=True)
-        loss_d = d_loss(cfg.loss, D(real), D(fake)) if d_loss_fn is None else d_loss_fn(D, real, fake)
-        loss_d.backward()
-        opt_d.step()
-        if cfg.loss == "wgan":
-            with torch.no_grad():
-                for p in D.parameters():
-                    p.clamp_(-cfg.clip, cfg.clip)
-    z = torch.randn((cfg.batch,) + latent, device=device)
-    opt_g.zero_grad(set_to_none=True)
-    loss_g = g_loss(cfg.loss, D(G(z)))  # D stays in train mode, as in pytorch/examples
-    loss_g.backward()
-    opt_g.step()
-    return loss_d, loss_g
+    """One generator step after ``n_critic`` D steps. With ``classes`` (a class-conditional GAN) real
+    batches keep their labels and fake ones draw labels uniformly: D(x, y), G(z, y); without, the
+    same draws as ``data.batch`` and no label is drawn."""
+    def labels() -> tuple[torch.Tensor, ...]:
+        return () if classes is None else (torch.randint(0, classes, (cfg.batch,), device=device),)
 
-
-def _conditional_step(cfg: TrainConfig, G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer,
-                      opt_d: torch.optim.Optimizer, data: Dataset, classes: int, latent: tuple[int, ...],
-                      device: torch.device, d_loss_fn: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """The same step for a class-conditional GAN: real batches with their labels, fake ones with
-    labels drawn uniformly; D(x, y), G(z, y)."""
-    assert data.y is not None
     for _ in range(cfg.n_critic):
         idx = torch.randint(0, len(data), (cfg.batch,))
-        real, y_real = data.x[idx].to(device), data.y[idx].to(device)
+        real = data.x[idx].to(device)
+        y_real = () if classes is None else (data.y[idx].to(device),)  # type: ignore[index]
         z = torch.randn((cfg.batch,) + latent, device=device)
-        y_fake = torch.randint(0, classes, (cfg.batch,), device=device)
-        fake = G(z, y_fake).detach()
+        y_fake = labels()
+        fake = G(z, *y_fake).detach()
         opt_d.zero_grad(set_to_none=True)
-        loss_d = (d_loss(cfg.loss, D(real, y_real), D(fake, y_fake)) if d_loss_fn is None
-                  else d_loss_fn(D, real, fake, y_real, y_fake))
+        loss_d = (d_loss(cfg.loss, D(real, *y_real), D(fake, *y_fake)) if d_loss_fn is None
+                  else d_loss_fn(D, real, fake, *y_real, *y_fake))
         loss_d.backward()
         opt_d.step()
         if cfg.loss == "wgan":
@@ -195,9 +172,9 @@ def _conditional_step(cfg: TrainConfig, G: nn.Module, D: nn.Module, opt_g: torch
                 for p in D.parameters():
                     p.clamp_(-cfg.clip, cfg.clip)
     z = torch.randn((cfg.batch,) + latent, device=device)
-    y = torch.randint(0, classes, (cfg.batch,), device=device)
+    y = labels()
     opt_g.zero_grad(set_to_none=True)
-    loss_g = g_loss(cfg.loss, D(G(z, y), y))  # D stays in train mode, as in pytorch/examples
+    loss_g = g_loss(cfg.loss, D(G(z, *y), *y))  # D stays in train mode, as in pytorch/examples
     loss_g.backward()
     opt_g.step()
     return loss_d, loss_g

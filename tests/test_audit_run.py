@@ -106,16 +106,20 @@ def test_a_corrupted_checkpoint_is_refused_unless_no_verify(hinge_run, tmp_path)
     assert ok.exit_code == 0, ok.output
 
 
+def _corrupt_tail(path: Path) -> None:
+    """Flip one bit near the end of a safetensors file, which is tensor data (not the header)."""
+    data = bytearray(path.read_bytes())
+    data[-6] ^= 0x40
+    path.write_bytes(bytes(data))
+
+
 def test_a_corrupted_snapshot_is_refused_unless_no_verify(hinge_run, tmp_path) -> None:
     _, run = hinge_run
     copy_ = tmp_path / "run"
     shutil.copytree(run, copy_)
     (copy_ / "checkpoint.pt").unlink()  # audited from its last snapshot
     last = persisted_steps(copy_)[-1]
-    path = copy_ / snapshot_file(last, "D")
-    data = bytearray(path.read_bytes())
-    data[-6] ^= 0x40  # the end of a safetensors file is tensor data
-    path.write_bytes(bytes(data))
+    _corrupt_tail(copy_ / snapshot_file(last, "D"))
     error = _one_error(CliRunner().invoke(cli, ["audit", str(copy_), "--out", str(tmp_path / "a"), *FAST]))
     assert "does not match the SHA-256 recorded" in error
     with pytest.raises(CheckpointError, match="SHA-256"):  # what compare reads at each persisted step
@@ -129,10 +133,7 @@ def test_every_snapshot_read_by_audit_snapshots_is_verified(hinge_run, tmp_path)
     copy_ = tmp_path / "run"
     shutil.copytree(run, copy_)
     first = persisted_steps(copy_)[0]
-    path = copy_ / snapshot_file(first, "G_before")
-    data = bytearray(path.read_bytes())
-    data[-6] ^= 0x40
-    path.write_bytes(bytes(data))
+    _corrupt_tail(copy_ / snapshot_file(first, "G_before"))
     args = ["audit", str(copy_), "--out", str(tmp_path / "a"), *FAST, "--snapshots", "all"]
     assert "does not match the SHA-256 recorded" in _one_error(CliRunner().invoke(cli, args))
 

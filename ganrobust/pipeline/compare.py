@@ -48,8 +48,8 @@ from ganrobust.measure.quality import FeatureSpace, image_quality, real_floor, r
 from ganrobust.measure.replay import generate
 from ganrobust.module_state import preserved_rng
 from ganrobust.runs import Run, read_run
-from ganrobust.runs.checkpoints import CheckpointError, IntegrityError, LoadedGAN, load_gan
-from ganrobust.runs.store import load_snapshot, persisted_steps
+from ganrobust.runs.checkpoints import LoadedGAN, load_gan
+from ganrobust.runs.store import CheckpointError, IntegrityError, load_snapshot, persisted_steps
 from ganrobust.scorer import Scorer
 from ganrobust.stats import Estimate
 

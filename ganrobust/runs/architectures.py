@@ -5,7 +5,6 @@ Every problem is a :class:`~ganrobust.runs.store.CheckpointError` with the fix."
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ganrobust.models import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
+from ganrobust.models import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator, import_object
 from ganrobust.optimizers import first_line
 from ganrobust.runs.store import CheckpointError
 
@@ -58,15 +57,10 @@ def infer_mlp(g_state: dict[str, torch.Tensor], d_state: dict[str, torch.Tensor]
 
 def import_class(spec: str) -> type[nn.Module]:
     """``package.module:Class`` -> the class, with a clear error."""
-    if ":" not in spec:
-        raise CheckpointError(f"expected an import path like package.module:Class, got {spec!r}")
-    module_name, _, attr = spec.partition(":")
     try:
-        obj: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except Exception as err:  # an import can fail in many ways
-        raise CheckpointError(f"cannot import {spec!r}: {first_line(err)}; is the package installed and on PYTHONPATH?") from None
+        obj = import_object(spec)
+    except ValueError as err:
+        raise CheckpointError(str(err)) from None
     if not (isinstance(obj, type) and issubclass(obj, nn.Module)):
         raise CheckpointError(f"{spec!r} is not an nn.Module class")
     return obj

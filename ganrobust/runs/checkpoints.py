@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from ganrobust.runs.architectures import build, infer_dcgan, infer_latent_shape, infer_mlp, load_into
-from ganrobust.runs.store import (CHECKPOINT, CheckpointError, IntegrityError, load_snapshot, persisted_steps,
+from ganrobust.runs.store import (CHECKPOINT, CheckpointError, load_snapshot, persisted_steps,
                                   read_manifest, read_sibling_manifest, verify_run_file)
 
 PAIRS = [("G", "D"), ("generator", "discriminator"), ("netG", "netD"), ("gen", "disc"), ("g", "d"),
