@@ -28,6 +28,10 @@ from ganrobust.config import AUDIT_ROBUST_D_STEPS, DEVICE, AuditConfig
                    "(or for pytorch/examples pairs), else logit].")
 @click.option("--bn", type=click.Choice(["eval", "batch"]),
               help="How D's BatchNorm scores [default: as the run recorded, else eval].")
+@click.option("--g-bn", type=click.Choice(["eval", "batch"]),
+              help="How G's BatchNorm generates the probes and the replay [default: as the run recorded, else batch].")
+@click.option("--batch", type=int, help="Latent batch of the replayed generator step [default: as the run recorded "
+              "(the batch the hook saw, or `ganrobust train --batch`), else 64].")
 @click.option("--trust-checkpoint", is_flag=True, help="Allow pickled whole-module checkpoints (runs code from the file: only for files you trust).")
 @click.option("--data", help="Real samples for real->fake robustness and critic calibration: shapes, 8gaussians, digits, "
               "an .npz/.npy file, or a folder of PNG/JPEG images (resized to the model's resolution; class sub-folders "
@@ -68,7 +72,8 @@ from ganrobust.config import AUDIT_ROBUST_D_STEPS, DEVICE, AuditConfig
 @click.option("--device", default=DEVICE, show_default=True)
 def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path | None, arch: str | None,
           generator_class: str | None, generator_kwargs: str | None, discriminator_class: str | None,
-          discriminator_kwargs: str | None, d_output: str | None, bn: str | None, trust_checkpoint: bool,
+          discriminator_kwargs: str | None, d_output: str | None, bn: str | None, g_bn: str | None,
+          batch: int | None, trust_checkpoint: bool,
           data: str | None, out: Path | None, as_json: bool, seed: int, n_probes: int, eps: float, k_steps: int,
           g_loss: str | None, g_lr: float, g_betas: str, fresh_optimizer: bool, g_optimizer: str | None,
           no_verify: bool, snapshot_selection: str | None, robust_d: int, precision: str,
@@ -116,7 +121,7 @@ def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path |
                 load={"discriminator": discriminator, "arch": arch, "generator_class": generator_class,
                       "generator_kwargs": generator_kwargs, "discriminator_class": discriminator_class,
                       "discriminator_kwargs": discriminator_kwargs, "trust": trust_checkpoint},
-                bn=bn, d_output=d_output, g_loss=g_loss, g_optimizer=g_optimizer, fresh_optimizer=fresh_optimizer,
+                bn=bn, g_bn=g_bn, batch=batch, d_output=d_output, g_loss=g_loss, g_optimizer=g_optimizer, fresh_optimizer=fresh_optimizer,
                 data=data, snapshot_selection=snapshot_selection, robust_d=robust_d, device=device,
                 verify=not no_verify, out=out_dir, command=" ".join(["ganrobust", *sys.argv[1:]]), started=started,
                 note=lambda line: click.echo(f"note: {line}", err=True) if ctx.is_main else None, progress=bar,

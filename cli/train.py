@@ -31,9 +31,9 @@ from ganrobust.config import D_LOSSES, D_TRAINING_METHODS, TRAINER_WATCH, TrainC
 @click.option("--every", type=int, default=TRAINER_WATCH.every, show_default=True, help="Measure every N-th generator update.")
 @click.option("--snapshot-every", type=int, default=TRAINER_WATCH.snapshot_every, show_default=True,
               help="Persist D and G every N steps (what `compare` evaluates quality and robustness on).")
-@click.option("--bn", type=click.Choice(["eval", "batch"]), default=TRAINER_WATCH.bn.value, show_default=True,
-              help="How D's BatchNorm scores in the measurements: this loop keeps D in train mode during G's step, "
-                   "so batch statistics are the D that G optimises against.")
+@click.option("--bn", type=click.Choice(["auto", "eval", "batch"]), default=TRAINER_WATCH.bn.value, show_default=True,
+              help="How D's BatchNorm scores in the measurements; auto: as observed on D at G's step (this loop "
+                   "keeps D in train mode then, so batch statistics: the D that G optimises against).")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=TrainConfig.precision,
               show_default=True, help="Precision of attack searches: the robust loss's PGD/FGSM and the hook's "
                                       "eps* and efficiency (auto: bf16 where the hardware runs it natively); every "

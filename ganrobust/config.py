@@ -68,7 +68,7 @@ class WatchConfig:
     kind: ScoreKind = ScoreKind.LOGIT
     tau: float | None = None
     bounds: tuple[float, float] = (-1.0, 1.0)
-    bn: BatchNormMode = BatchNormMode.EVAL       # how D's BatchNorm scores
+    bn: BatchNormMode = BatchNormMode.AUTO       # how D's BatchNorm scores: auto = as observed at G's step
     g_bn: BatchNormMode = BatchNormMode.BATCH    # how G's BatchNorm generates the probes
     seed: int = SEED
     precision: str = PRECISION       # search precision of eps_star and s_pgd (fp32|bf16|fp16|auto)
@@ -78,6 +78,8 @@ class WatchConfig:
         object.__setattr__(self, "kind", ScoreKind(self.kind))
         object.__setattr__(self, "bn", BatchNormMode(self.bn))
         object.__setattr__(self, "g_bn", BatchNormMode(self.g_bn))
+        if self.g_bn is BatchNormMode.AUTO:
+            raise ValueError("expected g_bn 'eval' or 'batch' (how G's BatchNorm generates the probes), got 'auto'")
         object.__setattr__(self, "min_norm_norm", Norm(self.min_norm_norm))
         object.__setattr__(self, "bounds", (float(self.bounds[0]), float(self.bounds[1])))
         for name in ("every", "n_probes", "ring_size", "snapshot_every"):
@@ -105,9 +107,11 @@ class WatchConfig:
         return out
 
 
-#: the hook as the reference trainer runs it: its loop (like pytorch/examples) keeps D in train
-#: mode during G's step, so D scores with batch statistics; longer runs persist less often
-TRAINER_WATCH = WatchConfig(bn=BatchNormMode.BATCH, snapshot_every=250)
+#: the hook as the reference trainer runs it: D's BatchNorm mode observed at G's step (its loop,
+#: like pytorch/examples, keeps D in train mode then: batch statistics); longer runs persist less often
+TRAINER_WATCH = WatchConfig(snapshot_every=250)
+#: how D's BatchNorm scores where a run recorded nothing and nothing was observed (a bare checkpoint)
+UNRECORDED_BN = BatchNormMode.EVAL
 
 
 @dataclass(frozen=True)
@@ -261,9 +265,9 @@ class DemoConfig:
                              f"{self.every} and {self.robust_d}")
 
     def watch(self) -> WatchConfig:
-        """The hook as the demo runs it: D scored with batch statistics (its loop keeps D in train
-        mode during G's step), snapshots at least every 100 steps."""
-        return WatchConfig(every=self.every, bn=BatchNormMode.BATCH, seed=self.seed,
+        """The hook as the demo runs it: D's BatchNorm mode observed at G's step (its loop keeps D in
+        train mode then: batch statistics), snapshots at least every 100 steps."""
+        return WatchConfig(every=self.every, bn=TRAINER_WATCH.bn, seed=self.seed,
                            snapshot_every=max(self.every, 100), precision=self.precision)
 
     def train(self) -> TrainConfig:

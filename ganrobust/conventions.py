@@ -104,12 +104,15 @@ class ScoreKind(_Vocabulary):
 
 
 class BatchNormMode(_Vocabulary):
-    """How BatchNorm layers score: ``eval`` (running statistics, the default) or
-    ``batch`` (statistics of the scored batch, running statistics left untouched) — the
-    latter reproduces loops that keep D in train mode during the generator step."""
+    """How BatchNorm layers score: ``eval`` (running statistics) or ``batch`` (statistics of
+    the scored batch, running statistics left untouched) — the latter reproduces loops that
+    keep D in train mode during the generator step. ``auto`` (the hook's default) is not a mode
+    but an instruction: observe the live D at G's optimizer step and use the mode it is in
+    (:func:`ganrobust.module_state.observed_bn`); a scorer takes ``eval`` or ``batch`` only."""
 
     EVAL = "eval"
     BATCH = "batch"
+    AUTO = "auto"
 
 
 NormLike = Union[Norm, str]

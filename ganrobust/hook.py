@@ -51,13 +51,19 @@ from ganrobust.distributed import (Context, RankFailed, current, is_fsdp, item_s
                                    unsharded_copy)
 from ganrobust.measure.update import by_class, measure_update, persistence
 from ganrobust.metrics import summarize
-from ganrobust.module_state import evaluation_state, preserved_rng
+from ganrobust.module_state import evaluation_state, observed_bn, preserved_rng
 from ganrobust.records import ErrorRecord, PersistsRecord, StepRecord
 from ganrobust.runs import RunWriter
 from ganrobust.scorer import Scorer
 from ganrobust.snapshots import SnapshotRing, StateView
 
 MAX_ERRORS = 3
+BN_WORDS = {BatchNormMode.BATCH: "batch statistics (D is in training mode during G's step)",
+            BatchNormMode.EVAL: "running statistics (D is in eval mode during G's step, or has no BatchNorm)"}
+
+
+class WatchNotice(UserWarning):
+    """Something ``ganrobust.watch`` observed about the loop and tells once (not an error)."""
 
 
 def unwrap(module: nn.Module) -> nn.Module:
@@ -125,7 +131,11 @@ class Watcher:
         self._shadow_d = copy.deepcopy(self.D).requires_grad_(False)
         self._shadow_g = copy.deepcopy(self.G).requires_grad_(False)
         self._shadow_d_view, self._shadow_g_view = StateView(self._shadow_d), StateView(self._shadow_g)
-        self.scorer = Scorer(self._shadow_d, kind=config.kind, tau=config.tau, bounds=config.bounds, bn=config.bn)
+        # bn='auto': D's BatchNorm mode is observed on the live D at G's optimizer pre-hook
+        # (:meth:`_observe_bn`); until then, and for a D without batch statistics, running statistics
+        self._bn_observed: BatchNormMode | None = None
+        self.scorer = Scorer(self._shadow_d, kind=config.kind, tau=config.tau, bounds=config.bounds,
+                             bn=BatchNormMode.EVAL if config.bn is BatchNormMode.AUTO else config.bn)
         self._real = None if real is None else real.detach().clone()
         self._min_norm = (MinimumNormAttack(norm=config.min_norm_norm, bisection_steps=5, precision=config.precision)
                           if config.min_norm_every else None)
@@ -155,12 +165,34 @@ class Watcher:
         n = self.config.n_probes
         if not self.ctx.sharded:
             return torch.arange(n)
-        if self.config.bn is BatchNormMode.EVAL and not self._fsdp:
+        if self.scorer.bn is BatchNormMode.EVAL and not self._fsdp:
             return torch.arange(self.ctx.rank, n, self.ctx.world)
         return torch.arange(n) if self.ctx.is_main else torch.arange(0)
 
     def _rows_sharded(self) -> bool:
-        return self.ctx.sharded and self.config.bn is BatchNormMode.EVAL and not self._fsdp
+        return self.ctx.sharded and self.scorer.bn is BatchNormMode.EVAL and not self._fsdp
+
+    def _distributed_record(self) -> dict[str, Any] | None:
+        return {"world": self.ctx.world, "backend": self.ctx.backend, "fsdp": self._fsdp,
+                "probes": "sharded (row i on rank i mod world)" if self._rows_sharded() else "whole batch on rank 0"
+                } if self.ctx.sharded else None
+
+    def _observe_bn(self, step: int) -> None:
+        """``bn='auto'``: score D the way G's step sees it — with batch statistics when the live D's
+        BatchNorm layers normalise with the batch's (training mode), else with running statistics.
+        Recorded in the manifest (``score.bn``, ``score.bn_from``) and told once, and again if it changes."""
+        mode = observed_bn(self._live[1])
+        if mode is self._bn_observed:
+            return
+        before, self._bn_observed = self._bn_observed, mode
+        self.scorer.bn = mode
+        if self.writer is not None:
+            self.writer.write_manifest(score={**self.writer.manifest["score"], "bn": mode.value, "bn_from": "observed"},
+                                       distributed=self._distributed_record())
+        if self.ctx.is_main:
+            warnings.warn(f"ganrobust.watch: D's BatchNorm scores with {BN_WORDS[mode]} at generator step {step} "
+                          f"(observed: bn='{mode.value}'" + (f", was '{before.value}'" if before else "") +
+                          "); recorded in manifest.json and every step", WatchNotice, stacklevel=4)
 
     def _sync(self, *which: str) -> None:
         """FSDP2: gather the live model's full state into the mirror (every rank calls it; rank 0
@@ -179,15 +211,14 @@ class Watcher:
             "precision": precision_record(config.precision, self.scorer.device),
             "models": {"generator": g, "discriminator": d},
             "data_range": list(config.bounds),
-            "score": {"kind": config.kind.value, "tau": config.tau, "bn": config.bn.value, "g_bn": config.g_bn.value},
+            "score": {"kind": config.kind.value, "tau": config.tau, "g_bn": config.g_bn.value,
+                      # bn='auto': None until observed at the first measured step (_observe_bn)
+                      "bn": None if config.bn is BatchNormMode.AUTO else config.bn.value,
+                      "bn_from": "observed" if config.bn is BatchNormMode.AUTO else "config"},
             "seeds": {"probes": config.seed, "torch_initial_seed": torch.initial_seed()},
             **({"gan_call": self.call.describe()} if self.call.conditional else {}),
             "snapshot_bytes": {"D": self._d_view.nbytes, "G": self._g_view.nbytes, "ring": self._ring.nbytes},
-            "distributed": {"world": self.ctx.world, "backend": self.ctx.backend,
-                            "fsdp": self._fsdp,
-                            "probes": "sharded (row i on rank i mod world)" if self._rows_sharded()
-                            else "whole batch on rank 0"}
-            if self.ctx.sharded else None,
+            "distributed": self._distributed_record(),
         })
         if tensorboard is not None:
             try:
@@ -282,6 +313,8 @@ class Watcher:
         snapshot: list[torch.Tensor] | None = None
         with self._guarded("snapshot"):
             if self._is_measured(step) or self._pending is not None:  # the same on every rank
+                if self.config.bn is BatchNormMode.AUTO:
+                    self._observe_bn(step)
                 self._sync(*(("D", "G") if self._is_measured(step) else ("D",)))  # FSDP2: D_t (and θ)
             snapshot = self._ring.take(step)  # D_t, as G's step sees it
         if self._pending is not None:  # on every rank alike: it ends in a gather
@@ -300,6 +333,9 @@ class Watcher:
                 if z_train is None:
                     raise ValueError("no latent batch was seen in G's forward; pass latent_shape= to watch()")
                 self._init_probes(tuple(z_train.shape[1:]), z_train.dtype, z_train.device)
+            if self.writer is not None and z_train is not None and "g_batch" not in self.writer.manifest["score"]:
+                # the latent batch of G's steps (this process's, under DDP): what an audit replays
+                self.writer.write_manifest(score={**self.writer.manifest["score"], "g_batch": int(z_train.shape[0])})
             self._g_view.copy_to(self._theta)  # θ, before the step
             self._current = {"step": step, "z_train": z_train, "c_train": c_train,
                              "x": self._generate(self._theta, self.Z, self.C),
@@ -369,6 +405,7 @@ class Watcher:
             probe_samples["label"] = labels.cpu().numpy()
         record = StepRecord(step=step, d_steps=self._d_steps_before, tau=local["tau"], probe=probe_summary,
                             samples={"probe": self.writer.save_samples(step, "probe", probe_samples)})
+        record.extra["bn"] = self.scorer.bn.value  # how D's BatchNorm scored this step (observed under 'auto')
         if labels is not None:
             record.extra["by_class"] = by_class(probe_samples, self.call.classes)
         trains = [p["train"] for p in parts if p["train"] is not None]

@@ -35,6 +35,17 @@ def evaluation_state(module: nn.Module, bn: BatchNormMode = BatchNormMode.EVAL) 
             m.training = was_training
 
 
+def observed_bn(module: nn.Module) -> BatchNormMode:
+    """The BatchNorm mode ``module`` scores in as it is now: ``batch`` when one of its BatchNorm
+    layers (BatchNorm1d/2d/3d, SyncBatchNorm, lazy ones) would normalise a forward with the batch's
+    statistics (the layer is in training mode, or keeps no running statistics), else ``eval``
+    (running statistics; also for a module without BatchNorm, where the two agree)."""
+    for m in module.modules():
+        if isinstance(m, _BatchNorm) and (m.training or m.running_mean is None):
+            return BatchNormMode.BATCH
+    return BatchNormMode.EVAL
+
+
 @contextlib.contextmanager
 def preserved_rng(device: torch.device | None = None) -> Iterator[None]:
     """Fork the global torch RNG (CPU, and the CUDA device when given) for the block."""

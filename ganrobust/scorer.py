@@ -75,6 +75,9 @@ class Scorer:
         self.head = head
         self.bounds = Bounds.coerce(bounds)
         self.bn = BatchNormMode(bn)
+        if self.bn is BatchNormMode.AUTO:
+            raise ValueError("bn='auto' is resolved by ganrobust.watch from D's mode at G's step; a scorer needs "
+                             "bn='eval' (running statistics) or bn='batch' (batch statistics)")
         self._sigmoids = [m for m in module.modules() if isinstance(m, nn.Sigmoid)]
         self._depth = 0
         #: autocast dtype of the forward (a reduced-precision *search* copy, see

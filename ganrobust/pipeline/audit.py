@@ -54,7 +54,8 @@ def audit_checkpoint(checkpoint: Path | None, *, cfg: AuditConfig, load: dict[st
                      note: Note = lambda _m: None, progress: Callable[[str], None] | None = None,
                      snapshot_tick: Callable[[int], None] | None = None, ctx: Context | None = None,
                      num_classes: int | None = None, d_condition: bool = True, head: int | None = None,
-                     gan_call: str | None = None, d_augment: bool = False) -> Audited | None:
+                     gan_call: str | None = None, d_augment: bool = False, g_bn: str | None = None,
+                     batch: int | None = None) -> Audited | None:
     """Audit ``checkpoint`` (a file or a run directory; ``load`` holds the other arguments of
     :func:`ganrobust.runs.checkpoints.load_gan`). ValueError (CheckpointError) with the fix for
     anything that cannot be audited; ``note`` receives one line per thing the user should know.
@@ -67,6 +68,8 @@ def audit_checkpoint(checkpoint: Path | None, *, cfg: AuditConfig, load: dict[st
     default; StyleGAN networks are recognised by their attributes), ``d_condition=False`` for an
     AC-GAN's D(x), ``head`` for a D with several outputs, ``gan_call`` (``pkg.mod:Class``) for any
     other convention; ``d_augment`` scores a StyleGAN2-ADA D behind its snapshot's augment pipe.
+    ``g_bn`` and ``batch`` (G's BatchNorm mode and the replayed step's latent batch) are, like
+    ``bn``, as the run recorded unless given (:mod:`ganrobust.runs.settings`).
     ``data`` may be a folder of images, read at the model's resolution, channels and range."""
     ctx = ctx or Context()
     folder = data is not None and Path(data).is_dir()
@@ -74,7 +77,7 @@ def audit_checkpoint(checkpoint: Path | None, *, cfg: AuditConfig, load: dict[st
     real = None if dataset is None else dataset.x
     loaded = load_gan(checkpoint, generator=generator, d_output=d_output, verify=verify, **load)
     settings = resolve_settings(loaded, bn=bn, d_output=d_output, g_loss=g_loss, g_optimizer=g_optimizer,
-                                fresh_optimizer=fresh_optimizer)
+                                fresh_optimizer=fresh_optimizer, g_bn=g_bn, batch=batch)
     cfg = configured(cfg, settings, loaded.train_config)
     if d_augment:
         if loaded.augment_pipe is None or loaded.stylegan is None:

@@ -49,6 +49,7 @@ from ganrobust.measure.replay import generate
 from ganrobust.module_state import preserved_rng
 from ganrobust.runs import Run, read_run
 from ganrobust.runs.checkpoints import LoadedGAN, load_gan
+from ganrobust.runs.settings import batch_setting, g_bn_setting
 from ganrobust.runs.store import CheckpointError, IntegrityError, load_snapshot, persisted_steps
 from ganrobust.scorer import Scorer
 from ganrobust.stats import Estimate
@@ -144,11 +145,11 @@ def _models_at(run_dir: Path, loaded: LoadedGAN, step: int, where: str, verify: 
     return G.eval(), D.eval()
 
 
-def _generate(G: nn.Module, Z: torch.Tensor, batch: int, call: GanCall = DEFAULT, C: torch.Tensor | None = None
-              ) -> torch.Tensor:
-    """G's samples in batches of the training batch size (its BatchNorm uses batch statistics,
-    as in the training loop; running statistics untouched)."""
-    return torch.cat([generate(G, Z[i:i + batch], BatchNormMode.BATCH, call, None if C is None else C[i:i + batch])
+def _generate(G: nn.Module, Z: torch.Tensor, batch: int, call: GanCall = DEFAULT, C: torch.Tensor | None = None,
+              g_bn: BatchNormMode = BatchNormMode.BATCH) -> torch.Tensor:
+    """G's samples in batches of the run's batch size, G's BatchNorm as the run recorded (batch
+    statistics, as in the training loop, by default; running statistics untouched)."""
+    return torch.cat([generate(G, Z[i:i + batch], g_bn, call, None if C is None else C[i:i + batch])
                       for i in range(0, len(Z), batch)])
 
 
@@ -229,6 +230,8 @@ def _evaluate_run(run: Run, name: str, cfg: CompareConfig) -> tuple[dict[str, An
         "mean_over_training": means_over_training(rows, cfg.seed),
         **({"by_class": by_class} if by_class else {}),  # a conditional run: its last measured step, per class
     }
+    if loaded is not None:  # how its G generates at every point: as the run recorded (g_bn, latent batch)
+        out["generation"] = {"g_bn": g_bn_setting(loaded).to_dict(), "batch": batch_setting(loaded).to_dict()}
     return out, loaded
 
 
@@ -239,14 +242,14 @@ def _evaluate_point(run: Run, name: str, loaded: LoadedGAN, step: int, where: st
     dev = torch.device(device)
     score = run.manifest.get("score") or loaded.score
     bn = cfg.bn or BatchNormMode(score.get("bn") or "eval")
-    batch = int((run.manifest.get("train_config") or {}).get("batch", 64))
+    batch, g_bn = batch_setting(loaded).value, BatchNormMode(g_bn_setting(loaded).value)  # as the run recorded
     gen = torch.Generator().manual_seed(cfg.seed)
     call = gan_call_from_record(run.manifest.get("gan_call"))
     Z, C = call.sample(max(yardstick.n, cfg.robustness_samples), loaded.latent_shape, gen, dev)
     G, D = _models_at(run.dir, loaded, step, where, cfg.verify)
     G.to(dev)
     D.to(dev)
-    x = _generate(G, Z, batch, call, C)
+    x = _generate(G, Z, batch, call, C, g_bn)
     samples = None
     if last and yardstick.kind == "ring":
         samples = x[:500].cpu().numpy()

@@ -1,7 +1,9 @@
 """What an audit scores and replays with, and where each setting came from.
 
-A run records how its D scored (BatchNorm mode, output kind) and, for ``ganrobust train`` runs,
-the loss it trained with; replaying G's next update with anything else replays another update.
+A run records how its D scored (BatchNorm mode, output kind), how its G generated (G's BatchNorm
+mode ``g_bn``) and the latent batch of its steps (``g_batch``, seen by the hook; ``train_config.batch``
+for ``ganrobust train`` runs) and, for ``ganrobust train`` runs, the loss it trained with;
+replaying G's next update with anything else replays another update.
 So each setting is, in order: the explicit option, what the run recorded (its manifest, else
 the checkpoint), what the model shows (a trailing ``nn.Sigmoid`` means probabilities), the
 default. The report states every value and its source.
@@ -15,10 +17,11 @@ from typing import Any
 
 from torch import nn
 
-from ganrobust.config import AuditConfig
+from ganrobust.conventions import BatchNormMode
+
+from ganrobust.config import UNRECORDED_BN, AuditConfig, WatchConfig
 from ganrobust.optimizers import infer_optimizer_class
 from ganrobust.runs.checkpoints import LoadedGAN
-from ganrobust.config import WatchConfig
 
 #: ``ganrobust train --loss`` -> the audit's name of the same generator loss
 #: (trainer: ns is softplus(−s); hinge and wgan are −s)
@@ -48,15 +51,17 @@ def _recorded(loaded: LoadedGAN, key: str) -> Setting | None:
 
 def resolve_settings(loaded: LoadedGAN, *, bn: str | None = None, d_output: str | None = None,
                      g_loss: str | None = None, g_optimizer: str | None = None,
-                     fresh_optimizer: bool = False) -> dict[str, Setting]:
-    """``bn``, ``kind``, ``g_loss``, ``d_loss`` and G's ``optimizer`` class for auditing ``loaded``;
-    None options mean "as recorded". ValueError (naming the option) where nothing decides."""
+                     fresh_optimizer: bool = False, g_bn: str | None = None,
+                     batch: int | None = None) -> dict[str, Setting]:
+    """``bn``, ``kind``, ``g_loss``, ``d_loss``, G's ``optimizer`` class, G's BatchNorm mode ``g_bn``
+    and the replayed step's latent ``batch`` for auditing ``loaded``; None options mean "as
+    recorded". ValueError (naming the option) where nothing decides."""
     train_loss = (loaded.train_config or {}).get("loss")
     if train_loss is not None and train_loss not in TRAIN_G_LOSS:
         raise ValueError(f"the run's manifest records train_config.loss {train_loss!r}; expected one of "
                          f"{sorted(TRAIN_G_LOSS)}: pass --g-loss")
     settings = {
-        "bn": Setting(bn, "option") if bn else _recorded(loaded, "bn") or Setting(WatchConfig.bn.value, "default"),
+        "bn": Setting(bn, "option") if bn else _recorded(loaded, "bn") or Setting(UNRECORDED_BN.value, "default"),
         "kind": Setting(d_output, "option") if d_output else _recorded(loaded, "kind")
         or (Setting("prob", "detected") if trailing_sigmoid(loaded.D) else Setting(WatchConfig.kind.value, "default")),
         "g_loss": Setting(g_loss, "option") if g_loss else
@@ -64,8 +69,33 @@ def resolve_settings(loaded: LoadedGAN, *, bn: str | None = None, d_output: str 
         "d_loss": Setting(train_loss, "run manifest") if train_loss else
         Setting(getattr(AuditConfig, "d_loss", "ns"), "default"),
         "optimizer": _optimizer(loaded, g_optimizer, fresh_optimizer),
+        "g_bn": g_bn_setting(loaded, g_bn),
+        "batch": batch_setting(loaded, batch),
     }
     return settings
+
+
+def g_bn_setting(loaded: LoadedGAN, g_bn: str | None = None) -> Setting:
+    """How G's BatchNorm generates: the option, what the run recorded, else the default."""
+    if g_bn:
+        return Setting(BatchNormMode(g_bn).value, "option")
+    return _recorded(loaded, "g_bn") or Setting(AuditConfig.g_bn.value, "default")
+
+
+def batch_setting(loaded: LoadedGAN, batch: int | None) -> Setting:
+    """The latent batch of the replayed step: the option, the batch the hook saw G's steps take
+    (``score.g_batch``), a ``ganrobust train`` run's ``train_config.batch``, else the default."""
+    if batch is not None:
+        if batch < 1:
+            raise ValueError(f"expected --batch >= 1, got {batch}")
+        return Setting(int(batch), "option")
+    seen = _recorded(loaded, "g_batch")
+    if seen is not None:
+        return Setting(int(seen.value), seen.source)
+    trained = (loaded.train_config or {}).get("batch")
+    if trained is not None:
+        return Setting(int(trained), "run manifest")
+    return Setting(AuditConfig.batch, "default")
 
 
 def _optimizer(loaded: LoadedGAN, g_optimizer: str | None, fresh: bool) -> Setting:
@@ -80,8 +110,10 @@ def _optimizer(loaded: LoadedGAN, g_optimizer: str | None, fresh: bool) -> Setti
 
 def configured(cfg: AuditConfig, settings: dict[str, Setting], train_config: dict[str, Any] | None = None
                ) -> AuditConfig:
-    """``cfg`` with the resolved losses; a WGAN run's robust copy keeps the run's weight clipping."""
-    changes: dict[str, Any] = {"g_loss": settings["g_loss"].value, "d_loss": settings["d_loss"].value}
+    """``cfg`` with the resolved losses, G's BatchNorm mode and the replay's latent batch; a WGAN run's
+    robust copy keeps the run's weight clipping."""
+    changes: dict[str, Any] = {"g_loss": settings["g_loss"].value, "d_loss": settings["d_loss"].value,
+                               "g_bn": BatchNormMode(settings["g_bn"].value), "batch": settings["batch"].value}
     clip = (train_config or {}).get("clip")
     if settings["d_loss"].value == "wgan" and clip is not None:
         changes["d_clip"] = float(clip)
