@@ -138,6 +138,13 @@ class Context:
             merged.update(part)
         return [merged[i] for i in range(len(items))]
 
+    def broadcast_(self, tensors: Sequence[torch.Tensor], *, src: int = 0) -> None:
+        """Overwrite ``tensors`` in place with rank ``src``'s (every rank calls it, with tensors of the
+        same shapes and dtypes in the same order); a no-op in one process."""
+        if self.sharded:
+            for tensor in tensors:
+                dist.broadcast(tensor, src=src)
+
     def barrier(self) -> None:
         if self.sharded:
             dist.barrier()

@@ -128,6 +128,8 @@ class Watcher:
         self._d_view, self._g_view = StateView(self.D), StateView(self.G)
         self._ring = SnapshotRing(self._d_view, config.ring_size)
         self._theta = self._g_view.empty_like()
+        # DDP: θ' as rank 0 has it (the live G's buffers move with each rank's own batch)
+        self._theta_next = self._g_view.empty_like() if self.ctx.sharded and not self._fsdp else None
         self._shadow_d = copy.deepcopy(self.D).requires_grad_(False)
         self._shadow_g = copy.deepcopy(self.G).requires_grad_(False)
         self._shadow_d_view, self._shadow_g_view = StateView(self._shadow_d), StateView(self._shadow_g)
@@ -171,6 +173,15 @@ class Watcher:
 
     def _rows_sharded(self) -> bool:
         return self.ctx.sharded and self.scorer.bn is BatchNormMode.EVAL and not self._fsdp
+
+    def _from_rank0(self, state: list[torch.Tensor]) -> None:
+        """DDP: make this rank's copy of a snapshot rank 0's, parameters and buffers. DDP broadcasts
+        buffers only before each forward, so after G's forward through D every rank's BatchNorm
+        running statistics have moved with its own batch; every rank must measure the snapshot rank 0
+        persists. Called by every rank at the same place (a collective); FSDP2 mirrors and one
+        process have nothing to do."""
+        if self.ctx.sharded and not self._fsdp:
+            self.ctx.broadcast_(state)
 
     def _distributed_record(self) -> dict[str, Any] | None:
         return {"world": self.ctx.world, "backend": self.ctx.backend, "fsdp": self._fsdp,
@@ -317,6 +328,8 @@ class Watcher:
                     self._observe_bn(step)
                 self._sync(*(("D", "G") if self._is_measured(step) else ("D",)))  # FSDP2: D_t (and θ)
             snapshot = self._ring.take(step)  # D_t, as G's step sees it
+            if self._is_measured(step) or self._pending is not None:
+                self._from_rank0(snapshot)
         if self._pending is not None:  # on every rank alike: it ends in a gather
             pending, self._pending = self._pending, None
             with self._guarded("persistence"):
@@ -337,6 +350,7 @@ class Watcher:
                 # the latent batch of G's steps (this process's, under DDP): what an audit replays
                 self.writer.write_manifest(score={**self.writer.manifest["score"], "g_batch": int(z_train.shape[0])})
             self._g_view.copy_to(self._theta)  # θ, before the step
+            self._from_rank0(self._theta)
             self._current = {"step": step, "z_train": z_train, "c_train": c_train,
                              "x": self._generate(self._theta, self.Z, self.C),
                              "x_train": None if z_train is None else self._generate(self._theta, z_train, c_train)}
@@ -351,6 +365,9 @@ class Watcher:
         if self._is_measured(self.g_step):
             with self._guarded("snapshot"):
                 self._sync("G")  # θ', after the step (FSDP2)
+                if self._theta_next is not None:  # DDP: rank 0's θ'
+                    self._g_view.copy_to(self._theta_next)
+                    self._from_rank0(self._theta_next)
         current, self._current = self._current, None
         if current is not None and current["step"] != self.g_step:
             current = None
@@ -429,7 +446,8 @@ class Watcher:
         the snapshot with the whole batch generated (G's batch statistics) and every random draw
         keyed by the probe's row, so the merged result does not depend on the number of ranks."""
         cfg, step = self.config, current["step"]
-        x_next = self._generate(self._g_view.tensors, self.Z, self.C)  # θ', after the step
+        after = self._g_view.tensors if self._theta_next is None else self._theta_next
+        x_next = self._generate(after, self.Z, self.C)  # θ', after the step
         snapshot = self._ring.get(step)
         self._shadow_d_view.load(snapshot)
         scorer = self.scorer
@@ -455,7 +473,7 @@ class Watcher:
         # this rank's own training batch (under DDP: its share; under FSDP2 rank 0's alone, the
         # only rank holding the full state)
         if current["x_train"] is not None and (self.ctx.is_main or not self._fsdp):
-            x_train_next = self._generate(self._g_view.tensors, current["z_train"], current["c_train"])
+            x_train_next = self._generate(after, current["z_train"], current["c_train"])
             seed = cfg.seed + step if self.ctx.is_main else item_seed(cfg.seed + step, self.ctx.rank)
             train = measure_update(scorer.conditioned(current["c_train"], self.call) if self.call.binds else scorer,
                                    current["x_train"], x_train_next, eps=cfg.eps, eps_l2=cfg.eps_l2,

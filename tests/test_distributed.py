@@ -123,7 +123,10 @@ def _equals_whole_batch(run_dir: Path, train_n: int) -> None:
         assert 0 < sharded["fake"].sum() < len(Z)  # both kinds of probe: nothing below is vacuous
         finite_eps_star += int(np.isfinite(sharded["eps_star"]).sum())
         for key in ("s", "s_next", "flip", "accidental", "noise_flip", "eps_star", "efficiency"):
-            np.testing.assert_allclose(sharded[key].astype(float), whole.samples[key].astype(float), rtol=1e-5,
+            # efficiency (s_next - s) / (s_pgd - s) divides differences of close scores, and its PGD search
+            # runs on 6 rows here and 12 there (BLAS rounds a row differently): a looser, stated tolerance
+            rtol = 1e-3 if key == "efficiency" else 1e-5
+            np.testing.assert_allclose(sharded[key].astype(float), whole.samples[key].astype(float), rtol=rtol,
                                        atol=1e-6, equal_nan=True, err_msg=f"step {step.step} {key}")
         assert step.raw["train"]["n"] == train_n
     assert finite_eps_star > 0  # the minimum-norm subset was attacked on the sharded rows
