@@ -10,8 +10,9 @@ from typing import Any
 
 import click
 
-from ganrobust.cli.common import close_progress_bars, fail, parse_pair
+from ganrobust.cli.common import checked_device, close_progress_bars, fail, parse_pair
 from ganrobust.config import AUDIT_ROBUST_D_STEPS, DEVICE, AuditConfig
+from ganrobust.errors import InputError
 
 
 @click.command()
@@ -97,7 +98,6 @@ def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path |
     from ganrobust.pipeline.audit import audit_checkpoint, default_out, snapshot_count
     from ganrobust.report.files import write_report
     from ganrobust.runs import to_jsonable
-    from ganrobust.runs.checkpoints import CheckpointError
 
     started = time.time()
     try:
@@ -136,11 +136,8 @@ def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path |
             sbar.close()
     except RankFailed as err:
         fail(f"{err}; the audit stopped on every rank (finished snapshot steps are kept: rerun to resume)")
-    except (CheckpointError, ValueError, FileNotFoundError) as err:
+    except (InputError, FileNotFoundError) as err:  # anything else is a bug: cli.main shows its traceback
         fail(str(err))
-    except RuntimeError as err:  # a model that cannot run on its own generator's output, shapes, devices
-        fail(f"running the models failed: {str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}; "
-             f"check that G's output fits D (--arch, --generator-class) and --device")
     if audited is None:  # not rank 0: rank 0 alone writes the report and prints
         return
     report = audited.report
@@ -162,27 +159,22 @@ def _checked_options(*, checkpoint: Path | None, data: str | None, d_output: str
                      precision: str) -> AuditConfig:
     """The audit's config from the options; ValueError (one line, with the fix) for any bad option or
     combination, before anything is loaded or trained."""
-    import torch
-
     from ganrobust.optimizers import optimizer_class
 
     cfg = AuditConfig(n_probes=n_probes, eps=eps, k_steps=k_steps, g_lr=g_lr, g_betas=parse_pair(g_betas, "--g-betas"),
                       seed=seed, precision=precision, **({"g_loss": g_loss} if g_loss else {}))
     if robust_d < 0:
-        raise ValueError(f"expected --robust-d >= 0 steps, got {robust_d}")
+        raise InputError(f"expected --robust-d >= 0 steps, got {robust_d}")
     if robust_d and data is None:
-        raise ValueError("--robust-d needs real samples to train the robust D on: pass --data")
+        raise InputError("--robust-d needs real samples to train the robust D on: pass --data")
     if d_output == "critic" and data is None:
-        raise ValueError("--d-output critic needs real samples to calibrate the critic's threshold: pass --data")
+        raise InputError("--d-output critic needs real samples to calibrate the critic's threshold: pass --data")
     if snapshot_selection is not None and (checkpoint is None or not checkpoint.is_dir()):
-        raise ValueError(f"--snapshots needs a run directory written by ganrobust.watch, got "
+        raise InputError(f"--snapshots needs a run directory written by ganrobust.watch, got "
                          f"{str(checkpoint) if checkpoint else 'no checkpoint'}")
     if g_optimizer is not None:
         optimizer_class(g_optimizer)
-    try:
-        torch.device(device)
-    except RuntimeError:
-        raise ValueError(f"expected --device cpu, cuda or cuda:N, got {device!r}") from None
+    checked_device(device)
     return cfg
 
 

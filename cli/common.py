@@ -1,10 +1,14 @@
-"""Helpers every subcommand shares: one-line errors with exit status 2."""
+"""Helpers every subcommand shares: one-line errors with exit status 2 for bad input, a traceback
+and a request for a report for anything else (a bug)."""
 
 from __future__ import annotations
 
+import traceback
 from typing import NoReturn
 
 import click
+
+from ganrobust.errors import InputError
 
 
 def fail(message: str) -> NoReturn:
@@ -14,6 +18,31 @@ def fail(message: str) -> NoReturn:
     close_progress_bars()
     click.echo(f"error: {message.splitlines()[0] if message else 'unknown error'}", err=True)
     raise SystemExit(2)
+
+
+def report_bug(err: BaseException) -> NoReturn:
+    """An exception that is not about the user's input: a bug in ganrobust (or a library under it).
+    Its traceback, then one line asking for a report with ``ganrobust env``; exit status 1."""
+    close_progress_bars()
+    click.echo("".join(traceback.format_exception(type(err), err, err.__traceback__)).rstrip(), err=True)
+    click.echo(f"error: internal error ({type(err).__name__}), a bug in ganrobust rather than in your input: please "
+               f"report it with the traceback above, the command line and the output of `ganrobust env`", err=True)
+    raise SystemExit(1)
+
+
+def checked_device(device: str) -> str:
+    """``--device`` as given, or InputError when torch cannot parse it or this machine lacks it."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise InputError(f"expected --device cpu, cuda or cuda:N, got {device!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"--device {device}: this torch ({torch.__version__}) sees no CUDA device; use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise InputError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return device
 
 
 def close_progress_bars() -> None:
@@ -28,5 +57,5 @@ def parse_pair(text: str, option: str) -> tuple[float, float]:
     try:
         a, b = (float(v) for v in text.split(","))
     except ValueError:
-        raise ValueError(f"{option} expects two comma-separated numbers like 0.5,0.999, got {text!r}") from None
+        raise InputError(f"{option} expects two comma-separated numbers like 0.5,0.999, got {text!r}") from None
     return a, b

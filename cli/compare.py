@@ -9,8 +9,9 @@ from pathlib import Path
 
 import click
 
-from ganrobust.cli.common import fail
+from ganrobust.cli.common import checked_device, fail
 from ganrobust.config import COMPARE_OUT, DEVICE, CompareConfig
+from ganrobust.errors import InputError
 
 
 @click.command()
@@ -58,7 +59,6 @@ def compare(runs: tuple[Path, ...], out: Path, labels: tuple[str, ...], arm_spec
     features of a small classifier trained on the dataset's labels, offline). Writes index.html,
     summary.md, report.json (schema ganrobust.compare/1) and samples.npz to --out.
     """
-    import torch
     from tqdm import tqdm
 
     from ganrobust.data import load_dataset
@@ -67,7 +67,6 @@ def compare(runs: tuple[Path, ...], out: Path, labels: tuple[str, ...], arm_spec
     from ganrobust.report.envelope import compare_report
     from ganrobust.report.files import write_compare_report
     from ganrobust.runs import to_jsonable
-    from ganrobust.runs.checkpoints import CheckpointError
 
     started = time.time()
     try:
@@ -78,10 +77,7 @@ def compare(runs: tuple[Path, ...], out: Path, labels: tuple[str, ...], arm_spec
         run_list, arms = _runs_and_arms(runs, arm_specs)
         cfg = CompareConfig(quality_samples=quality_samples, robustness_samples=robustness_samples, eps=eps, bn=bn,
                             classifier_steps=classifier_steps, seed=seed, verify=not no_verify)
-        try:
-            torch.device(device)
-        except RuntimeError:
-            raise ValueError(f"unknown --device {device!r}; use cpu or cuda") from None
+        checked_device(device)
         dataset = None if data is None else load_dataset(data, seed=seed)
         bars: list[tqdm] = []  # opened at the first evaluation, so that bad input prints only its error
 
@@ -100,11 +96,8 @@ def compare(runs: tuple[Path, ...], out: Path, labels: tuple[str, ...], arm_spec
                 bar.close()
     except RankFailed as err:
         fail(f"{err}; the comparison stopped on every rank")
-    except (CheckpointError, ValueError, FileNotFoundError) as err:
+    except (InputError, FileNotFoundError) as err:  # anything else is a bug: cli.main shows its traceback
         fail(str(err))
-    except RuntimeError as err:
-        fail(f"running the models failed: {str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}; "
-             f"check --device")
     if report is None:  # not rank 0: rank 0 alone writes the report and prints
         return
     samples = sample_arrays(report)
@@ -124,7 +117,7 @@ def compare(runs: tuple[Path, ...], out: Path, labels: tuple[str, ...], arm_spec
 def _runs_and_arms(runs: tuple[Path, ...], arm_specs: tuple[str, ...]) -> tuple[list[Path], list[str] | None]:
     """RUN arguments, or the runs of every ``--arm NAME=RUN,RUN`` with an arm name per run (not both)."""
     if runs and arm_specs:
-        raise ValueError("give runs either as arguments or with --arm NAME=RUN,RUN,..., not both")
+        raise InputError("give runs either as arguments or with --arm NAME=RUN,RUN,..., not both")
     if not arm_specs:
         return list(runs), None
     paths: list[Path] = []
@@ -133,9 +126,9 @@ def _runs_and_arms(runs: tuple[Path, ...], arm_specs: tuple[str, ...]) -> tuple[
         name, sep, rest = spec.partition("=")
         members = [m for m in rest.split(",") if m]
         if not sep or not name or not members:
-            raise ValueError(f"expected --arm NAME=RUN,RUN,..., got {spec!r}")
+            raise InputError(f"expected --arm NAME=RUN,RUN,..., got {spec!r}")
         if name in arms:
-            raise ValueError(f"arm {name!r} is given twice; list all its runs in one --arm")
+            raise InputError(f"arm {name!r} is given twice; list all its runs in one --arm")
         paths += [Path(m) for m in members]
         arms += [name] * len(members)
     return paths, arms

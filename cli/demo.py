@@ -27,12 +27,11 @@ def demo(steps: int, seed: int, device: str, every: int, robust_d: int, precisio
     """Train a small DCGAN on the built-in shapes data with ganrobust.watch on, audit its final
     checkpoint, and write the report to --out (index.html, summary.md, report.json).
 
-    Nothing is downloaded. D is scored with batch statistics (bn='batch'): the demo's loop, like
-    pytorch/examples, keeps D in train mode during G's step, so that is the D G optimises against.
+    Nothing is downloaded. D's BatchNorm mode is observed at G's step (bn='auto'): the demo's loop, like
+    pytorch/examples, keeps D in train mode then, so D scores with batch statistics, the D G optimises against.
     """
-    import torch
-
-    from ganrobust.cli.common import fail
+    from ganrobust.cli.common import checked_device, fail
+    from ganrobust.errors import InputError
     from ganrobust.pipeline.demo import run_demo
     from ganrobust.report.files import write_report
 
@@ -40,19 +39,14 @@ def demo(steps: int, seed: int, device: str, every: int, robust_d: int, precisio
     try:
         cfg = DemoConfig(steps=steps, seed=seed, device=device, every=every, robust_d=robust_d, precision=precision,
                          out=out)
-        torch.device(device)
-    except ValueError as err:
+        checked_device(device)
+    except InputError as err:
         fail(str(err))
-    except RuntimeError:
-        fail(f"unknown --device {device!r}; use cpu or cuda")
     try:  # train() closes its progress bar before an error leaves it, so the error line stands alone
         demo_run = run_demo(cfg, command=" ".join(["ganrobust", *sys.argv[1:]]) or "ganrobust demo", started=started,
                             note=lambda line: click.echo(line, err=True))
-    except (ValueError, FloatingPointError) as err:
+    except (InputError, FloatingPointError) as err:  # anything else is a bug: cli.main shows its traceback
         fail(str(err))
-    except (RuntimeError, AssertionError) as err:
-        fail(f"running the models failed: {str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}; "
-             f"check --device")
     index = write_report(out, demo_run.report, demo_run.samples, demo_run.images)
     click.echo(f"done in {time.time() - started:.0f} s", err=True)
     click.echo(str(index))

@@ -5,15 +5,33 @@ from __future__ import annotations
 import click
 
 from ganrobust import __version__
+from ganrobust.cli.common import fail, report_bug
 from ganrobust.cli.audit import audit
 from ganrobust.cli.compare import compare
 from ganrobust.cli.demo import demo
 from ganrobust.cli.env import env
 from ganrobust.cli.report import report
 from ganrobust.cli.train import train
+from ganrobust.errors import InputError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """Every subcommand runs here: an error about the user's input (:class:`ganrobust.errors.InputError`,
+    a missing file) is one ``error:`` line and exit status 2; any other exception is a bug, shown with
+    its traceback and a request for a report (exit status 1)."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except (InputError, FileNotFoundError) as err:
+            fail(str(err))
+        except Exception as err:
+            report_bug(err)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ganrobust")
 def cli() -> None:
     """Adversarial-robustness audits of GAN discriminators.

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ganrobust.cli.common import fail
+from ganrobust.errors import InputError
 
 
 @click.command()
@@ -38,6 +39,6 @@ def report(directory: Path, out: Path | None) -> None:
                 click.echo(f"note: {problem}", err=True)
             data = run_report(run, command=" ".join(["ganrobust", *sys.argv[1:]]))
             index = write_report(out or directory / "report", data, run.samples(run.steps[-1].step))
-    except (ValueError, FileNotFoundError) as err:
+    except (InputError, FileNotFoundError) as err:  # anything else is a bug: cli.main shows its traceback
         fail(str(err))
     click.echo(str(index))

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
-from ganrobust.cli.common import fail
+from ganrobust.cli.common import checked_device, fail
 from ganrobust.config import D_LOSSES, D_TRAINING_METHODS, TRAINER_WATCH, TrainConfig
+from ganrobust.errors import InputError
 
 
 @click.command()
@@ -57,8 +58,6 @@ def train(data: str, arch: str | None, steps: int, d_training: str, d_eps: float
       ganrobust train --d-training pgd --out runs/pgd
       ganrobust compare runs/std runs/pgd --out reports/std-vs-pgd
     """
-    import torch
-
     from ganrobust.data import load_dataset
     from ganrobust.runs.store import holds_run
     from ganrobust.train import train as run_training
@@ -68,34 +67,31 @@ def train(data: str, arch: str | None, steps: int, d_training: str, d_eps: float
     out = out or Path("runs") / f"{Path(data).stem}-{d_training}-s{seed}"
     try:
         if holds_run(out):
-            raise ValueError(f"{out} already holds a run; pass another --out or remove it")
+            raise InputError(f"{out} already holds a run; pass another --out or remove it")
         if snapshot_every < 1:
-            raise ValueError(f"expected --snapshot-every >= 1, got {snapshot_every}")
+            raise InputError(f"expected --snapshot-every >= 1, got {snapshot_every}")
         if lr <= 0:
-            raise ValueError(f"expected a positive --lr, got {lr}")
+            raise InputError(f"expected a positive --lr, got {lr}")
         if not 0 < d_eps <= 1:
-            raise ValueError(f"expected 0 < --d-eps <= 1 (a fraction of the data range), got {d_eps}")
+            raise InputError(f"expected 0 < --d-eps <= 1 (a fraction of the data range), got {d_eps}")
         if d_steps < 1 or d_gamma < 0:
-            raise ValueError(f"expected --d-steps >= 1 and --d-gamma >= 0, got {d_steps} and {d_gamma}")
-        try:
-            torch.device(device)
-        except RuntimeError:
-            raise ValueError(f"unknown --device {device!r}; use cpu or cuda") from None
+            raise InputError(f"expected --d-steps >= 1 and --d-gamma >= 0, got {d_steps} and {d_gamma}")
+        checked_device(device)
         cfg = TrainConfig(arch=arch, data=data, steps=steps, batch=batch, lr=lr, loss=loss, spectral_norm=spectral_norm,
                           d_training=d_training, d_eps=d_eps, d_steps=d_steps, d_gamma=d_gamma, seed=seed,
                           device=device, precision=precision, conditional=conditional)
         watch = TRAINER_WATCH.replace(every=every, bn=bn, seed=seed, snapshot_every=snapshot_every, precision=precision)
         dataset = load_dataset(data, n=cfg.n_data, seed=seed, size=cfg.image_size)
         if arch == "dcgan" and dataset.x.dim() != 4:
-            raise ValueError(f"--arch dcgan needs image data; {data} has samples of shape {tuple(dataset.x.shape[1:])}: "
+            raise InputError(f"--arch dcgan needs image data; {data} has samples of shape {tuple(dataset.x.shape[1:])}: "
                              f"use --arch mlp")
         if arch == "mlp" and dataset.x.dim() != 2:
-            raise ValueError(f"--arch mlp needs vector data; {data} has samples of shape {tuple(dataset.x.shape[1:])}: "
+            raise InputError(f"--arch mlp needs vector data; {data} has samples of shape {tuple(dataset.x.shape[1:])}: "
                              f"use --arch dcgan")
         if conditional and dataset.y is None:
-            raise ValueError(f"--conditional needs labelled data; {data} has no labels (an image folder with one "
+            raise InputError(f"--conditional needs labelled data; {data} has no labels (an image folder with one "
                              f"sub-folder per class, digits, shapes, or an .npz with y)")
-    except ValueError as err:
+    except (InputError, FileNotFoundError) as err:
         fail(str(err))
     click.echo(f"training {arch} on {dataset.name} for {steps} steps, D: {d_training}, with ganrobust.watch on -> {out}",
                err=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ganrobust.conventions import BatchNormMode, Norm, Precision, ScoreKind
+from ganrobust.errors import InputError
 
 #: Odena's "small": a linf budget as a fraction of the data range (8/255 of [0, 1] images)
 EPS: float = 8 / 255
@@ -79,24 +80,24 @@ class WatchConfig:
         object.__setattr__(self, "bn", BatchNormMode(self.bn))
         object.__setattr__(self, "g_bn", BatchNormMode(self.g_bn))
         if self.g_bn is BatchNormMode.AUTO:
-            raise ValueError("expected g_bn 'eval' or 'batch' (how G's BatchNorm generates the probes), got 'auto'")
+            raise InputError("expected g_bn 'eval' or 'batch' (how G's BatchNorm generates the probes), got 'auto'")
         object.__setattr__(self, "min_norm_norm", Norm(self.min_norm_norm))
         object.__setattr__(self, "bounds", (float(self.bounds[0]), float(self.bounds[1])))
         for name in ("every", "n_probes", "ring_size", "snapshot_every"):
             if getattr(self, name) < 1:
-                raise ValueError(f"expected {name} >= 1, got {getattr(self, name)}")
+                raise InputError(f"expected {name} >= 1, got {getattr(self, name)}")
         for name in ("efficiency_steps", "min_norm_every", "min_norm_probes", "noise_draws"):
             if getattr(self, name) < 0:
-                raise ValueError(f"expected {name} >= 0, got {getattr(self, name)}")
+                raise InputError(f"expected {name} >= 0, got {getattr(self, name)}")
         if not 0 < self.eps <= 1:
-            raise ValueError(f"expected 0 < eps <= 1 (a fraction of the data range), got {self.eps}")
+            raise InputError(f"expected 0 < eps <= 1 (a fraction of the data range), got {self.eps}")
         if self.eps_l2 is not None and self.eps_l2 <= 0:
-            raise ValueError(f"expected eps_l2 > 0, got {self.eps_l2}")
+            raise InputError(f"expected eps_l2 > 0, got {self.eps_l2}")
 
     def replace(self, **changes: Any) -> "WatchConfig":
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
-            raise ValueError(f"unknown watch options {sorted(unknown)}; see ganrobust.WatchConfig")
+            raise InputError(f"unknown watch options {sorted(unknown)}; see ganrobust.WatchConfig")
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -140,24 +141,24 @@ class AuditConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "precision", Precision.coerce(self.precision).value)
         if self.precision_check < 0:
-            raise ValueError(f"expected precision_check >= 0, got {self.precision_check}")
+            raise InputError(f"expected precision_check >= 0, got {self.precision_check}")
         if self.g_loss not in G_LOSSES:
-            raise ValueError(f"expected --g-loss among {G_LOSSES}, got {self.g_loss!r}")
+            raise InputError(f"expected --g-loss among {G_LOSSES}, got {self.g_loss!r}")
         if self.d_loss not in D_LOSSES:
-            raise ValueError(f"expected a D loss among {D_LOSSES}, got {self.d_loss!r}")
+            raise InputError(f"expected a D loss among {D_LOSSES}, got {self.d_loss!r}")
         if self.d_clip is not None and not self.d_clip > 0:
-            raise ValueError(f"expected a positive d_clip (WGAN weight clipping), got {self.d_clip}")
+            raise InputError(f"expected a positive d_clip (WGAN weight clipping), got {self.d_clip}")
         for name in ("n_probes", "batch", "k_steps", "pgd_iterations"):
             if getattr(self, name) < 1:
-                raise ValueError(f"expected {name} >= 1, got {getattr(self, name)}")
+                raise InputError(f"expected {name} >= 1, got {getattr(self, name)}")
         if not 0 < self.eps <= 1:
-            raise ValueError(f"expected 0 < eps <= 1 (fraction of the data range), got {self.eps}")
+            raise InputError(f"expected 0 < eps <= 1 (fraction of the data range), got {self.eps}")
         if self.g_lr <= 0:
-            raise ValueError(f"expected a positive --g-lr, got {self.g_lr}")
+            raise InputError(f"expected a positive --g-lr, got {self.g_lr}")
         if not all(0 <= b < 1 for b in self.g_betas):
-            raise ValueError(f"expected --g-betas in [0, 1), got {self.g_betas}")
+            raise InputError(f"expected --g-betas in [0, 1), got {self.g_betas}")
         if self.seed < 0:
-            raise ValueError(f"expected a --seed >= 0, got {self.seed}")
+            raise InputError(f"expected a --seed >= 0, got {self.seed}")
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -182,10 +183,10 @@ class CompareConfig:
         if self.bn is not None:
             object.__setattr__(self, "bn", BatchNormMode(self.bn))
         if self.quality_samples < 2 or self.robustness_samples < 1 or self.classifier_steps < 1:
-            raise ValueError(f"expected quality_samples >= 2, robustness_samples >= 1, classifier_steps >= 1; got "
+            raise InputError(f"expected quality_samples >= 2, robustness_samples >= 1, classifier_steps >= 1; got "
                              f"{self.quality_samples}, {self.robustness_samples}, {self.classifier_steps}")
         if not 0 < self.eps <= 1:
-            raise ValueError(f"expected 0 < eps <= 1 (a fraction of the data range), got {self.eps}")
+            raise InputError(f"expected 0 < eps <= 1 (a fraction of the data range), got {self.eps}")
         if self.eps not in self.eps_grid:
             object.__setattr__(self, "eps_grid", tuple(sorted({*self.eps_grid, self.eps})))
 
@@ -227,17 +228,17 @@ class TrainConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "precision", Precision.coerce(self.precision).value)
         if self.arch not in ("dcgan", "mlp"):
-            raise ValueError(f"expected arch 'dcgan' or 'mlp', got {self.arch!r}")
+            raise InputError(f"expected arch 'dcgan' or 'mlp', got {self.arch!r}")
         if self.conditional and self.arch != "dcgan":
-            raise ValueError(f"a conditional GAN is built as a conditional DCGAN with a projection D: expected "
+            raise InputError(f"a conditional GAN is built as a conditional DCGAN with a projection D: expected "
                              f"arch 'dcgan', got {self.arch!r}")
         if self.d_training not in D_TRAINING_METHODS:
-            raise ValueError(f"expected d_training among {D_TRAINING_METHODS}, got {self.d_training!r}")
+            raise InputError(f"expected d_training among {D_TRAINING_METHODS}, got {self.d_training!r}")
         if self.loss not in D_LOSSES:
-            raise ValueError(f"expected loss among {D_LOSSES}, got {self.loss!r}")
+            raise InputError(f"expected loss among {D_LOSSES}, got {self.loss!r}")
         for name in ("steps", "batch", "n_critic", "nz"):
             if getattr(self, name) < 1:
-                raise ValueError(f"expected {name} >= 1, got {getattr(self, name)}")
+                raise InputError(f"expected {name} >= 1, got {getattr(self, name)}")
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -261,7 +262,7 @@ class DemoConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "precision", Precision.coerce(self.precision).value)
         if self.steps < 1 or self.every < 1 or self.robust_d < 0:
-            raise ValueError(f"expected --steps >= 1, --every >= 1 and --robust-d >= 0, got {self.steps}, "
+            raise InputError(f"expected --steps >= 1, --every >= 1 and --robust-d >= 0, got {self.steps}, "
                              f"{self.every} and {self.robust_d}")
 
     def watch(self) -> WatchConfig:

@@ -14,6 +14,8 @@ from typing import Union
 
 import torch
 
+from ganrobust.errors import InputError
+
 
 class _Vocabulary(str, enum.Enum):
     """A string enum whose error message lists the accepted values."""
@@ -25,7 +27,7 @@ class _Vocabulary(str, enum.Enum):
                 if member.value == value.lower().replace("_", "-"):
                     return member
         accepted = ", ".join(repr(m.value) for m in cls)
-        raise ValueError(f"expected one of {accepted} for {cls.__name__}, got {value!r}")
+        raise InputError(f"expected one of {accepted} for {cls.__name__}, got {value!r}")
 
     def __str__(self) -> str:
         return self.value
@@ -128,7 +130,7 @@ class Bounds:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.lo) and math.isfinite(self.hi)) or self.hi <= self.lo:
-            raise ValueError(f"expected finite bounds with lo < hi, got [{self.lo}, {self.hi}]")
+            raise InputError(f"expected finite bounds with lo < hi, got [{self.lo}, {self.hi}]")
 
     @classmethod
     def coerce(cls, value: "Bounds | tuple[float, float]") -> "Bounds":
@@ -137,7 +139,7 @@ class Bounds:
         try:
             lo, hi = value
         except (TypeError, ValueError):
-            raise ValueError(f"expected bounds as (lo, hi), got {value!r}") from None
+            raise InputError(f"expected bounds as (lo, hi), got {value!r}") from None
         return cls(float(lo), float(hi))
 
     @property
@@ -154,10 +156,10 @@ class Bounds:
     def check(self, x: torch.Tensor, name: str = "x", atol: float = 1e-6) -> None:
         """Raise a ValueError unless every entry of ``x`` is finite and inside the range."""
         if not torch.isfinite(x).all():
-            raise ValueError(f"{name} contains NaN or inf; clean the inputs before attacking")
+            raise InputError(f"{name} contains NaN or inf; clean the inputs before attacking")
         lo, hi = x.min().item(), x.max().item()
         if lo < self.lo - atol or hi > self.hi + atol:
-            raise ValueError(
+            raise InputError(
                 f"{name} spans [{lo:.4g}, {hi:.4g}], outside the data bounds "
                 f"[{self.lo:g}, {self.hi:g}]; pass bounds=(lo, hi) that match your data "
                 f"or clamp the inputs"
@@ -180,7 +182,7 @@ class Precision(str, enum.Enum):
         try:
             return cls(value)
         except ValueError:
-            raise ValueError(f"expected precision among {[p.value for p in cls]}, got {value!r}") from None
+            raise InputError(f"expected precision among {[p.value for p in cls]}, got {value!r}") from None
 
     @property
     def dtype(self) -> torch.dtype | None:

@@ -21,6 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ganrobust.errors import InputError
+
 BUILTIN = ("shapes", "8gaussians", "digits")
 
 
@@ -85,7 +87,7 @@ def digits(*, size: int = 32) -> Dataset:
     try:
         from sklearn.datasets import load_digits
     except ImportError:
-        raise ValueError("the digits dataset needs scikit-learn: pip install 'ganrobust[digits]'") from None
+        raise InputError("the digits dataset needs scikit-learn: pip install 'ganrobust[digits]'") from None
     bunch = load_digits()
     x = torch.from_numpy(bunch.images.astype(np.float32) / 16.0)[:, None]
     if size != 8:
@@ -97,28 +99,28 @@ def load_array(path: str | Path, bounds: tuple[float, float] = (-1.0, 1.0)) -> D
     """Samples from ``.npz`` (array ``x`` or the first array; optional ``y``) or ``.npy``."""
     p = Path(path)
     if not p.exists():
-        raise ValueError(f"{p} does not exist; pass a built-in dataset ({', '.join(BUILTIN)}) or an .npz/.npy file")
+        raise InputError(f"{p} does not exist; pass a built-in dataset ({', '.join(BUILTIN)}) or an .npz/.npy file")
     try:
         if p.suffix == ".npy":
             x, y = np.load(p, allow_pickle=False), None
         elif p.suffix == ".npz":
             with np.load(p, allow_pickle=False) as arrays:
                 if not arrays.files:
-                    raise ValueError(f"{p} holds no arrays")
+                    raise InputError(f"{p} holds no arrays")
                 x = arrays["x"] if "x" in arrays.files else arrays[arrays.files[0]]
                 y = arrays["y"] if "y" in arrays.files else None
         else:
-            raise ValueError(f"expected an .npz or .npy file, got {p.name}")
+            raise InputError(f"expected an .npz or .npy file, got {p.name}")
     except (OSError, EOFError, zipfile.BadZipFile, KeyError) as err:
-        raise ValueError(f"{p} could not be read as a numpy file ({err}); is it truncated?") from None
+        raise InputError(f"{p} could not be read as a numpy file ({err}); is it truncated?") from None
     if not np.issubdtype(x.dtype, np.number) or x.ndim < 2:
-        raise ValueError(f"expected a numeric array of samples (N, ...) in {p}, got dtype {x.dtype}, shape {x.shape}")
+        raise InputError(f"expected a numeric array of samples (N, ...) in {p}, got dtype {x.dtype}, shape {x.shape}")
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     if not torch.isfinite(xt).all():
-        raise ValueError(f"{p} contains NaN or inf samples")
+        raise InputError(f"{p} contains NaN or inf samples")
     lo, hi = float(xt.min()), float(xt.max())
     if lo < bounds[0] - 1e-6 or hi > bounds[1] + 1e-6:
-        raise ValueError(f"samples in {p} span [{lo:.3g}, {hi:.3g}], outside the data range [{bounds[0]:g}, {bounds[1]:g}]; "
+        raise InputError(f"samples in {p} span [{lo:.3g}, {hi:.3g}], outside the data range [{bounds[0]:g}, {bounds[1]:g}]; "
                          f"rescale them or pass the matching range")
     yt = None if y is None else torch.from_numpy(np.asarray(y).astype(np.int64))
     return Dataset(p.stem, xt, yt, bounds)
@@ -138,5 +140,5 @@ def load_dataset(name: str, *, n: int = 10000, seed: int = 0, size: int = 32) ->
         from ganrobust.image_folder import load_image_folder
 
         return load_image_folder(name, size=size)
-    raise ValueError(f"unknown dataset {name!r}: expected one of {', '.join(BUILTIN)}, a path to an .npz/.npy file or "
+    raise InputError(f"unknown dataset {name!r}: expected one of {', '.join(BUILTIN)}, a path to an .npz/.npy file or "
                      f"a folder of images")

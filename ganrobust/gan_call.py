@@ -29,6 +29,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ganrobust.errors import InputError
+
 
 @dataclass(frozen=True)
 class GanCall:
@@ -40,7 +42,7 @@ class GanCall:
 
     def __post_init__(self) -> None:
         if self.num_classes is not None and (not isinstance(self.num_classes, int) or self.num_classes < 1):
-            raise ValueError(f"expected num_classes >= 1 (the number of class labels), got {self.num_classes!r}")
+            raise InputError(f"expected num_classes >= 1 (the number of class labels), got {self.num_classes!r}")
 
     # -- what the adapter says about conditions -----------------------------------------
     @property
@@ -97,15 +99,15 @@ class GanCall:
         """ValueError (one line, with the fix) for a condition that does not fit this adapter."""
         if c is None:
             if self.conditional:
-                raise ValueError(f"this GAN is conditional ({self.num_classes} classes) but no condition was given")
+                raise InputError(f"this GAN is conditional ({self.num_classes} classes) but no condition was given")
             return
         if not self.conditional:
-            raise ValueError(f"got conditions of shape {tuple(c.shape)} for an unconditional GAN; pass num_classes= "
+            raise InputError(f"got conditions of shape {tuple(c.shape)} for an unconditional GAN; pass num_classes= "
                              f"(--num-classes) for a conditional one")
         if c.shape != (n,) or c.is_floating_point():
-            raise ValueError(f"expected class labels c of shape ({n},) (integers), got {tuple(c.shape)} {c.dtype}")
+            raise InputError(f"expected class labels c of shape ({n},) (integers), got {tuple(c.shape)} {c.dtype}")
         if n and (int(c.min()) < 0 or int(c.max()) >= self.num_classes):  # type: ignore[operator]
-            raise ValueError(f"expected class labels in 0..{self.num_classes - 1}, got {int(c.min())}..{int(c.max())}")  # type: ignore[operator]
+            raise InputError(f"expected class labels in 0..{self.num_classes - 1}, got {int(c.min())}..{int(c.max())}")  # type: ignore[operator]
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,7 @@ class StyleGANCall(GanCall):
 
     def __post_init__(self) -> None:
         if self.c_dim < 0:
-            raise ValueError(f"expected c_dim >= 0, got {self.c_dim}")
+            raise InputError(f"expected c_dim >= 0, got {self.c_dim}")
         object.__setattr__(self, "num_classes", self.c_dim or None)
 
     @property
@@ -162,7 +164,7 @@ class StyleGANCall(GanCall):
     def check_condition(self, c: torch.Tensor | None, n: int) -> None:
         if c is None or c.shape != (n, self.c_dim):
             got = None if c is None else tuple(c.shape)
-            raise ValueError(f"expected StyleGAN conditions c of shape ({n}, {self.c_dim}) (one-hot, c_dim="
+            raise InputError(f"expected StyleGAN conditions c of shape ({n}, {self.c_dim}) (one-hot, c_dim="
                              f"{self.c_dim}), got {got}")
 
 
@@ -203,7 +205,7 @@ def gan_call_for(G: nn.Module, D: nn.Module, num_classes: int | None = None, *, 
     if all(hasattr(G, a) for a in ("z_dim", "c_dim", "img_resolution")):
         c_dim = int(G.c_dim)
         if num_classes is not None and num_classes != c_dim:
-            raise ValueError(f"--num-classes {num_classes} does not fit this StyleGAN generator (c_dim={c_dim}); "
+            raise InputError(f"--num-classes {num_classes} does not fit this StyleGAN generator (c_dim={c_dim}); "
                              f"drop --num-classes")
         return StyleGANCall(c_dim=c_dim)
     return GanCall(num_classes, d_condition)
@@ -216,7 +218,7 @@ def _import_adapter(spec: str, num_classes: int | None) -> GanCall:
     if isinstance(obj, GanCall):
         return obj
     if not (isinstance(obj, type) and issubclass(obj, GanCall)):
-        raise ValueError(f"{spec!r} is not a ganrobust.gan_call.GanCall subclass or instance")
+        raise InputError(f"{spec!r} is not a ganrobust.gan_call.GanCall subclass or instance")
     return obj(num_classes) if num_classes is not None else obj()
 
 
@@ -233,10 +235,10 @@ def check_pair(G: nn.Module, D: nn.Module, call: GanCall, latent_shape: tuple[in
         takes = _positional_inputs(module)
         if takes is not None:
             if c is not None and takes < 2:
-                raise ValueError(f"{name}'s forward takes one input ({name}({'z' if name == 'G' else 'x'})) but the GAN "
+                raise InputError(f"{name}'s forward takes one input ({name}({'z' if name == 'G' else 'x'})) but the GAN "
                                  f"is called with conditions; drop --num-classes / num_classes= for an unconditional model")
             if c is None and takes >= 2 and _required_inputs(module) >= 2:
-                raise ValueError(f"{name}'s forward needs a condition ({name}(input, c)); pass --num-classes K / "
+                raise InputError(f"{name}'s forward needs a condition ({name}(input, c)); pass --num-classes K / "
                                  f"num_classes=K for a class-conditional model")
     if not call.binds:
         return  # plain G(z)/D(x): a failing call is reported where the audit runs it
@@ -249,7 +251,7 @@ def check_pair(G: nn.Module, D: nn.Module, call: GanCall, latent_shape: tuple[in
             call.score_input(D, x, c)
     except (TypeError, IndexError, RuntimeError) as err:
         text = str(err).strip().splitlines()
-        raise ValueError(f"calling the GAN as {type(call).__name__}{call.describe()} failed "
+        raise InputError(f"calling the GAN as {type(call).__name__}{call.describe()} failed "
                          f"({type(err).__name__}: {text[0] if text else ''}); check --num-classes and the models' "
                          f"call signatures") from None
     finally:

@@ -56,6 +56,7 @@ from ganrobust.records import ErrorRecord, PersistsRecord, StepRecord
 from ganrobust.runs import RunWriter
 from ganrobust.scorer import Scorer
 from ganrobust.snapshots import SnapshotRing, StateView
+from ganrobust.errors import InputError
 
 MAX_ERRORS = 3
 BN_WORDS = {BatchNormMode.BATCH: "batch statistics (D is in training mode during G's step)",
@@ -114,14 +115,14 @@ class Watcher:
         self._closed = False
         self._handles: list[Any] = []
         if call.conditional and config.kind is ScoreKind.CRITIC and config.tau is None:
-            raise ValueError("a conditional critic (WGAN) D cannot calibrate tau on unlabelled real samples: pass tau=")
+            raise InputError("a conditional critic (WGAN) D cannot calibrate tau on unlabelled real samples: pass tau=")
         if config.kind is ScoreKind.CRITIC and config.tau is None and real is None:
-            raise ValueError("a critic (WGAN) D needs real samples to calibrate tau: pass real=<batch of real data> "
+            raise InputError("a critic (WGAN) D needs real samples to calibrate tau: pass real=<batch of real data> "
                              "or tau=")
         self._g_ids = {id(p) for p in self._live[0].parameters()}  # what the user's optimizers hold
         self._d_ids = {id(p) for p in self._live[1].parameters()}
         if self._g_ids & self._d_ids:
-            raise ValueError("G and D share parameters; pass the generator and discriminator modules separately")
+            raise InputError("G and D share parameters; pass the generator and discriminator modules separately")
         self._kinds: "weakref.WeakKeyDictionary[torch.optim.Optimizer, str | None]" = weakref.WeakKeyDictionary()
         self._optimizers: dict[str, "weakref.ref[torch.optim.Optimizer]"] = {}
 
@@ -235,7 +236,7 @@ class Watcher:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:
-                raise ValueError("tensorboard= needs the tensorboard package: pip install tensorboard") from None
+                raise InputError("tensorboard= needs the tensorboard package: pip install tensorboard") from None
             self._tb = SummaryWriter(str(tensorboard))
 
     # -- context manager -------------------------------------------------------------
@@ -344,7 +345,7 @@ class Watcher:
                 z_train = None  # the step's conditions were not seen: no training-batch measurement
             if self.Z is None:
                 if z_train is None:
-                    raise ValueError("no latent batch was seen in G's forward; pass latent_shape= to watch()")
+                    raise InputError("no latent batch was seen in G's forward; pass latent_shape= to watch()")
                 self._init_probes(tuple(z_train.shape[1:]), z_train.dtype, z_train.device)
             if self.writer is not None and z_train is not None and "g_batch" not in self.writer.manifest["score"]:
                 # the latent batch of G's steps (this process's, under DDP): what an audit replays

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ganrobust.data import Dataset
+from ganrobust.errors import InputError
 
 SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -28,11 +29,11 @@ def image_files(path: str | Path) -> tuple[list[Path], list[int] | None, list[st
     """The image files of a folder, with their labels and class names when it has class sub-folders."""
     root = Path(path)
     if not root.is_dir():
-        raise ValueError(f"{root} is not a folder of images")
+        raise InputError(f"{root} is not a folder of images")
     top = _images(root)
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and _images(p))
     if classes and top:
-        raise ValueError(f"{root} has images both at the top and in class sub-folders ({', '.join(classes[:5])}); "
+        raise InputError(f"{root} has images both at the top and in class sub-folders ({', '.join(classes[:5])}); "
                          f"put every image in its class sub-folder, or none")
     if classes:
         files, labels = [], []
@@ -42,7 +43,7 @@ def image_files(path: str | Path) -> tuple[list[Path], list[int] | None, list[st
             labels += [label] * len(found)
         return files, labels, classes
     if not top:
-        raise ValueError(f"{root} holds no PNG or JPEG image (neither at the top nor in class sub-folders)")
+        raise InputError(f"{root} holds no PNG or JPEG image (neither at the top nor in class sub-folders)")
     return top, None, None
 
 
@@ -56,11 +57,11 @@ def load_image_folder(path: str | Path, *, size: int, channels: int | None = Non
     try:
         from PIL import Image, UnidentifiedImageError
     except ImportError:  # a declared dependency; only a broken install lacks it
-        raise ValueError("reading image folders needs Pillow: pip install pillow") from None
+        raise InputError("reading image folders needs Pillow: pip install pillow") from None
     if channels not in (None, 1, 3):
-        raise ValueError(f"image folders feed models with 1 (grayscale) or 3 (RGB) channels; this model has {channels}")
+        raise InputError(f"image folders feed models with 1 (grayscale) or 3 (RGB) channels; this model has {channels}")
     if size < 1:
-        raise ValueError(f"expected a positive image size, got {size}")
+        raise InputError(f"expected a positive image size, got {size}")
     files, labels, classes = image_files(path)
     if limit is not None and len(files) > limit:
         keep = np.linspace(0, len(files) - 1, limit).round().astype(int)
@@ -73,7 +74,7 @@ def load_image_folder(path: str | Path, *, size: int, channels: int | None = Non
                 img.load()
                 images.append(img.copy())
         except (UnidentifiedImageError, OSError, ValueError) as err:
-            raise ValueError(f"cannot read {f} as an image ({type(err).__name__}: {err}); remove or replace it") from None
+            raise InputError(f"cannot read {f} as an image ({type(err).__name__}: {err}); remove or replace it") from None
     if channels is None:
         channels = 1 if all(img.mode in ("1", "L", "LA", "I", "I;16") for img in images) else 3
     mode = "L" if channels == 1 else "RGB"
@@ -81,7 +82,7 @@ def load_image_folder(path: str | Path, *, size: int, channels: int | None = Non
     arrays = []
     for f, img in zip(files, images):
         if img.width != img.height:
-            raise ValueError(f"{f} is {img.width}x{img.height}, not square: the model makes {size}x{size} images; "
+            raise InputError(f"{f} is {img.width}x{img.height}, not square: the model makes {size}x{size} images; "
                              f"crop the images to squares first")
         img = img.convert(mode)
         if img.size != (size, size):

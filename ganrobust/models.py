@@ -17,10 +17,12 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _sn
 
+from ganrobust.errors import InputError
+
 
 def _stages(image_size: int) -> int:
     if image_size not in (32, 64):
-        raise ValueError(f"expected image_size 32 or 64, got {image_size}")
+        raise InputError(f"expected image_size 32 or 64, got {image_size}")
     return 3 if image_size == 32 else 4  # stride-2 stages between 4x4 and the image
 
 
@@ -83,7 +85,7 @@ class MLPGenerator(nn.Module):
     def __init__(self, nz: int = 2, hidden: int = 128, dim: int = 2, depth: int = 3, bound: float | None = None) -> None:
         super().__init__()
         if bound is not None and not bound > 0:
-            raise ValueError(f"expected bound > 0 or None, got {bound}")
+            raise InputError(f"expected bound > 0 or None, got {bound}")
         self.config = {"nz": nz, "hidden": hidden, "dim": dim, "depth": depth, "bound": bound}
         self.nz = nz
         self.bound = bound
@@ -175,7 +177,7 @@ def build_pair(arch: str, g_kwargs: dict[str, Any] | None = None, d_kwargs: dict
                ) -> tuple[nn.Module, nn.Module]:
     """Instantiate a built-in pair by name."""
     if arch not in ARCHITECTURES:
-        raise ValueError(f"expected an architecture among {sorted(ARCHITECTURES)}, got {arch!r}")
+        raise InputError(f"expected an architecture among {sorted(ARCHITECTURES)}, got {arch!r}")
     g_cls, d_cls = ARCHITECTURES[arch]
     return g_cls(**(g_kwargs or {})), d_cls(**(d_kwargs or {}))
 
@@ -195,13 +197,13 @@ def import_object(spec: str) -> Any:
     class or GAN adapter. ValueError with what failed and the fix."""
     module_name, colon, attr = spec.partition(":")
     if not colon or not module_name or not attr:
-        raise ValueError(f"expected an import path like package.module:Class, got {spec!r}")
+        raise InputError(f"expected an import path like package.module:Class, got {spec!r}")
     try:
         obj: Any = importlib.import_module(module_name)
         for part in attr.split("."):
             obj = getattr(obj, part)
     except Exception as err:  # an import can fail in many ways
         text = str(err).strip().splitlines()
-        raise ValueError(f"cannot import {spec!r} ({type(err).__name__}: {text[0] if text else ''}); is the package "
+        raise InputError(f"cannot import {spec!r} ({type(err).__name__}: {text[0] if text else ''}); is the package "
                          f"installed and on PYTHONPATH?") from None
     return obj

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ganrobust.config import AuditConfig
+from ganrobust.errors import InputError
 
 #: every optimizer class torch.optim ships, by name: what ``--g-optimizer`` accepts
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
@@ -32,10 +33,10 @@ def optimizer_class(name: str) -> type[torch.optim.Optimizer]:
     """The ``torch.optim`` class called ``name`` (``--g-optimizer`` or a checkpoint's record)."""
     cls = OPTIMIZERS.get(name)
     if cls is None:
-        raise ValueError(f"expected a torch.optim optimizer class for G ({', '.join(OPTIMIZERS)}), got {name!r}; "
+        raise InputError(f"expected a torch.optim optimizer class for G ({', '.join(OPTIMIZERS)}), got {name!r}; "
                          f"pass --g-optimizer NAME with the class whose step G's optimizer takes, or --fresh-optimizer")
     if name in NOT_REPLAYABLE:
-        raise ValueError(f"G's optimizer {name} cannot be replayed: {NOT_REPLAYABLE[name]}; pass --fresh-optimizer "
+        raise InputError(f"G's optimizer {name} cannot be replayed: {NOT_REPLAYABLE[name]}; pass --fresh-optimizer "
                          f"(a fresh Adam) or --g-optimizer NAME for another class")
     return cls
 
@@ -59,7 +60,7 @@ def infer_optimizer_class(state: dict[str, Any]) -> str:
     """
     groups = state.get("param_groups") if isinstance(state, dict) else None
     if not groups or not isinstance(groups[0], dict):
-        raise ValueError("G's optimizer state has no param_groups, so its class is unknown; "
+        raise InputError("G's optimizer state has no param_groups, so its class is unknown; "
                          "pass --g-optimizer NAME or --fresh-optimizer")
     keys = frozenset(groups[0]) - _GROUP_EXTRAS
     matches = [name for name, cls in OPTIMIZERS.items() if _group_keys(cls) == keys]
@@ -67,9 +68,9 @@ def infer_optimizer_class(state: dict[str, Any]) -> str:
     if len(steps) == 1:
         return next(name for name in matches if "step" in vars(OPTIMIZERS[name]))
     if matches:
-        raise ValueError(f"G's optimizer state fits {' and '.join(matches)} alike, which step differently; "
+        raise InputError(f"G's optimizer state fits {' and '.join(matches)} alike, which step differently; "
                          f"pass --g-optimizer NAME")
-    raise ValueError(f"G's optimizer state (hyperparameters {sorted(keys)}) matches no torch.optim class of torch "
+    raise InputError(f"G's optimizer state (hyperparameters {sorted(keys)}) matches no torch.optim class of torch "
                      f"{torch.__version__}; pass --g-optimizer NAME or --fresh-optimizer")
 
 
@@ -87,7 +88,7 @@ def make_optimizer(G: nn.Module, state: dict[str, Any] | None, cls_name: str | N
     try:
         opt = cls(G.parameters(), **(fresh if state is None else {}))
     except Exception as err:  # e.g. Muon on G's 1-D parameters
-        raise ValueError(f"{name} cannot be built on G's parameters ({first_line(err)}); "
+        raise InputError(f"{name} cannot be built on G's parameters ({first_line(err)}); "
                          f"pass another --g-optimizer NAME or --fresh-optimizer") from None
     if state is not None:
         try:
@@ -95,7 +96,7 @@ def make_optimizer(G: nn.Module, state: dict[str, Any] | None, cls_name: str | N
             # replay's step would advance the caller's moments in place
             opt.load_state_dict(copy.deepcopy(state))
         except (ValueError, KeyError, RuntimeError, TypeError) as err:
-            raise ValueError(f"G's optimizer state in the checkpoint does not fit G with {name} ({first_line(err)}); "
+            raise InputError(f"G's optimizer state in the checkpoint does not fit G with {name} ({first_line(err)}); "
                              f"pass --g-optimizer NAME or --fresh-optimizer") from None
     return opt
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Union
 
 from ganrobust.stats import Estimate
+from ganrobust.errors import InputError
 
 #: the schema of a run directory; its records carry the same version (``manifest.json`` states it)
 RUN_SCHEMA = "ganrobust.run/1"
@@ -148,8 +149,8 @@ def from_dict(obj: dict[str, Any]) -> Record:
     kind = obj.get("kind", "step")
     cls = KINDS.get(kind)
     if cls is None:
-        raise ValueError(f"unknown record kind {kind!r}; expected one of {sorted(KINDS)}")
+        raise InputError(f"unknown record kind {kind!r}; expected one of {sorted(KINDS)}")
     try:
         return cls.from_dict(obj)
     except (KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"a {kind!r} record without a valid {err}") from None
+        raise InputError(f"a {kind!r} record without a valid {err}") from None

@@ -34,6 +34,7 @@ from ganrobust.config import D_TRAINING_METHODS, EPS, PRECISION
 from ganrobust.attacks.precision import Precision, resolve_precision
 from ganrobust.attacks.projected_gradient_descent import pgd
 from ganrobust.conventions import BatchNormMode, Bounds, Direction, Norm
+from ganrobust.errors import InputError
 
 METHODS = D_TRAINING_METHODS
 PERTURB = ("both", "real", "fake")
@@ -47,7 +48,7 @@ def d_loss(loss: str, s_real: torch.Tensor, s_fake: torch.Tensor) -> torch.Tenso
         return F.relu(1 - s_real).mean() + F.relu(1 + s_fake).mean()
     if loss == "wgan":
         return s_fake.mean() - s_real.mean()
-    raise ValueError(f"expected loss 'ns', 'hinge' or 'wgan', got {loss!r}")
+    raise InputError(f"expected loss 'ns', 'hinge' or 'wgan', got {loss!r}")
 
 
 @dataclass
@@ -75,15 +76,15 @@ class RobustDLoss:
     def __post_init__(self) -> None:
         self.precision = Precision.coerce(self.precision).value
         if self.method not in METHODS:
-            raise ValueError(f"expected method among {METHODS}, got {self.method!r}")
+            raise InputError(f"expected method among {METHODS}, got {self.method!r}")
         if self.perturb not in PERTURB:
-            raise ValueError(f"expected perturb among {PERTURB}, got {self.perturb!r}")
+            raise InputError(f"expected perturb among {PERTURB}, got {self.perturb!r}")
         if not 0 < self.eps <= 1:
-            raise ValueError(f"expected 0 < eps <= 1 (fraction of the data range), got {self.eps}")
+            raise InputError(f"expected 0 < eps <= 1 (fraction of the data range), got {self.eps}")
         if not 0 <= self.mix <= 1:
-            raise ValueError(f"expected 0 <= mix <= 1, got {self.mix}")
+            raise InputError(f"expected 0 <= mix <= 1, got {self.mix}")
         if self.steps < 1 or self.gamma < 0:
-            raise ValueError(f"expected steps >= 1 and gamma >= 0, got {self.steps}, {self.gamma}")
+            raise InputError(f"expected steps >= 1 and gamma >= 0, got {self.steps}, {self.gamma}")
         self.norm = Norm(self.norm)
         self._bounds = Bounds.coerce(self.bounds)
         self._calls = 0

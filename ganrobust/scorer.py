@@ -19,6 +19,7 @@ from torch import nn
 
 from ganrobust.conventions import BatchNormMode, Bounds, Direction, DirectionLike, ScoreKind
 from ganrobust.module_state import evaluation_state, preserved_rng
+from ganrobust.errors import InputError
 
 if TYPE_CHECKING:
     from ganrobust.attacks.precision import Precision
@@ -60,7 +61,7 @@ class Scorer:
         bn: BatchNormMode | str = BatchNormMode.EVAL,
     ) -> None:
         if not isinstance(module, nn.Module):
-            raise ValueError(f"expected a torch.nn.Module discriminator, got {type(module).__name__}")
+            raise InputError(f"expected a torch.nn.Module discriminator, got {type(module).__name__}")
         while hasattr(module, "module") and isinstance(getattr(module, "module"), nn.Module):
             module = module.module  # DistributedDataParallel / DataParallel
         self.module = module
@@ -68,10 +69,10 @@ class Scorer:
         if tau is None and self.kind is not ScoreKind.CRITIC:
             tau = 0.0
         if tau is not None and not math.isfinite(tau):
-            raise ValueError(f"expected a finite tau, got {tau}")
+            raise InputError(f"expected a finite tau, got {tau}")
         self._tau = None if tau is None else float(tau)
         if head is not None and not (isinstance(head, int) or callable(head)):
-            raise ValueError(f"expected head to be an int index or a callable, got {head!r}")
+            raise InputError(f"expected head to be an int index or a callable, got {head!r}")
         self.head = head
         self.bounds = Bounds.coerce(bounds)
         self.bn = BatchNormMode(bn)
@@ -100,7 +101,7 @@ class Scorer:
     @property
     def tau(self) -> float:
         if self._tau is None:
-            raise ValueError(
+            raise InputError(
                 "this critic scorer has no threshold yet: call scorer.calibrate(real, fake) "
                 "or pass tau= when building it"
             )
@@ -139,7 +140,7 @@ class Scorer:
 
     def with_tau(self, tau: float) -> "Scorer":
         if not math.isfinite(tau):
-            raise ValueError(f"expected a finite tau, got {tau}")
+            raise InputError(f"expected a finite tau, got {tau}")
         return self._replace(_tau=float(tau))
 
     def calibrate(self, real: torch.Tensor, fake: torch.Tensor) -> "Scorer":
@@ -254,7 +255,7 @@ class Scorer:
             return self.module(x)
         c = self.condition
         if c is not None and c.shape[0] != x.shape[0]:
-            raise ValueError(f"expected one condition per scored sample, got {c.shape[0]} conditions for "
+            raise InputError(f"expected one condition per scored sample, got {c.shape[0]} conditions for "
                              f"{x.shape[0]} samples")
         if self.call is None:
             return self.module(x, c)
@@ -268,7 +269,7 @@ class Scorer:
     def _select(self, out: Any) -> torch.Tensor:
         if self.head is None:
             if isinstance(out, (tuple, list)):
-                raise ValueError(
+                raise InputError(
                     f"the discriminator returns {len(out)} outputs; pass head=INDEX or "
                     f"head=callable selecting the real/fake output"
                 )
@@ -280,7 +281,7 @@ class Scorer:
     def _reduce(self, out: torch.Tensor, batch: int) -> torch.Tensor:
         if not isinstance(out, torch.Tensor) or out.numel() % max(batch, 1) != 0:
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise ValueError(
+            raise InputError(
                 f"expected the discriminator output to have {batch} x k values for a batch "
                 f"of {batch}, got {got}; select the realness output with head="
             )
@@ -325,7 +326,7 @@ def _widen(t: torch.Tensor) -> torch.Tensor:
 def check_finite(s: torch.Tensor, what: str) -> None:
     bad = ~torch.isfinite(s)
     if bad.any():
-        raise ValueError(
+        raise InputError(
             f"the discriminator returned NaN or inf {what} for {int(bad.sum())} of "
             f"{s.numel()} samples; check the weights (NaN after a diverged step?) and inputs"
         )
@@ -335,6 +336,6 @@ def as_scorer(d: "Scorer | nn.Module", **kwargs: Any) -> Scorer:
     """Accept either a ready scorer or a bare module (wrapped with ``kwargs``)."""
     if isinstance(d, Scorer):
         if kwargs:
-            raise ValueError("pass scorer options when building the Scorer, not with a ready Scorer")
+            raise InputError("pass scorer options when building the Scorer, not with a ready Scorer")
         return d
     return Scorer(d, **kwargs)

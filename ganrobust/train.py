@@ -22,6 +22,7 @@ from ganrobust.data import Dataset, load_dataset
 from ganrobust.robust import RobustDLoss, d_loss
 from ganrobust.models import (ConditionalDCGANGenerator, DCGANDiscriminator, DCGANGenerator, MLPDiscriminator,
                               MLPGenerator, ProjectionDiscriminator, init_dcgan_weights)
+from ganrobust.errors import InputError
 
 
 
@@ -41,7 +42,7 @@ def num_classes(cfg: TrainConfig, data: Dataset) -> int | None:
     if not cfg.conditional:
         return None
     if data.y is None:
-        raise ValueError(f"a conditional GAN needs labelled data; {data.name!r} has no labels")
+        raise InputError(f"a conditional GAN needs labelled data; {data.name!r} has no labels")
     return int(data.y.max()) + 1
 
 

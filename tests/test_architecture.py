@@ -23,7 +23,7 @@ import ganrobust
 # above reporting; the CLI is the top.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("ganrobust.conventions", "ganrobust.stats", "ganrobust.diagnostics", "ganrobust.module_state",
-                    "ganrobust.environment", "ganrobust.config", "ganrobust.metrics", "ganrobust.records",
+                    "ganrobust.environment", "ganrobust.errors", "ganrobust.config", "ganrobust.metrics", "ganrobust.records",
                     "ganrobust.scorer", "ganrobust.optimizers",
                     # torch.distributed plumbing (process group, sharding, gathers): config and torch only
                     "ganrobust.distributed",

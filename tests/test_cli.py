@@ -94,8 +94,7 @@ def test_an_error_during_the_audit_is_a_line_of_its_own(tmp_path) -> None:
     args = _class_checkpoint(tmp_path, MLPGenerator(**g_kwargs), MLPDiscriminator(**d_kwargs), g_kwargs, d_kwargs,
                              "ganrobust.models:MLPGenerator", "ganrobust.models:MLPDiscriminator")
     result = CliRunner().invoke(cli, ["audit", *args, "--out", str(tmp_path / "r"), *FAST])
-    assert "running the models failed" in _one_error(result)
-    assert "audit:" in result.stderr  # the progress bar was open when it failed
+    assert "D cannot score G's samples" in _one_error(result)  # found before the audit starts
 
 
 @pytest.mark.parametrize("args, words", [

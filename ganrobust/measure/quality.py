@@ -30,6 +30,7 @@ from torch import nn
 from ganrobust.data import Dataset, ring_modes
 from ganrobust.module_state import preserved_rng
 from ganrobust.stats import Estimate, wilson
+from ganrobust.errors import InputError
 
 PACGAN_MIN_SHARE = 20 / 2500
 
@@ -40,9 +41,9 @@ def ring_quality(samples: torch.Tensor | np.ndarray, *, radius: float = 2.0, std
     """Modes covered, high-quality share and mode KL of 2-D samples against the ring of eight."""
     x = torch.as_tensor(samples, dtype=torch.float64).reshape(len(samples), -1)
     if x.shape[1] != 2:
-        raise ValueError(f"ring quality needs 2-D samples, got dimension {x.shape[1]}")
+        raise InputError(f"ring quality needs 2-D samples, got dimension {x.shape[1]}")
     if not torch.isfinite(x).all():
-        raise ValueError("the generator produced NaN or inf samples; quality is undefined")
+        raise InputError("the generator produced NaN or inf samples; quality is undefined")
     distance = torch.cdist(x, ring_modes(radius).to(torch.float64))
     nearest_distance, nearest = distance.min(dim=1)
     good = nearest_distance <= n_sigma * std
@@ -160,10 +161,10 @@ def train_feature_net(data: Dataset, *, steps: int = 300, batch: int = 128, held
                       seed: int = 0) -> FeatureSpace:
     """Train :class:`FeatureNet` on ``data``'s labels (a seeded split; the global RNG is left as it was)."""
     if data.y is None:
-        raise ValueError(f"{data.name} has no labels: the Fréchet distance needs a classifier trained on them "
+        raise InputError(f"{data.name} has no labels: the Fréchet distance needs a classifier trained on them "
                          f"(an .npz needs an array 'y')")
     if data.x.dim() != 4:
-        raise ValueError(f"the Fréchet distance is for image data (N, C, H, W); {data.name} has shape {tuple(data.x.shape)}")
+        raise InputError(f"the Fréchet distance is for image data (N, C, H, W); {data.name} has shape {tuple(data.x.shape)}")
     classes = int(data.y.max()) + 1
     gen = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(data), generator=gen)
@@ -171,7 +172,7 @@ def train_feature_net(data: Dataset, *, steps: int = 300, batch: int = 128, held
     half = cut + (len(data) - cut) // 2
     train_idx, ref_idx, floor_idx = order[:cut], order[cut:half], order[half:]
     if len(ref_idx) < 50 or classes < 2:
-        raise ValueError(f"{data.name} is too small for a held-out feature space ({len(data)} samples, {classes} classes)")
+        raise InputError(f"{data.name} is too small for a held-out feature space ({len(data)} samples, {classes} classes)")
     x, y = data.x.float().cpu(), data.y.long().cpu()
     with preserved_rng():
         torch.manual_seed(seed)
@@ -193,7 +194,7 @@ def train_feature_net(data: Dataset, *, steps: int = 300, batch: int = 128, held
 def image_quality(space: FeatureSpace, samples: torch.Tensor, *, seed: int = 0) -> dict[str, Any]:
     """Fréchet distance of generated ``samples`` to the held-out real set, with its floor and class histogram."""
     if not torch.isfinite(samples).all():
-        raise ValueError("the generator produced NaN or inf samples; quality is undefined")
+        raise InputError("the generator produced NaN or inf samples; quality is undefined")
     real = space.reference_features
     fake, predicted = space.embed(samples)
     counts = np.bincount(predicted, minlength=space.classes)
@@ -211,7 +212,7 @@ def real_floor(space: FeatureSpace, n: int, *, seed: int = 0) -> Estimate:
     unseen by the classifier) and the reference set: what a perfect generator would score at
     this sample count — the estimator's own bias, the floor every run is read against."""
     if n > len(space.floor_set):
-        raise ValueError(f"the floor needs n <= {len(space.floor_set)} real samples, got {n}")
+        raise InputError(f"the floor needs n <= {len(space.floor_set)} real samples, got {n}")
     real = space.reference_features
     other, _ = space.embed(space.floor_set[:n])
     return frechet_estimate(real, other, seed=seed)

@@ -17,6 +17,7 @@ from ganrobust.gan_call import DEFAULT, GanCall
 from ganrobust.module_state import evaluation_state
 from ganrobust.optimizers import first_line, make_optimizer
 from ganrobust.scorer import Scorer
+from ganrobust.errors import InputError
 
 
 def generator_loss(kind: str, s: torch.Tensor) -> torch.Tensor:
@@ -52,7 +53,7 @@ def replay_steps(G: nn.Module, D_scorer: Scorer, opt_state: dict[str, Any] | Non
         try:
             opt.step()
         except (KeyError, RuntimeError, TypeError) as err:  # moments of another class (Adamax's exp_inf ...)
-            raise ValueError(f"G's optimizer state does not fit {type(opt).__name__} ({first_line(err)}); "
+            raise InputError(f"G's optimizer state does not fit {type(opt).__name__} ({first_line(err)}); "
                              f"pass --g-optimizer NAME with its class, or --fresh-optimizer") from None
         states.append(copy.deepcopy(work))
     return states

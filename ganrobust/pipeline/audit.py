@@ -16,12 +16,14 @@ from ganrobust.data import load_dataset
 from ganrobust.distributed import Context
 from ganrobust.gan_call import AugmentedDiscriminator, GanCall, check_pair, gan_call_for
 from ganrobust.measure.audit import audit_gan
+from ganrobust.module_state import preserved_rng
 from ganrobust.pipeline.sweep import audit_sharded, parse_selection
 from ganrobust.report.envelope import audit_report
 from ganrobust.runs import CHECKPOINT, read_run
 from ganrobust.runs.checkpoints import LoadedGAN, load_gan
 from ganrobust.runs.settings import configured, describe, resolve_settings, scorer_options_for
 from ganrobust.runs.store import is_run, persisted_steps
+from ganrobust.errors import InputError
 
 Note = Callable[[str], None]
 
@@ -81,7 +83,7 @@ def audit_checkpoint(checkpoint: Path | None, *, cfg: AuditConfig, load: dict[st
     cfg = configured(cfg, settings, loaded.train_config)
     if d_augment:
         if loaded.augment_pipe is None or loaded.stylegan is None:
-            raise ValueError("--d-augment needs a StyleGAN2-ADA snapshot with an augment_pipe; this checkpoint has none")
+            raise InputError("--d-augment needs a StyleGAN2-ADA snapshot with an augment_pipe; this checkpoint has none")
         loaded.D = AugmentedDiscriminator(loaded.D, loaded.augment_pipe).eval()
         loaded.stylegan["augment"] = (f"used: D scores augment_pipe(x) ({type(loaded.augment_pipe).__name__}, "
                                       f"p={loaded.stylegan.get('augment_p')})")
@@ -98,11 +100,12 @@ def audit_checkpoint(checkpoint: Path | None, *, cfg: AuditConfig, load: dict[st
     if call.conditional:
         note(f"GAN called as {call.describe()}")
     shape = sample_shape(loaded, call)
+    check_fit(loaded, call)
     if folder:  # images at the model's resolution, channels and range
         from ganrobust.image_folder import load_image_folder
 
         if len(shape) != 3 or shape[1] != shape[2]:
-            raise ValueError(f"--data {data} is a folder of images, but G makes samples of shape {shape}")
+            raise InputError(f"--data {data} is a folder of images, but G makes samples of shape {shape}")
         dataset = load_image_folder(data, size=shape[1], channels=shape[0], bounds=loaded.bounds,  # type: ignore[arg-type]
                                     limit=max(cfg.n_probes, 1000))
         real = dataset.x
@@ -110,10 +113,10 @@ def audit_checkpoint(checkpoint: Path | None, *, cfg: AuditConfig, load: dict[st
              f"[{loaded.bounds[0]:g}, {loaded.bounds[1]:g}]"
              + (f", {len(dataset.classes)} classes from sub-folders" if dataset.classes else ""))
     if settings["kind"].value == "critic" and real is None:
-        raise ValueError(f"D is a critic (kind=critic, from the {settings['kind'].source}): its threshold is "
+        raise InputError(f"D is a critic (kind=critic, from the {settings['kind'].source}): its threshold is "
                          f"calibrated on real samples; pass --data")
     if real is not None and tuple(real.shape[1:]) != shape:
-        raise ValueError(f"--data samples have shape {tuple(real.shape[1:])} but G makes {shape}; pass data of the "
+        raise InputError(f"--data samples have shape {tuple(real.shape[1:])} but G makes {shape}; pass data of the "
                          f"model's size and channels")
     scorer_options = scorer_options_for(loaded, settings)
     for line in loaded.notes:
@@ -155,6 +158,21 @@ def sample_shape(loaded: LoadedGAN, call: GanCall) -> tuple[int, ...]:
                        next((p.device for p in loaded.G.parameters()), torch.device("cpu")))
     with torch.no_grad():
         return tuple(call.generate(loaded.G.eval(), z, c).shape[1:])
+
+
+def check_fit(loaded: LoadedGAN, call: GanCall) -> None:
+    """InputError (one line) when D cannot score G's samples: the models the user named do not fit
+    each other (shapes, channels, sizes). Two samples, eval mode, no gradient; a failure later in the
+    audit is then ganrobust's own."""
+    z, c = call.sample(2, loaded.latent_shape, torch.Generator().manual_seed(0),
+                       next((p.device for p in loaded.G.parameters()), torch.device("cpu")))
+    try:
+        with torch.no_grad(), preserved_rng(z.device):  # a D drawing noise leaves the global RNG as it was
+            call.score_input(loaded.D.eval(), call.generate(loaded.G.eval(), z, c), c)
+    except (RuntimeError, TypeError, IndexError, ValueError) as err:
+        text = str(err).strip().splitlines()
+        raise InputError(f"D cannot score G's samples ({type(err).__name__}: {text[0] if text else ''}); check that "
+                         f"G's output fits D (--arch, --generator-class, --discriminator-class) and --device") from None
 
 
 def _replay(loaded: LoadedGAN, settings: dict[str, Any], cfg: AuditConfig, fresh_optimizer: bool) -> str:

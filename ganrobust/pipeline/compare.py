@@ -53,6 +53,7 @@ from ganrobust.runs.settings import batch_setting, g_bn_setting
 from ganrobust.runs.store import CheckpointError, IntegrityError, load_snapshot, persisted_steps
 from ganrobust.scorer import Scorer
 from ganrobust.stats import Estimate
+from ganrobust.errors import InputError
 
 
 @dataclass
@@ -95,7 +96,7 @@ def _run_data(runs: list[Run], data: Dataset | None) -> tuple[Dataset | None, st
         return None, ("a run does not record its data (runs from your own loop): pass --data to score sample quality "
                       "and real->fake robustness")
     if len(names) > 1:
-        raise ValueError(f"the runs were trained on different data ({', '.join(sorted(map(str, names)))}); compare runs "
+        raise InputError(f"the runs were trained on different data ({', '.join(sorted(map(str, names)))}); compare runs "
                          f"on the same data, or pass --data to score them all against one dataset")
     name = names.pop()
     if name not in BUILTIN and name not in ("eight_gaussians", "ring"):
@@ -164,7 +165,7 @@ def _robustness(scorer: Scorer, x: torch.Tensor, direction: str, cfg: CompareCon
 def _label(paths: list[Path], labels: list[str] | None) -> list[str]:
     if labels:
         if len(labels) != len(paths):
-            raise ValueError(f"expected one label per run ({len(paths)}), got {len(labels)}")
+            raise InputError(f"expected one label per run ({len(paths)}), got {len(labels)}")
         return list(labels)
     names = [p.resolve().name for p in paths]
     if len(set(names)) < len(names):
@@ -187,9 +188,9 @@ def compare_runs(run_dirs: list[Path], *, labels: list[str] | None = None, arms:
     is returned on rank 0 only (None on the others), equal to the single-process one.
     """
     if len(run_dirs) < 2:
-        raise ValueError(f"expected at least two runs to compare, got {len(run_dirs)}")
+        raise InputError(f"expected at least two runs to compare, got {len(run_dirs)}")
     if arms is not None and (len(arms) != len(run_dirs) or len(set(arms)) < 2):
-        raise ValueError(f"expected an arm name per run and at least two arms, got {len(set(arms))} arm(s) for "
+        raise InputError(f"expected an arm name per run and at least two arms, got {len(set(arms))} arm(s) for "
                          f"{len(run_dirs)} runs")
     tick = progress or (lambda _msg: None)
     runs = [read_run(p) for p in run_dirs]
@@ -263,7 +264,7 @@ def _evaluate_point(run: Run, name: str, loaded: LoadedGAN, step: int, where: st
     if scorer.kind is ScoreKind.CRITIC and score.get("tau") is None:
         # a critic's threshold moves with training: recalibrated at every point, as the hook does
         if yardstick.real is None:
-            raise ValueError(f"{name} has a critic D (WGAN): its threshold needs real samples; pass --data")
+            raise InputError(f"{name} has a critic D (WGAN): its threshold needs real samples; pass --data")
         scorer = scorer.calibrate(yardstick.real.to(dev), x[: cfg.robustness_samples])
     point: dict[str, Any] = {"step": step, "source": where, "tau": float(scorer.tau),
                              "quality": yardstick.score(x[: yardstick.n].cpu(), cfg.seed) if yardstick.n else None,

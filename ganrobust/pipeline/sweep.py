@@ -23,6 +23,7 @@ from ganrobust.module_state import preserved_rng
 from ganrobust.runs import read_run
 from ganrobust.runs.checkpoints import LoadedGAN
 from ganrobust.runs.store import SnapshotResults, load_snapshot, persisted_steps
+from ganrobust.errors import InputError
 
 
 def parse_selection(text: str | None, available: list[int]) -> list[int]:
@@ -34,10 +35,10 @@ def parse_selection(text: str | None, available: list[int]) -> list[int]:
     try:
         wanted = [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
-        raise ValueError(f"expected --snapshots all, last or a comma list of steps, got {text!r}") from None
+        raise InputError(f"expected --snapshots all, last or a comma list of steps, got {text!r}") from None
     missing = sorted(set(wanted) - set(available))
     if missing:
-        raise ValueError(f"no persisted snapshot for step(s) {missing}; available: {available[:10]}")
+        raise InputError(f"no persisted snapshot for step(s) {missing}; available: {available[:10]}")
     return wanted
 
 
@@ -76,7 +77,7 @@ def audit_sharded(main: Callable[[], Any] | None, run_dir: Path | None, loaded: 
         C = run.probe_conditions()  # conditional GANs: the probes' conditions travel with them
         C = None if C is None else C[: cfg.n_probes]
         if call.conditional and C is None:
-            raise ValueError(f"{run_dir} stored no probe conditions, but the GAN is audited as conditional; "
+            raise InputError(f"{run_dir} stored no probe conditions, but the GAN is audited as conditional; "
                              f"drop --num-classes")
     done = SnapshotResults(out)
     items: list[Any] = (["checkpoint"] if main is not None else []) + steps

@@ -21,6 +21,7 @@ from ganrobust.measure.comparison import restate
 from ganrobust.measure.overtraining import run_headline
 from ganrobust.report.verdicts import compare_verdicts, verdicts
 from ganrobust.runs import Run
+from ganrobust.errors import InputError
 
 REPORT_SCHEMA = "ganrobust.report/1"
 COMPARE_SCHEMA = "ganrobust.compare/1"
@@ -78,7 +79,7 @@ def run_report(run: Run, *, command: str) -> dict[str, Any]:
     """``ganrobust report RUN``: the hook's measured steps over training, the last step as the
     headline (no replay: ``ganrobust audit RUN`` adds it). ValueError for a run with no step."""
     if not run.steps:
-        raise ValueError(f"{run.dir} has no measured step yet; nothing to report")
+        raise InputError(f"{run.dir} has no measured step yet; nothing to report")
     return {"schema": REPORT_SCHEMA, "kind": "run", "title": str(run.dir),
             "source": {"run": str(run.dir), "format": "run directory", "replay": "measured during training"},
             "summary": run.steps[-1].probe, "training": run.training_rows(),

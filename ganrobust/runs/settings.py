@@ -22,6 +22,7 @@ from ganrobust.conventions import BatchNormMode
 from ganrobust.config import UNRECORDED_BN, AuditConfig, WatchConfig
 from ganrobust.optimizers import infer_optimizer_class
 from ganrobust.runs.checkpoints import LoadedGAN
+from ganrobust.errors import InputError
 
 #: ``ganrobust train --loss`` -> the audit's name of the same generator loss
 #: (trainer: ns is softplus(−s); hinge and wgan are −s)
@@ -58,7 +59,7 @@ def resolve_settings(loaded: LoadedGAN, *, bn: str | None = None, d_output: str 
     recorded". ValueError (naming the option) where nothing decides."""
     train_loss = (loaded.train_config or {}).get("loss")
     if train_loss is not None and train_loss not in TRAIN_G_LOSS:
-        raise ValueError(f"the run's manifest records train_config.loss {train_loss!r}; expected one of "
+        raise InputError(f"the run's manifest records train_config.loss {train_loss!r}; expected one of "
                          f"{sorted(TRAIN_G_LOSS)}: pass --g-loss")
     settings = {
         "bn": Setting(bn, "option") if bn else _recorded(loaded, "bn") or Setting(UNRECORDED_BN.value, "default"),
@@ -87,7 +88,7 @@ def batch_setting(loaded: LoadedGAN, batch: int | None) -> Setting:
     (``score.g_batch``), a ``ganrobust train`` run's ``train_config.batch``, else the default."""
     if batch is not None:
         if batch < 1:
-            raise ValueError(f"expected --batch >= 1, got {batch}")
+            raise InputError(f"expected --batch >= 1, got {batch}")
         return Setting(int(batch), "option")
     seen = _recorded(loaded, "g_batch")
     if seen is not None:

@@ -44,6 +44,7 @@ from safetensors.torch import save_file as save_tensors
 
 from ganrobust import metrics, records
 from ganrobust.records import RUN_SCHEMA, SUPPORTED_SCHEMAS, StepRecord
+from ganrobust.errors import InputError
 CHECKPOINT = "checkpoint.pt"
 MANIFEST = "manifest.json"
 SNAPSHOT_KINDS = ("D", "G_before", "G_after")
@@ -51,7 +52,7 @@ PROBES = "probes.safetensors"
 STEPS = "steps.jsonl"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A checkpoint or run file that cannot be used; the message says why and what to do."""
 
 
@@ -63,7 +64,7 @@ def snapshot_file(step: int, kind: str) -> str:
     """The path, relative to the run directory, of the snapshot of ``kind`` (D, G_before, G_after) at ``step``."""
     names = {"D": f"d_{step:07d}", "G_before": f"g_{step:07d}_before", "G_after": f"g_{step:07d}_after"}
     if kind not in names:
-        raise ValueError(f"expected a snapshot kind among {SNAPSHOT_KINDS}, got {kind!r}")
+        raise InputError(f"expected a snapshot kind among {SNAPSHOT_KINDS}, got {kind!r}")
     return f"snapshots/{names[kind]}.safetensors"
 
 
@@ -215,7 +216,7 @@ class RunWriter:
         self.dir = Path(run_dir)
         if (self.dir / MANIFEST).exists() or (self.dir / STEPS).exists():
             # appending a new run to an old one would mix their steps; never overwrite a run either
-            raise ValueError(f"{self.dir} already holds a ganrobust run; pass a new run directory or remove that one")
+            raise InputError(f"{self.dir} already holds a ganrobust run; pass a new run directory or remove that one")
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "samples").mkdir(exist_ok=True)
         (self.dir / "snapshots").mkdir(exist_ok=True)
@@ -311,14 +312,14 @@ def read_manifest(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(run_dir)
     manifest_path = path / MANIFEST
     if not manifest_path.exists():
-        raise ValueError(f"{path} is not a ganrobust run: manifest.json is missing")
+        raise InputError(f"{path} is not a ganrobust run: manifest.json is missing")
     try:
         manifest = json.loads(manifest_path.read_text())
     except json.JSONDecodeError as err:
-        raise ValueError(f"{manifest_path} is not valid JSON ({err.msg}); the run cannot be read") from None
+        raise InputError(f"{manifest_path} is not valid JSON ({err.msg}); the run cannot be read") from None
     schema = manifest.get("schema")
     if schema not in SUPPORTED_SCHEMAS:
-        raise ValueError(f"{path} has run schema {schema!r}; this ganrobust reads {', '.join(SUPPORTED_SCHEMAS)} — "
+        raise InputError(f"{path} has run schema {schema!r}; this ganrobust reads {', '.join(SUPPORTED_SCHEMAS)} — "
                          f"upgrade ganrobust to read it")
     return manifest
 
