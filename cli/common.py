@@ -3,8 +3,11 @@ and a request for a report for anything else (a bug)."""
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import traceback
-from typing import NoReturn
+import warnings
+from typing import Any, Iterator, NoReturn
 
 import click
 
@@ -43,6 +46,27 @@ def checked_device(device: str) -> str:
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
         raise InputError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return device
+
+
+@contextlib.contextmanager
+def watch_notices_as_notes() -> Iterator[None]:
+    """What ``ganrobust.watch`` tells about the loop (``WatchNotice``: D's observed BatchNorm mode) as
+    ``note:`` lines on stderr, above an open progress bar; other warnings are shown as before."""
+    from tqdm import tqdm
+
+    from ganrobust.hook import WatchNotice
+
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def show(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+            if issubclass(category, WatchNotice):
+                tqdm.write(f"note: {message}", file=sys.stderr)
+            else:
+                shown(message, category, *args, **kwargs)
+
+        warnings.showwarning = show
+        yield
 
 
 def close_progress_bars() -> None:

@@ -30,7 +30,7 @@ def demo(steps: int, seed: int, device: str, every: int, robust_d: int, precisio
     Nothing is downloaded. D's BatchNorm mode is observed at G's step (bn='auto'): the demo's loop, like
     pytorch/examples, keeps D in train mode then, so D scores with batch statistics, the D G optimises against.
     """
-    from ganrobust.cli.common import checked_device, fail
+    from ganrobust.cli.common import checked_device, fail, watch_notices_as_notes
     from ganrobust.errors import InputError
     from ganrobust.pipeline.demo import run_demo
     from ganrobust.report.files import write_report
@@ -43,8 +43,9 @@ def demo(steps: int, seed: int, device: str, every: int, robust_d: int, precisio
     except InputError as err:
         fail(str(err))
     try:  # train() closes its progress bar before an error leaves it, so the error line stands alone
-        demo_run = run_demo(cfg, command=" ".join(["ganrobust", *sys.argv[1:]]) or "ganrobust demo", started=started,
-                            note=lambda line: click.echo(line, err=True))
+        with watch_notices_as_notes():
+            demo_run = run_demo(cfg, command=" ".join(["ganrobust", *sys.argv[1:]]) or "ganrobust demo",
+                                started=started, note=lambda line: click.echo(line, err=True))
     except (InputError, FloatingPointError) as err:  # anything else is a bug: cli.main shows its traceback
         fail(str(err))
     index = write_report(out, demo_run.report, demo_run.samples, demo_run.images)

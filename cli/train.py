@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ganrobust.cli.common import checked_device, fail
+from ganrobust.cli.common import checked_device, fail, watch_notices_as_notes
 from ganrobust.config import D_LOSSES, D_TRAINING_METHODS, TRAINER_WATCH, TrainConfig
 from ganrobust.errors import InputError
 
@@ -96,7 +96,8 @@ def train(data: str, arch: str | None, steps: int, d_training: str, d_eps: float
     click.echo(f"training {arch} on {dataset.name} for {steps} steps, D: {d_training}, with ganrobust.watch on -> {out}",
                err=True)
     try:
-        result = run_training(cfg, run_dir=out, watch_config=watch, data=dataset, progress=True)
+        with watch_notices_as_notes():
+            result = run_training(cfg, run_dir=out, watch_config=watch, data=dataset, progress=True)
     except FloatingPointError as err:
         fail(f"{err}; the partial run is kept in {out}. Lower --lr or change --loss")
     click.echo(f"done in {time.time() - started:.0f} s", err=True)

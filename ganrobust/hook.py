@@ -39,6 +39,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
 from ganrobust import metrics
@@ -60,7 +61,7 @@ from ganrobust.errors import InputError
 
 MAX_ERRORS = 3
 BN_WORDS = {BatchNormMode.BATCH: "batch statistics (D is in training mode during G's step)",
-            BatchNormMode.EVAL: "running statistics (D is in eval mode during G's step, or has no BatchNorm)"}
+            BatchNormMode.EVAL: "running statistics (D is in eval mode during G's step)"}
 
 
 class WatchNotice(UserWarning):
@@ -137,6 +138,7 @@ class Watcher:
         # bn='auto': D's BatchNorm mode is observed on the live D at G's optimizer pre-hook
         # (:meth:`_observe_bn`); until then, and for a D without batch statistics, running statistics
         self._bn_observed: BatchNormMode | None = None
+        self._d_has_bn = any(isinstance(m, _BatchNorm) for m in self.D.modules())
         self.scorer = Scorer(self._shadow_d, kind=config.kind, tau=config.tau, bounds=config.bounds,
                              bn=BatchNormMode.EVAL if config.bn is BatchNormMode.AUTO else config.bn)
         self._real = None if real is None else real.detach().clone()
@@ -202,7 +204,8 @@ class Watcher:
             self.writer.write_manifest(score={**self.writer.manifest["score"], "bn": mode.value, "bn_from": "observed"},
                                        distributed=self._distributed_record())
         if self.ctx.is_main:
-            warnings.warn(f"ganrobust.watch: D's BatchNorm scores with {BN_WORDS[mode]} at generator step {step} "
+            words = BN_WORDS[mode] if self._d_has_bn else "running statistics (D has no BatchNorm: both modes agree)"
+            warnings.warn(f"ganrobust.watch: D's BatchNorm scores with {words} at generator step {step} "
                           f"(observed: bn='{mode.value}'" + (f", was '{before.value}'" if before else "") +
                           "); recorded in manifest.json and every step", WatchNotice, stacklevel=4)
 

@@ -135,3 +135,20 @@ def test_audit_of_a_run_replays_with_its_recorded_g_bn_and_batch(tmp_path) -> No
     chosen = resolve_settings(load_gan(tmp_path / "run"), g_bn="batch", batch=8)
     assert chosen["g_bn"].to_dict() == {"value": "batch", "from": "option"}
     assert chosen["batch"].to_dict() == {"value": 8, "from": "option"}
+
+
+def test_the_reference_trainer_observes_batch_statistics_and_the_cli_says_so_once(tmp_path, capsys) -> None:
+    """The reference trainer keeps D in train mode during G's step, like pytorch/examples: its runs
+    record bn='batch' as observed, and the CLI (train, demo) tells it once as a ``note:`` line."""
+    from ganrobust.cli.common import watch_notices_as_notes
+    from ganrobust.config import TRAINER_WATCH, TrainConfig
+    from ganrobust.train import train
+
+    cfg = TrainConfig(data="shapes", steps=4, batch=8, ngf=4, ndf=4, n_data=64)
+    with watch_notices_as_notes():
+        train(cfg, run_dir=tmp_path / "run", watch_config=TRAINER_WATCH.replace(every=2, min_norm_every=0))
+    notes = [line for line in capsys.readouterr().err.splitlines() if "D's BatchNorm scores with" in line]
+    assert len(notes) == 1 and notes[0].startswith("note: ganrobust.watch:") and "batch statistics" in notes[0]
+    run = read_run(tmp_path / "run")
+    assert run.manifest["config"]["bn"] == "auto" and run.manifest["score"]["bn"] == "batch"
+    assert run.manifest["score"]["g_batch"] == 8 and [s.raw["bn"] for s in run.steps] == ["batch", "batch"]
