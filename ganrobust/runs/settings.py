@@ -83,7 +83,7 @@ def g_bn_setting(loaded: LoadedGAN, g_bn: str | None = None) -> Setting:
     return _recorded(loaded, "g_bn") or Setting(AuditConfig.g_bn.value, "default")
 
 
-def batch_setting(loaded: LoadedGAN, batch: int | None) -> Setting:
+def batch_setting(loaded: LoadedGAN, batch: int | None = None) -> Setting:
     """The latent batch of the replayed step: the option, the batch the hook saw G's steps take
     (``score.g_batch``), a ``ganrobust train`` run's ``train_config.batch``, else the default."""
     if batch is not None:
