@@ -59,7 +59,10 @@ def test_its_audit_has_the_numbers_it_had(tmp_path) -> None:
     report = json.loads((tmp_path / "audit" / "report.json").read_text())
     expected = _expected("run-0.1.0-audit.json.gz")
     assert _measured(report) == _measured(expected)
-    assert report["source"]["settings"] == expected["source"]["settings"]
+    settings = report["source"]["settings"]  # the settings it had, and G's BatchNorm mode and batch stated since
+    assert {key: settings[key] for key in expected["source"]["settings"]} == expected["source"]["settings"]
+    assert settings["g_bn"] == {"value": "batch", "from": "run manifest"}
+    assert settings["batch"] == {"value": 64, "from": "default"}  # 0.1.0 recorded no batch: the default, as then
 
 
 def test_a_report_written_before_renders_again(tmp_path) -> None:
