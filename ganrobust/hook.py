@@ -205,9 +205,12 @@ class Watcher:
                                        distributed=self._distributed_record())
         if self.ctx.is_main:
             words = BN_WORDS[mode] if self._d_has_bn else "running statistics (D has no BatchNorm: both modes agree)"
-            warnings.warn(f"ganrobust.watch: D's BatchNorm scores with {words} at generator step {step} "
-                          f"(observed: bn='{mode.value}'" + (f", was '{before.value}'" if before else "") +
-                          "); recorded in manifest.json and every step", WatchNotice, stacklevel=4)
+            try:
+                warnings.warn(f"ganrobust.watch: D's BatchNorm scores with {words} at generator step {step} "
+                              f"(observed: bn='{mode.value}'" + (f", was '{before.value}'" if before else "") +
+                              "); recorded in manifest.json and every step", WatchNotice, stacklevel=4)
+            except WatchNotice:  # warnings turned into errors: a notice must not cost the step its measurement
+                pass
 
     def _sync(self, *which: str) -> None:
         """FSDP2: gather the live model's full state into the mirror (every rank calls it; rank 0
