@@ -203,8 +203,8 @@ class Watcher:
         if self.writer is not None:
             self.writer.write_manifest(score={**self.writer.manifest["score"], "bn": mode.value, "bn_from": "observed"},
                                        distributed=self._distributed_record())
-        if self.ctx.is_main:
-            words = BN_WORDS[mode] if self._d_has_bn else "running statistics (D has no BatchNorm: both modes agree)"
+        if self.ctx.is_main and self._d_has_bn:  # without BatchNorm both modes agree: nothing to tell
+            words = BN_WORDS[mode]
             try:
                 warnings.warn(f"ganrobust.watch: D's BatchNorm scores with {words} at generator step {step} "
                               f"(observed: bn='{mode.value}'" + (f", was '{before.value}'" if before else "") +

@@ -73,7 +73,8 @@ def test_explicit_options_override_what_the_run_recorded(hinge_run, tmp_path) ->
     assert settings["optimizer"] == {"value": "Adam", "from": "checkpoint"}
     notes = [line for line in result.stderr.splitlines() if line.startswith("note: audit settings:")]
     assert notes == ["note: audit settings: bn=eval (option), kind=logit (run manifest), g_loss=hinge (run manifest), "
-                     "d_loss=hinge (run manifest), optimizer=Adam (checkpoint)"]
+                     "d_loss=hinge (run manifest), optimizer=Adam (checkpoint), g_bn=batch (run manifest), "
+                     "batch=16 (run manifest)"]
 
 
 def _flip_tensor_bytes(path: Path, tensor: torch.Tensor) -> None:
