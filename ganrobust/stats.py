@@ -1,10 +1,26 @@
 """Intervals for the numbers ganrobust reports: never a bare mean of a handful of samples.
 
-Every interval here either holds its stated coverage or is not given. Below :data:`MIN_N`
-observations no distribution-free interval reaches 95%, so none is given and nothing built on
-it is called significant; an interval whose exact coverage differs from the nominal 95%
-carries that coverage (``Estimate.coverage``); a series without variation gives no interval
-("no variation observed") instead of a zero-width one.
+Every interval here states its coverage, or is not given. The kinds, and what each covers:
+
+* **rates over probes** (:func:`clopper_pearson`): Clopper–Pearson, exact: its coverage is at least
+  95% for every true rate and every n (checked by exact binomial enumeration in tests/test_stats.py).
+  Wilson's (:func:`wilson`, kept for callers) is not: at n = 64 its coverage falls to 0.84 near
+  p = 0.003, where accidental-attack rates sit;
+* **medians** (:func:`median_ci`): order statistics, the exact coverage carried in ``coverage``;
+* **means over steps or seeds** (:func:`mean_ci`, :func:`seed_mean`, :func:`welch_difference`):
+  Student t, exact for normal data;
+* **pooled shares over clustered trials** (:func:`pooled_share`): Korn–Graubard, a Clopper–Pearson
+  interval at the clusters' effective sample size; coverage measured by simulation >= 0.95 (within
+  Monte-Carlo error) from 6 to 60 clusters;
+* **differences of independent estimates** (:func:`mover_difference`): MOVER from the two intervals;
+  **differences over the same probes** (:func:`paired_share_difference`): Newcombe's paired method,
+  MOVER corrected for the correlation of the two estimates.
+
+An interval over the probes or steps of one run covers the sampling of probes and steps, not
+run-to-run variation: one training run is one draw; only an interval over seeds covers that.
+Below :data:`MIN_N` observations no distribution-free interval reaches 95%, so none is given and
+nothing built on it is called significant; a series without variation gives no interval ("no
+variation observed") instead of a zero-width one.
 """
 
 from __future__ import annotations
@@ -94,8 +110,9 @@ def _below_min(value: float, n: int, minimum: int = MIN_N) -> Estimate:
     return Estimate(value, math.nan, math.nan, n, note=f"n={n} is below the minimum {minimum}")
 
 
-def wilson(successes: int, n: int, z: float = _Z95) -> Estimate:
-    """Rate ``k/n`` with the Wilson score interval (well-behaved at 0, 1 and small n).
+def wilson(successes: float, n: int, z: float = _Z95) -> Estimate:
+    """Rate ``k/n`` with the Wilson score interval. Not what ganrobust reports (its coverage drops
+    below 95% for small rates: 0.84 at n = 64, p ≈ 0.003); kept for callers and comparisons.
 
     center = (k + z²/2) / (n + z²),  half = z·sqrt(k(n−k)/n + z²/4) / (n + z²)
     """
@@ -110,10 +127,29 @@ def wilson(successes: int, n: int, z: float = _Z95) -> Estimate:
     return Estimate(k / n, max(0.0, center - half), min(1.0, center + half), n)
 
 
+def clopper_pearson(successes: float, n: float, level: float = 0.95) -> Estimate:
+    """Rate ``k/n`` with the Clopper–Pearson ("exact") interval, coverage >= ``level`` for every p:
+
+        low  = Beta⁻¹(α/2; k, n − k + 1)    (0 when k = 0)
+        high = Beta⁻¹(1 − α/2; k + 1, n − k)  (1 when k = n),  α = 1 − level
+
+    A fractional k (a per-sample share of draws) and a fractional n (an effective sample size,
+    :func:`pooled_share`) enter the Beta quantiles as they are. n is reported rounded.
+    """
+    if n < 0 or successes < 0 or successes > n:
+        raise ValueError(f"expected 0 <= successes <= n, got successes={successes}, n={n}")
+    if n == 0:
+        return Estimate(math.nan, 0.0, 1.0, 0)
+    k, alpha = float(successes), 1.0 - level
+    low = 0.0 if k <= 0 else float(_sp.beta.ppf(alpha / 2, k, n - k + 1))
+    high = 1.0 if k >= n else float(_sp.beta.ppf(1 - alpha / 2, k + 1, n - k))
+    return Estimate(k / n, low, high, int(round(n)))
+
+
 def rate(mask: Sequence[bool] | np.ndarray) -> Estimate:
-    """Wilson estimate of the share of True in a boolean mask."""
+    """Clopper–Pearson estimate of the share of True in a boolean mask."""
     arr = np.asarray(mask, dtype=bool)
-    return wilson(int(arr.sum()), int(arr.size))
+    return clopper_pearson(int(arr.sum()), int(arr.size))
 
 
 def median_ranks(n: int, level: float = 0.95) -> tuple[int, float] | None:
@@ -208,12 +244,20 @@ def welch_difference(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.nd
     return Estimate(d, d - half, d + half, min(na, nb))
 
 
-def pooled_share(successes: Sequence[int] | np.ndarray, totals: Sequence[int] | np.ndarray, *, seed: int = 0,
-                 n_boot: int = 2000) -> Estimate:
-    """Pooled share ``Σ successes / Σ totals`` over clusters (steps), with a percentile cluster
-    bootstrap 95% interval: whole clusters are resampled, so flips of one step, which share a
-    generator update, are not counted as independent. Clusters with no trial are dropped; no
-    interval below ``MIN_N`` clusters or when no resample differs. n = Σ totals, clusters = count.
+def pooled_share(successes: Sequence[int] | np.ndarray, totals: Sequence[int] | np.ndarray) -> Estimate:
+    """Pooled share ``r = Σ k_j / Σ t_j`` over clusters j (steps) with the Korn–Graubard 95% interval:
+    flips of one step share a generator update, so they are not independent trials. With c clusters
+    and n = Σ t_j,
+
+        var(r) = c/(c−1) · Σ (k_j − r·t_j)² / n²              (the ratio estimator's cluster variance)
+        n_eff  = min(n, r(1−r) / var(r)) · (z_0.975 / t_0.975,c−1)²
+        interval = Clopper–Pearson of r·n_eff successes in n_eff trials
+
+    (n_eff = n when var(r) = 0 or r ∈ {0, 1}). Its coverage, measured by simulation (per-step
+    rates ~ Beta, 1–11 flips a step, tests/test_stats.py): >= 0.95 within Monte-Carlo error from 6
+    to 60 clusters; a percentile bootstrap over steps, used before, covered 0.85 at 6 and 0.91 at 30.
+    Clusters with no trial are dropped; no interval below ``MIN_N`` clusters. n = Σ totals,
+    clusters = count.
     """
     k = np.asarray(successes, dtype=float).ravel()
     t = np.asarray(totals, dtype=float).ravel()
@@ -224,22 +268,23 @@ def pooled_share(successes: Sequence[int] | np.ndarray, totals: Sequence[int] | 
     c = int(t.size)
     if c == 0:
         return Estimate(math.nan, math.nan, math.nan, 0, clusters=0)
-    value = float(k.sum() / t.sum())
-    n = int(t.sum())
+    total = float(t.sum())
+    value = float(k.sum() / total)
+    n = int(total)
     if c < MIN_N:
         return Estimate(value, math.nan, math.nan, n, clusters=c,
                         note=f"{c} steps with flips, below the minimum {MIN_N}")
-    idx = np.random.default_rng(seed).integers(0, c, size=(n_boot, c))
-    shares = k[idx].sum(axis=1) / t[idx].sum(axis=1)
-    lo, hi = np.quantile(shares, [0.025, 0.975])
-    if lo == hi:
-        return Estimate(value, math.nan, math.nan, n, clusters=c, note=NO_VARIATION)
-    return Estimate(value, float(lo), float(hi), n, clusters=c)
+    var = c / (c - 1) * float(((k - value * t) ** 2).sum()) / total ** 2
+    n_eff = min(total, value * (1 - value) / var) if var > 0 and 0 < value < 1 else total
+    n_eff *= (_Z95 / float(_sp.t.ppf(0.975, c - 1))) ** 2
+    cp = clopper_pearson(value * n_eff, n_eff)
+    return Estimate(value, cp.ci_low, cp.ci_high, n, clusters=c)
 
 
 def mover_difference(a: Estimate, b: Estimate) -> Estimate:
     """``a − b`` with the MOVER 95% interval from the two estimates' own intervals (Newcombe
-    1998, method 10, for Wilson rates; Zou & Donner 2008 in general). Assumes independence.
+    1998, method 10, for independent rates; Zou & Donner 2008 in general). Assumes independence:
+    for the same units measured twice use :func:`paired_share_difference`.
 
         low  = (a − b) − sqrt((a − a_low)² + (b_high − b)²)
         high = (a − b) + sqrt((a_high − a)² + (b − b_low)²)
@@ -252,6 +297,63 @@ def mover_difference(a: Estimate, b: Estimate) -> Estimate:
     low = d - math.sqrt((a.value - a.ci_low) ** 2 + (b.ci_high - b.value) ** 2)
     high = d + math.sqrt((a.ci_high - a.value) ** 2 + (b.value - b.ci_low) ** 2)
     return Estimate(d, low, high, min(a.n, b.n))
+
+
+def paired_mover_difference(a: Estimate, b: Estimate, correlation: float) -> Estimate:
+    """``a − b`` of two correlated estimates (the same probes measured twice) with the MOVER interval
+    corrected for their correlation φ (Newcombe 1998, Stat Med 17:2635, method 10; Zou & Donner 2008):
+
+        low  = (a − b) − sqrt((a − a_low)² − 2φ(a − a_low)(b_high − b) + (b_high − b)²)
+        high = (a − b) + sqrt((a_high − a)² − 2φ(a_high − a)(b − b_low) + (b − b_low)²)
+
+    φ = 0 is :func:`mover_difference`. No interval when either side has none.
+    """
+    d = a.value - b.value
+    n = min(a.n, b.n)
+    if not (a.has_interval and b.has_interval) or n < 1:
+        return Estimate(d, math.nan, math.nan, n, note="a side has no interval")
+    la, ua, lb, ub = a.value - a.ci_low, a.ci_high - a.value, b.value - b.ci_low, b.ci_high - b.value
+    low = d - math.sqrt(max(0.0, la * la - 2 * correlation * la * ub + ub * ub))
+    high = d + math.sqrt(max(0.0, ua * ua - 2 * correlation * ua * lb + lb * lb))
+    return Estimate(d, max(-1.0, low), min(1.0, high), n)
+
+
+def paired_phi(hits_a: np.ndarray, over_a: np.ndarray, hits_b: np.ndarray, over_b: np.ndarray) -> float:
+    """Newcombe's continuity-corrected φ between the shares ``Σ h_a / Σ o_a`` and ``Σ h_b / Σ o_b`` of the
+    same n units. With u_i = h_a,i − a·o_a,i, v_i = h_b,i − b·o_b,i and S = Σ u_i v_i:
+
+        φ = (S − ½) / sqrt(Σu² Σv²) if S > ½,  0 if 0 <= S <= ½,  S / sqrt(Σu² Σv²) if S < 0
+
+    For binary outcomes over all n units (o = 1) S = (AD − BC)/n and sqrt(Σu² Σv²) = sqrt(efgh)/n of
+    the 2×2 table, so this is exactly Newcombe's φ; with other denominators (each D's own
+    fake-classified probes) it is the correlation of the two ratio estimators' linearisations."""
+    ha, oa, hb, ob = (np.asarray(v, dtype=float).ravel() for v in (hits_a, over_a, hits_b, over_b))
+    if not (ha.shape == oa.shape == hb.shape == ob.shape):
+        raise ValueError(f"expected per-unit arrays of one length, got {ha.shape}, {oa.shape}, {hb.shape}, {ob.shape}")
+    if oa.sum() == 0 or ob.sum() == 0:
+        return 0.0
+    u = ha - ha.sum() / oa.sum() * oa
+    v = hb - hb.sum() / ob.sum() * ob
+    denom = math.sqrt(float((u * u).sum()) * float((v * v).sum()))
+    if denom == 0.0:
+        return 0.0
+    s = float((u * v).sum())
+    return (s - 0.5) / denom if s > 0.5 else 0.0 if s >= 0 else s / denom
+
+
+def paired_share_difference(hits_a: np.ndarray, over_a: np.ndarray, hits_b: np.ndarray,
+                            over_b: np.ndarray) -> Estimate:
+    """``Σ h_a/Σ o_a − Σ h_b/Σ o_b`` over the same units (the robust-D swap: the same probes and
+    update scored by two Ds) with Newcombe's paired interval: Clopper–Pearson for each share,
+    combined by :func:`paired_mover_difference` with :func:`paired_phi`. ``over_*`` marks the units
+    each share is over (1/0), ``hits_*`` its successes (counted only where ``over``)."""
+    oa, ob = np.asarray(over_a, dtype=float), np.asarray(over_b, dtype=float)
+    ha, hb = np.asarray(hits_a, dtype=float) * oa, np.asarray(hits_b, dtype=float) * ob
+    a = clopper_pearson(float(ha.sum()), float(oa.sum()))
+    b = clopper_pearson(float(hb.sum()), float(ob.sum()))
+    if a.n == 0 or b.n == 0:
+        return Estimate(a.value - b.value, math.nan, math.nan, min(a.n, b.n), note="a side has no trial")
+    return paired_mover_difference(a, b, paired_phi(ha, oa, hb, ob))
 
 
 def significant(d: Estimate | dict[str, Any] | None, *, min_n: int = MIN_N) -> bool:

@@ -34,7 +34,7 @@ body { font: 14px/1.45 system-ui, sans-serif; max-width: 1000px; margin: 2em aut
 """ + STYLE + """<h1>ganrobust report: {{ title }}</h1>
 <p class="explain">How often is a generator update an <em>accidental attack</em> on the discriminator it was
 taken against? (Odena 2019, Open Questions about GANs, Problem 7.) Every rate is over the probes D classifies
-as fake, with a Wilson 95% interval and its n.</p>
+as fake, with a Clopper–Pearson 95% interval and its n.</p>
 
 <section id="headline"><h2>Headline</h2>
 {% if run_headline %}<p class="explain">Over the watched run: {{ run_method }}.</p>
