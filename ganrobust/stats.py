@@ -46,6 +46,19 @@ MIN_SEEDS = 2
 NO_VARIATION = "no variation observed"
 
 
+#: the kinds of interval a report shows, one sentence each (a report's ``intervals`` section)
+INTERVALS: dict[str, str] = {
+    "rates": "over the probes of one update: Clopper–Pearson 95%, coverage >= 95% for every rate",
+    "medians": "order-statistic interval, its exact coverage (>= 95%) stated; none below 6 values",
+    "means over steps": "Student-t 95% over the measured steps of one run: it covers the sampling of steps, not "
+                        "run-to-run variation (one training run is one draw; only intervals over seeds cover that)",
+    "pooled persistence": "Korn–Graubard 95% over steps (Clopper–Pearson at the steps' effective sample size), "
+                          "coverage >= 95% measured by simulation",
+    "differences": "trained batch − fresh latents: MOVER 95% for independent samples; robust − standard D: Newcombe's "
+                   "paired 95% (the same probes and update scored by both Ds)",
+}
+
+
 @dataclass(frozen=True)
 class Estimate:
     """A number with its 95% interval and the count it rests on.

@@ -36,7 +36,7 @@ from click.testing import CliRunner
 from ganrobust.cli.main import cli
 from ganrobust.records import PersistsRecord, StepRecord, from_dict
 from ganrobust.runs import read_run, to_jsonable
-from ganrobust.stats import Estimate, clopper_pearson, mover_difference, wilson
+from ganrobust.stats import INTERVALS, Estimate, clopper_pearson, mover_difference, wilson
 
 DATA = Path(__file__).parent / "data"
 RUN = DATA / "run-0.1.0"
@@ -141,6 +141,12 @@ def test_its_audit_has_the_numbers_it_had(tmp_path) -> None:
     assert _differences(_measured(report), _measured(expected)) == []
     _new_batch_differences_are_mover(report)
     assert report["source"]["settings"] == expected["source"]["settings"]
+    # the report says which kind of interval each number carries, in a field added to the same schema
+    assert report["schema"] == expected["schema"] == "ganrobust.report/1" and report["intervals"] == INTERVALS
+    md, html = (tmp_path / "audit" / "summary.md").read_text(), (tmp_path / "audit" / "index.html").read_text()
+    assert "## Intervals" in md and 'id="intervals"' in html
+    assert all(f"**{kind}**" in md and f"<strong>{kind}</strong>" in html for kind in INTERVALS)
+    assert "not run-to-run variation" in md
 
 
 def test_the_comparison_tolerates_the_last_bits_and_host_facts_but_not_a_change() -> None:

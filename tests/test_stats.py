@@ -316,3 +316,28 @@ def test_by_class_rates_are_each_classes_own_count() -> None:
             assert r["aar"] == clopper_pearson(accidents, len(fakes)).to_dict()
         else:
             assert r["flip_rate"]["n"] == 0
+
+
+def test_the_robust_swap_difference_is_paired_over_the_same_probes() -> None:
+    """The audit's robust − standard difference: each D's share over its own fake-classified probes,
+    with the paired interval of those per-probe arrays (not MOVER of the two summaries)."""
+    from ganrobust.measure.audit import _paired_differences
+
+    rng = np.random.default_rng(9)
+    n = 300
+    fake_std = rng.random(n) < 0.8
+    flip_std = fake_std & (rng.random(n) < 0.1)
+    fake_rob = fake_std | (rng.random(n) < 0.05)
+    flip_rob = fake_rob & (flip_std | (rng.random(n) < 0.03))  # the robust D mostly flips where the standard does
+    robust = {"fake": fake_rob, "flip": flip_rob, "accidental": flip_rob & (rng.random(n) < 0.5)}
+    standard = {"fake": fake_std, "flip": flip_std, "accidental": flip_std & robust["accidental"]}
+    out = _paired_differences(robust, standard)
+    for key, field in (("flip_rate", "flip"), ("aar", "accidental")):
+        d = out[key]
+        expected = paired_share_difference(robust[field], fake_rob, standard[field], fake_std)
+        assert d["value"] == pytest.approx(robust[field][fake_rob].mean() - standard[field][fake_std].mean())
+        assert (d["ci_low"], d["ci_high"]) == pytest.approx((expected.ci_low, expected.ci_high), abs=1e-12)
+        assert "paired" in d["method"] and d["significant"] == significant(expected)
+        unpaired = mover_difference(clopper_pearson(int(robust[field][fake_rob].sum()), int(fake_rob.sum())),
+                                    clopper_pearson(int(standard[field][fake_std].sum()), int(fake_std.sum())))
+        assert d["ci_high"] - d["ci_low"] < unpaired.ci_high - unpaired.ci_low  # correlated: narrower

@@ -45,7 +45,9 @@ as fake, with a Clopper–Pearson 95% interval and its n.</p>
 {% else %}<p class="explain">The replayed or measured generator update against the D it was taken against.</p>{% endif %}
 <table><tr><th>metric</th><th>value [95% interval] (n)</th><th>meaning</th></tr>
 {% for row in headline %}<tr><td>{{ row.name }}</td><td>{{ row.value }}</td><td>{{ row.meaning }}</td></tr>
-{% endfor %}</table></section>
+{% endfor %}</table>
+{% if intervals %}<p class="explain">Intervals:</p><ul id="intervals">{% for kind, text in intervals.items() %}
+<li><strong>{{ kind }}</strong>: {{ text }}</li>{% endfor %}</ul>{% endif %}</section>
 
 <section id="training"><h2>Over training</h2>
 {% if figs.training %}<p class="explain">Accidental-attack rate and flip rate per measured generator step, against
@@ -139,7 +141,7 @@ def render_html(report: dict[str, Any], samples: dict[str, np.ndarray] | None) -
         verdicts=(odena or {}).get("verdicts", {}), robustness=report.get("robustness", []),
         diagnostics=report.get("diagnostics", []), command=report.get("command", ""),
         robust_d=report.get("robust_d"), by_class=report.get("by_class"), fmt=fmt, run_headline=run_headline_rows(report.get("run_headline")),
-        run_method=(report.get("run_headline") or {}).get("method", ""),
+        run_method=(report.get("run_headline") or {}).get("method", ""), intervals=report.get("intervals"),
         config=json.dumps(to_jsonable(config), indent=2))
 
 
