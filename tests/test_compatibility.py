@@ -36,7 +36,7 @@ from click.testing import CliRunner
 from ganrobust.cli.main import cli
 from ganrobust.records import PersistsRecord, StepRecord, from_dict
 from ganrobust.runs import read_run, to_jsonable
-from ganrobust.stats import INTERVALS, Estimate, clopper_pearson, mover_difference, wilson
+from ganrobust.stats import INTERVALS, clopper_pearson, wilson
 
 DATA = Path(__file__).parent / "data"
 RUN = DATA / "run-0.1.0"
@@ -103,13 +103,25 @@ def _differences(now: Any, then: Any, path: tuple = ()) -> list[str]:
 
 
 def _new_batch_differences_are_mover(report: dict) -> None:
-    """The interval of argument 2's difference is MOVER's of the two intervals it is built from."""
+    """Argument 2's difference, trained − fresh, written out here: each side Clopper–Pearson of its
+    count (Beta quantiles), and MOVER for independent samples,
+    low = d − sqrt((a − a_low)² + (b_high − b)²), high = d + sqrt((a_high − a)² + (b − b_low)²)."""
+    from scipy import stats as sp
+
     nb = report["odena"]["new_batch"]
+    assert set(nb["difference"]) == {"aar", "flip_rate"}
     for key, d in nb["difference"].items():
-        expected = mover_difference(Estimate.from_dict(nb["trained_batch"][key]), Estimate.from_dict(nb["fresh_latents"][key]))
-        assert d["value"] == pytest.approx(expected.value) and d["n"] == expected.n
-        assert d["ci_low"] == pytest.approx(expected.ci_low, abs=1e-12), key
-        assert d["ci_high"] == pytest.approx(expected.ci_high, abs=1e-12), key
+        a, b = nb["trained_batch"][key], nb["fresh_latents"][key]
+        for e in (a, b):
+            k, n = round(e["value"] * e["n"]), e["n"]
+            assert e["ci_low"] == pytest.approx(0.0 if k == 0 else sp.beta.ppf(0.025, k, n - k + 1), abs=1e-12)
+            assert e["ci_high"] == pytest.approx(1.0 if k == n else sp.beta.ppf(0.975, k + 1, n - k), abs=1e-12)
+        diff = a["value"] - b["value"]
+        low = diff - math.sqrt((a["value"] - a["ci_low"]) ** 2 + (b["ci_high"] - b["value"]) ** 2)
+        high = diff + math.sqrt((a["ci_high"] - a["value"]) ** 2 + (b["value"] - b["ci_low"]) ** 2)
+        assert d["value"] == pytest.approx(diff) and d["n"] == min(a["n"], b["n"])
+        assert (d["ci_low"], d["ci_high"]) == pytest.approx((low, high), abs=1e-12), key
+        assert d["significant"] == (d["n"] >= 6 and (low > 0 or high < 0))
 
 
 def test_a_run_written_before_reads_with_every_record() -> None:
