@@ -7,9 +7,9 @@ import pytest
 
 from scipy import stats as sp
 
+from ganrobust.correlated import paired_mover_difference, paired_phi, paired_share_difference, pooled_share
 from ganrobust.stats import (MIN_N, NO_VARIATION, Estimate, clopper_pearson, mean_ci, median_ci, median_ranks,
-                             mover_difference, paired_mover_difference, paired_phi, paired_share_difference,
-                             pooled_share, rate, seed_mean, significant, welch_difference, wilson)
+                             mover_difference, rate, seed_mean, significant, welch_difference, wilson)
 
 
 def test_clopper_pearson_matches_the_textbook_value() -> None:

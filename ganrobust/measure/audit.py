@@ -42,7 +42,8 @@ from ganrobust.gan_call import DEFAULT, GanCall
 from ganrobust.measure.update import by_class, measure_update
 from ganrobust.module_state import preserved_rng
 from ganrobust.scorer import Scorer
-from ganrobust.stats import clopper_pearson, difference, median_ci, paired_share_difference, significant
+from ganrobust.correlated import paired_share_difference
+from ganrobust.stats import clopper_pearson, difference, median_ci, significant
 
 
 def _rates(summary: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ganrobust.stats import mean_ci, pooled_share, clopper_pearson
+from ganrobust.correlated import pooled_share
+from ganrobust.stats import clopper_pearson, mean_ci
 
 PERSISTENCE_METHOD = ("pooled share of all flips that persist (Σ persisted / Σ flips over the measured steps), "
                       "Korn–Graubard 95% interval over steps (Clopper–Pearson at the steps' effective sample size: "
