@@ -71,3 +71,27 @@ def test_the_audit_scores_real_samples_of_every_class(with_labels: bool) -> None
         assert set(drawn["class_counts"]) <= {25, 26} and abs(called_real["value"] - 0.5) < 0.02
     else:
         assert drawn["class_counts"] is None
+
+
+def test_a_wgan_critic_is_calibrated_on_every_class(tmp_path, monkeypatch) -> None:
+    """``train --loss wgan`` hands the hook the real samples its critic's threshold is calibrated on:
+    a stratified draw of the (class-sorted) data, not its first n_probes (class 0 alone)."""
+    import ganrobust.hook
+    from ganrobust.config import TrainConfig, WatchConfig
+    from ganrobust.data import Dataset
+    from ganrobust.train import train
+
+    x = (SORTED.float()[:, None] / 10.0 + 0.01 * torch.randn(1500, 2)).clamp(-1, 1)
+    data = Dataset("sorted", x, SORTED.clone(), (-1.0, 1.0))
+    seen: dict[str, torch.Tensor] = {}
+    real_watch = ganrobust.hook.watch
+
+    def spy(G, D, run_dir, *, real=None, **kwargs):
+        seen["real"] = real
+        return real_watch(G, D, run_dir, real=real, **kwargs)
+
+    monkeypatch.setattr(ganrobust.hook, "watch", spy)
+    train(TrainConfig(steps=1, arch="mlp", loss="wgan", batch=16, n_critic=1, seed=0), run_dir=tmp_path / "run",
+          data=data, watch_config=WatchConfig(every=1000, n_probes=100))  # no step measured: the hand-over is the test
+    classes = torch.round(seen["real"][:, 0] * 10).long().clamp(0, 9)
+    assert seen["real"].shape[0] == 100 and torch.bincount(classes, minlength=10).tolist() == [10] * 10
