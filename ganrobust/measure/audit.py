@@ -253,7 +253,8 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
             conditions["by_class"] = by_class(update.samples, call.classes)
     real_record = None
     if real_probe is not None:  # which real samples were scored: a seeded draw, stratified by label when known
-        counts = None if real_labels is None else torch.bincount(real_labels.cpu()[pick.cpu()].long()).tolist()
+        counts = None if real_labels is None else torch.bincount(
+            real_labels.cpu()[pick.cpu()].long(), minlength=int(real_labels.max()) + 1).tolist()
         real_record = {"n": int(real_probe.shape[0]), "of": int(real.shape[0]), "class_counts": counts,
                        "draw": f"seeded permutation (seed {cfg.seed})" + (", stratified by label" if counts else "")}
     return {
