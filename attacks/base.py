@@ -20,7 +20,7 @@ from ganrobust.attacks.precision import Precision, resolve_precision
 from ganrobust.conventions import Bounds, Direction, DirectionLike, Norm, NormLike
 from ganrobust.diagnostics import Diagnostic
 from ganrobust.scorer import Scorer
-from ganrobust.stats import Estimate, wilson
+from ganrobust.stats import Estimate, clopper_pearson
 
 
 @dataclass
@@ -64,7 +64,7 @@ class AttackResult:
     def success_rate(self) -> Estimate:
         """Share of attacked samples (not already crossed) that the attack flipped."""
         mask = self.attacked
-        return wilson(int((self.success & mask).sum()), int(mask.sum()))
+        return clopper_pearson(int((self.success & mask).sum()), int(mask.sum()))
 
     @property
     def norms_fraction(self) -> torch.Tensor:

@@ -28,7 +28,7 @@ from ganrobust.config import PRECISION
 from ganrobust.attacks.projected_gradient_descent import pgd_confirmed
 from ganrobust.conventions import Bounds, Direction, DirectionLike, Norm, NormLike
 from ganrobust.scorer import Scorer
-from ganrobust.stats import Estimate, median_ci, wilson
+from ganrobust.stats import Estimate, median_ci, clopper_pearson
 
 
 @dataclass
@@ -54,7 +54,7 @@ class RobustnessCurve:
     @property
     def clean_accuracy(self) -> Estimate:
         """Share of samples the discriminator classifies as the attack's source class."""
-        return wilson(int((~self.clean_crossed).sum()), int(self.clean_crossed.numel()))
+        return clopper_pearson(int((~self.clean_crossed).sum()), int(self.clean_crossed.numel()))
 
     @property
     def median_eps_star(self) -> Estimate:
@@ -151,7 +151,7 @@ def robustness_curve(
     eps_star = torch.where(verified | ~torch.isfinite(eps_star), eps_star, torch.full_like(eps_star, math.inf))
     x_best = torch.where(_expand(verified, x_best), x_best, x_user)
     n = int(active.sum())
-    success = [wilson(int((active & (eps_star <= e * width * (1 + 1e-5))).sum()), n) for e in grid]
+    success = [clopper_pearson(int((active & (eps_star <= e * width * (1 + 1e-5))).sum()), n) for e in grid]
     eps_star = torch.where(crossed, torch.zeros_like(eps_star), eps_star)
     return RobustnessCurve(
         norm=norm, direction=direction, bounds=scorer.bounds, eps=grid, success=success,

@@ -43,6 +43,40 @@ class Dataset:
         return self.x[idx]
 
 
+def subset_index(n_total: int, n: int, *, seed: int, labels: torch.Tensor | np.ndarray | None = None) -> torch.Tensor:
+    """Indices of a seeded draw of ``min(n, n_total)`` of ``n_total`` samples, never a prefix: data often
+    arrive sorted by class (image folders, class-ordered arrays), and ``x[:n]`` would hold the first
+    classes only. Without ``labels``, the first n of a seeded permutation; with them, stratified:
+    each class gets ``floor(n·share)`` samples and the remaining ones go to the largest fractional
+    parts (ties in a seeded order), drawn without replacement within the class; the result is
+    shuffled, so no prefix of it is class-sorted either. The caller's RNG is not touched."""
+    if n_total < 0 or n < 0:
+        raise ValueError(f"expected non-negative sizes, got n_total={n_total}, n={n}")
+    rng = np.random.default_rng(seed)
+    n = min(n, n_total)
+    if labels is None or n == n_total:
+        return torch.from_numpy(rng.permutation(n_total)[:n])
+    y = (labels.cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)).astype(np.int64).ravel()
+    if y.size != n_total:
+        raise ValueError(f"expected {n_total} labels, got {y.size}")
+    classes, counts = np.unique(y, return_counts=True)
+    quota = n * counts / n_total
+    take = np.floor(quota).astype(int)
+    rest = n - int(take.sum())
+    order = np.lexsort((rng.permutation(len(classes)), -(quota - take)))  # largest fraction first, seeded ties
+    take[order[:rest]] += 1
+    picked = [rng.permutation(np.flatnonzero(y == c))[:k] for c, k in zip(classes, take)]
+    return torch.from_numpy(rng.permutation(np.concatenate(picked)))
+
+
+def real_subset(x: torch.Tensor, n: int, *, seed: int,
+                labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """``(x[idx], labels[idx], idx)`` for :func:`subset_index`: the real samples an audit, a critic's
+    calibration or a comparison uses in place of ``x[:n]`` (stratified by ``labels`` when given)."""
+    idx = subset_index(int(x.shape[0]), n, seed=seed, labels=labels)
+    return x[idx.to(x.device)], None if labels is None else labels[idx.to(labels.device)], idx
+
+
 def shapes(n: int = 10000, *, seed: int = 0, size: int = 32) -> Dataset:
     """Circles (0), squares (1) and triangles (2) in [-1, 1], shape (n, 3, size, size)."""
     rng = np.random.default_rng(seed)

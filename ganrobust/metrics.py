@@ -10,9 +10,9 @@ the README table is :func:`readme_table`, and prints the table to paste when it 
 
 Statistics, all over the probes of one measured update:
 
-    share    over fake-classified probes (s < tau), Wilson 95% interval; a per-sample share of
+    share    over fake-classified probes (s < tau), Clopper–Pearson 95% interval; a per-sample share of
              draws (noise_flip) counts fractionally, with the interval of n_fake trials
-    rate     over all probes, Wilson 95% interval
+    rate     over all probes, Clopper–Pearson 95% interval
     median   distribution-free interval from binomial ranks; NaN (not measured) dropped;
              ``over="fake"`` restricts to fake-classified probes, ``scaled`` divides by the
              width of the data range
@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ganrobust.stats import median_ci, wilson
+from ganrobust.stats import median_ci, clopper_pearson
 
 
 class Statistic(str, enum.Enum):
@@ -72,9 +72,9 @@ class Metric:
         values = samples[self.field]
         if self.statistic is Statistic.SHARE:
             hits = float(np.where(fake, values.astype(float), 0.0).sum())
-            return wilson(hits, int(fake.sum())).to_dict()
+            return clopper_pearson(hits, int(fake.sum())).to_dict()
         if self.statistic is Statistic.RATE:
-            return wilson(int(values.sum()), len(fake)).to_dict()
+            return clopper_pearson(int(values.sum()), len(fake)).to_dict()
         if self.over == "fake":
             values = values[fake]
         values = values[~np.isnan(values)] / (width if self.scaled else 1.0)

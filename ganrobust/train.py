@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganrobust.config import TRAINER_WATCH, TrainConfig, WatchConfig
-from ganrobust.data import Dataset, load_dataset
+from ganrobust.data import Dataset, load_dataset, real_subset
 from ganrobust.robust import RobustDLoss, d_loss
 from ganrobust.models import (ConditionalDCGANGenerator, DCGANDiscriminator, DCGANGenerator, MLPDiscriminator,
                               MLPGenerator, ProjectionDiscriminator, init_dcgan_weights)
@@ -110,7 +110,8 @@ def train(
         wcfg = (watch_config or TRAINER_WATCH).replace(bounds=data.bounds)
         if cfg.loss == "wgan":
             wcfg = wcfg.replace(kind="critic")
-        real_probe = data.x[: wcfg.n_probes].to(device)
+        # a seeded, class-stratified draw: data.x[:n] of class-sorted data would calibrate on the first classes
+        real_probe = real_subset(data.x, wcfg.n_probes, seed=cfg.seed, labels=data.y)[0].to(device)
         watcher = watch(G, D, run_dir, config=wcfg, real=real_probe if cfg.loss == "wgan" else None,
                         num_classes=classes)
         watcher.writer.write_manifest(train_config=cfg.to_dict(), data={"name": data.name, "n": len(data)})

@@ -141,6 +141,13 @@ def test_audit_of_the_conditional_checkpoint_is_per_z_c_probe(runs: dict[str, Pa
     assert report["gan_call"]["num_classes"] == 10
     assert sum(r["n"] for r in report["by_class"]) == AUDIT.n_probes
     assert sum(r["n_fake"] for r in report["by_class"]) == report["update"]["n_fake"]
+    samples = report["samples"]
+    for row in report["by_class"]:  # each class's rates against a count made here from the per-probe arrays
+        fake = [i for i, c in enumerate(samples["label"]) if c == row["class"] and samples["fake"][i]]
+        assert row["n_fake"] == len(fake)
+        for key, field in (("flip_rate", "flip"), ("aar", "accidental")):
+            hits = sum(bool(samples[field][i]) for i in fake)
+            assert row[key]["n"] == len(fake) and (not fake or row[key]["value"] == pytest.approx(hits / len(fake)))
     assert report["robust_d"]["real_called_real"]["robust"]["n"] == 40
     assert {r["direction"] for r in report["robustness"]} == {"fake->real", "real->fake"}
     # the probes' samples are G(z, c) with the audit's (z, c): recomputed here
@@ -170,12 +177,16 @@ def test_cli_audit_compare_report_on_conditional_runs(runs: dict[str, Path], tmp
     runs = {**runs, "pgd": _run(tmp_path, "pgd", 30, d_training="pgd", d_steps=2)}  # the robust swap
     runner = CliRunner()
     out = tmp_path / "audit"
-    folder = _digits_folder(tmp_path / "digits")  # labels from sub-folder names, through --data DIR
-    result = runner.invoke(cli, ["audit", str(runs["standard"]), "--out", str(out), "--n-probes", "24",
+    # labels from sub-folder names, through --data DIR; 10 classes x 150 images, read class-sorted (the
+    # loader keeps 1000, 100 a class): the audit's 60 real samples must hold every class, not class 0 only
+    folder = _digits_folder(tmp_path / "digits", per_class=150)
+    result = runner.invoke(cli, ["audit", str(runs["standard"]), "--out", str(out), "--n-probes", "60",
                                  "--k-steps", "1", "--data", str(folder)])
     assert result.exit_code == 0, result.output
-    assert "40 images from" in result.output and "10 classes from sub-folders" in result.output
+    assert "1000 images from" in result.output and "10 classes from sub-folders" in result.output
     report = json.loads((out / "report.json").read_text())
+    assert report["real_samples"]["class_counts"] == [6] * 10 and report["real_samples"]["of"] == 1000
+    assert report["robustness_summary"]["clean_accuracy"]["real->fake"]["n"] == 60
     assert report["gan_call"]["num_classes"] == 10 and len(report["by_class"]) == 10
     assert {r["direction"] for r in report["robustness"]} == {"fake->real", "real->fake"}
     assert "By class" in (out / "summary.md").read_text()

@@ -10,7 +10,7 @@ import pytest
 from ganrobust import metrics
 from ganrobust.measure.update import measure_update
 from ganrobust.scorer import Scorer
-from ganrobust.stats import wilson
+from ganrobust.stats import clopper_pearson
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -36,7 +36,7 @@ def test_each_statistic_is_computed_as_declared() -> None:
     fake = np.array([True, True, False, True])
     samples = {"fake": fake, "hit": np.array([1.0, 0.5, 1.0, 0.0]), "size": np.array([0.2, np.nan, 4.0, 0.6])}
     share = metrics.Metric("x", "x", "x", "x", "hit", metrics.Statistic.SHARE)
-    assert share.summarize(samples, fake, 2.0) == wilson(1.5, 3).to_dict()
+    assert share.summarize(samples, fake, 2.0) == clopper_pearson(1.5, 3).to_dict()
     rate = metrics.Metric("x", "x", "x", "x", "hit", metrics.Statistic.RATE)
     assert rate.summarize(samples, fake, 2.0)["n"] == 4
     median = metrics.Metric("x", "x", "x", "x", "size", metrics.Statistic.MEDIAN, over="fake", scaled=True)

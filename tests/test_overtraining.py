@@ -33,7 +33,7 @@ def test_the_headline_is_over_the_measured_steps_with_the_worst_step_named() -> 
     assert hit["value"] == pytest.approx(3 / 8) and hit["n"] == 8 and hit["ci_low"] < 3 / 8 < hit["ci_high"]
     assert (h["worst_flip_rate"]["step"], h["worst_flip_rate"]["value"]) == (175, 0.48)
     assert (h["worst_aar"]["step"], h["worst_aar"]["value"]) == (175, 0.4)
-    assert "Student-t" in h["method"] and "Wilson" in h["method"]
+    assert "Student-t" in h["method"] and "Clopper–Pearson" in h["method"]
 
 
 def test_a_short_run_gets_its_means_without_an_interval() -> None:

@@ -34,6 +34,7 @@ from ganrobust.attacks.projected_gradient_descent import pgd
 from ganrobust.attacks.robustness_curve import robustness_curve
 from ganrobust.config import AuditConfig
 from ganrobust.conventions import Direction, Norm, ScoreKind
+from ganrobust.data import real_subset
 from ganrobust.diagnostics import Diagnostic, diagnose_scorer
 from ganrobust.measure.replay import (flat_params, finetune_robust_d, generate, param_space_attack,
                                       replay_steps)
@@ -41,8 +42,9 @@ from ganrobust.gan_call import DEFAULT, GanCall
 from ganrobust.measure.update import by_class, measure_update
 from ganrobust.module_state import preserved_rng
 from ganrobust.scorer import Scorer
-from ganrobust.stats import difference, median_ci, wilson
+from ganrobust.correlated import paired_share_difference
 from ganrobust.errors import InputError
+from ganrobust.stats import clopper_pearson, difference, median_ci, significant
 
 
 def _rates(summary: dict[str, Any]) -> dict[str, Any]:
@@ -51,8 +53,21 @@ def _rates(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def _differences(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    """``a − b`` with its MOVER interval for every metric of the registry view ``paired``."""
+    """``a − b`` of independent samples (argument 2: the training batch and fresh latents) with its
+    MOVER interval, for every metric of the registry view ``paired``."""
     return {key: difference(a[key], b[key]) for key in metrics.keys("paired")}
+
+
+def _paired_differences(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """``a − b`` over the same probes and update scored by two Ds (per-sample arrays ``a``, ``b``),
+    with Newcombe's paired interval, for every share of the registry view ``paired``: each side's
+    share is over its own D's fake-classified probes."""
+    out: dict[str, Any] = {}
+    for m in metrics.view("paired"):
+        fa, fb = a["fake"].astype(bool), b["fake"].astype(bool)
+        d = paired_share_difference(a[m.field].astype(float), fa, b[m.field].astype(float), fb)
+        out[m.key] = {**d.to_dict(), "method": "Newcombe paired (same probes, two Ds)", "significant": significant(d)}
+    return out
 
 
 def audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], latent_shape: tuple[int, ...],
@@ -94,6 +109,12 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
                              "labelled data (an image folder with one sub-folder per class, digits, shapes, an .npz "
                              "with y)")
         real_c = call.condition_of_labels(real_labels).to(device)
+    # the real samples the audit scores: a seeded draw (stratified by label), never real[:n] of class-sorted data
+    real_probe, real_probe_c = None, None
+    if real is not None:
+        real_probe, _, pick = real_subset(real, cfg.n_probes, seed=cfg.seed, labels=real_labels)
+        real_probe = real_probe.to(device)
+        real_probe_c = None if real_c is None else real_c[pick.to(real_c.device)]
     if cond and scorer_options.get("kind") == "critic" and scorer_options.get("tau") is None:
         raise InputError("a conditional critic (WGAN) D is not supported: its threshold would be calibrated on real "
                          "samples scored with their labels")
@@ -101,7 +122,7 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
     if scorer_options.get("kind") == "critic" and scorer_options.get("tau") is None:
         if real is None:
             raise InputError("a critic D needs real samples to calibrate tau: pass --data")
-        scorer = scorer.calibrate(real[: cfg.n_probes].to(device), x)
+        scorer = scorer.calibrate(real_probe, x)
     base = scorer  # D(x) scorer; below, scorers bound to the conditions of the batch they score
     if bind:
         scorer = base.conditioned(C, call)
@@ -168,8 +189,8 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
     robustness: list[dict[str, Any]] = []
     eps_star: dict[str, Any] = {}
     clean: dict[str, Any] = {}
-    real_scorer = base.conditioned(None if real_c is None else real_c[: cfg.n_probes], call) if bind else scorer
-    sets = [("fake->real", x, scorer)] + ([("real->fake", real[: cfg.n_probes].to(device), real_scorer)]
+    real_scorer = base.conditioned(real_probe_c, call) if bind else scorer
+    sets = [("fake->real", x, scorer)] + ([("real->fake", real_probe, real_scorer)]
                                           if real is not None else [])
     for direction, xs, sc in sets:
         for norm, grid in (("linf", cfg.eps_grid), ("l2", tuple(e * cfg.l2_scale for e in cfg.eps_grid))):
@@ -185,7 +206,7 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
                                 f"(bn={scorer.bn.value})").to_dict())
     gradients = {"fake": _grad_norms(scorer, x)}
     if real is not None:
-        r = real[: cfg.n_probes].to(device)
+        r = real_probe
         k = min(len(r), len(x))
         alpha = torch.rand((k,) + (1,) * (x.dim() - 1), generator=gen).to(device)
         gradients["real"] = _grad_norms(real_scorer, r)
@@ -205,7 +226,7 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
             rob_scorer = rob_scorer.conditioned(C, call)
         if rob_scorer.kind is ScoreKind.CRITIC and scorer_options.get("tau") is None:
             # a critic's threshold belongs to its own snapshot: calibrated on the robust copy
-            rob_scorer = rob_scorer.calibrate(real[: cfg.n_probes].to(device), x)
+            rob_scorer = rob_scorer.calibrate(real_probe, x)
         same = measure_update(rob_scorer, x, x_next, eps=cfg.eps, efficiency_steps=cfg.efficiency_steps,
                               min_norm=min_norm, min_norm_probes=cfg.min_norm_probes, seed=cfg.seed,
                               precision=cfg.precision)
@@ -214,9 +235,7 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
             for r in robustness_curve(sc, x, cfg.eps_grid, norm="linf", direction="fake->real", seed=cfg.seed,
                                       precision=cfg.precision).rows():
                 rows.append({**r, "discriminator": which})
-        real_probe = real[: cfg.n_probes].to(device)
-        real_probe_c = None if real_c is None else real_c[: cfg.n_probes]
-        accuracy = {which: wilson(int((sc.conditioned(real_probe_c, call).score(real_probe) >= sc.tau).sum())
+        accuracy = {which: clopper_pearson(int((sc.conditioned(real_probe_c, call).score(real_probe) >= sc.tau).sum())
                                   if bind else int((sc.score(real_probe) >= sc.tau).sum()),
                                   real_probe.shape[0]).to_dict()
                     for which, sc in (("standard", scorer), ("robust", rob_scorer))}
@@ -224,7 +243,7 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
                     "method": f"pgd linf eps={cfg.eps:.4g}, 5 steps, both directions, {cfg.d_loss} loss",
                     "tau": {"standard": scorer.tau, "robust": rob_scorer.tau},
                     "standard": _rates(update.summary), "robust": _rates(same.summary), "robustness": rows,
-                    "difference": _differences(same.summary, update.summary)}
+                    "difference": _paired_differences(same.samples, update.samples)}
 
     labels = call.labels(C)
     conditions: dict[str, Any] = {}
@@ -233,8 +252,15 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
         if labels is not None:
             update.samples["label"] = labels.cpu().numpy()
             conditions["by_class"] = by_class(update.samples, call.classes)
+    real_record = None
+    if real_probe is not None:  # which real samples were scored: a seeded draw, stratified by label when known
+        counts = None if real_labels is None else torch.bincount(
+            real_labels.cpu()[pick.cpu()].long(), minlength=int(real_labels.max()) + 1).tolist()
+        real_record = {"n": int(real_probe.shape[0]), "of": int(real.shape[0]), "class_counts": counts,
+                       "draw": f"seeded permutation (seed {cfg.seed})" + (", stratified by label" if counts else "")}
     return {
         **conditions,
+        **({"real_samples": real_record} if real_record else {}),
         "precision": precision_record(cfg.precision, x.device),
         "robust_d": robust_d,
         "summary": {**{key: update.summary[key] for key in metrics.keys("summary")},
@@ -272,7 +298,7 @@ def _pgd_iteration_curve(scorer: Scorer, x: torch.Tensor, active: torch.Tensor, 
                        steps=cfg.pgd_iterations, rel_stepsize=0.1, random_start=False, early_stop=True,
                        generator=torch.Generator(device=x.device).manual_seed(cfg.seed), active=active)
     ok = ok & active
-    return [{"iterations": t, "flip_rate": wilson(int((ok & (iters <= t)).sum()), n).to_dict()}
+    return [{"iterations": t, "flip_rate": clopper_pearson(int((ok & (iters <= t)).sum()), n).to_dict()}
             for t in range(cfg.pgd_iterations + 1)]
 
 
@@ -303,7 +329,7 @@ def audit_snapshot(G_before: nn.Module, G_after: nn.Module, D: nn.Module, *, sco
     if scorer.kind is ScoreKind.CRITIC and scorer_options.get("tau") is None:
         if real is None:
             raise InputError("a critic D needs real samples to calibrate tau at each snapshot: pass --data")
-        scorer = scorer.calibrate(real[: Z.shape[0]].to(x.device), x)
+        scorer = scorer.calibrate(real_subset(real, Z.shape[0], seed=cfg.seed)[0].to(x.device), x)
     if call.binds:
         scorer = scorer.conditioned(C, call)
     m = measure_update(scorer, x, x_next, eps=cfg.eps, efficiency_steps=cfg.efficiency_steps,

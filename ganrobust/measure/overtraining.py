@@ -1,7 +1,7 @@
 """Numbers over a watched run's measured steps: the question is "how often, over training".
 
 Pure functions over ``reporting.training_rows`` (one dict per measured generator step, each
-rate a stored Wilson estimate ``{value, ci_low, ci_high, n}``), shared by the demo, audit and
+rate a stored Clopper–Pearson estimate ``{value, ci_low, ci_high, n}``), shared by the demo, audit and
 run reports (``run_headline``) and by ``compare`` (``pooled_persistence``).
 """
 
@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ganrobust.stats import mean_ci, pooled_share, wilson
+from ganrobust.correlated import pooled_share
+from ganrobust.stats import clopper_pearson, mean_ci
 
 PERSISTENCE_METHOD = ("pooled share of all flips that persist (Σ persisted / Σ flips over the measured steps), "
-                      "95% percentile bootstrap over steps (whole steps resampled: flips of one update are not "
-                      "independent); no interval below 6 steps with flips")
+                      "Korn–Graubard 95% interval over steps (Clopper–Pearson at the steps' effective sample size: "
+                      "flips of one update are not independent); no interval below 6 steps with flips")
 HEADLINE_METHOD = ("means over measured steps with Student-t 95% intervals over steps; share of steps with at least "
-                   "one accidental attack with a Wilson interval; worst step: the largest per-step rate and its step")
+                   "one accidental attack with a Clopper–Pearson interval; worst step: the largest per-step rate and its step")
 
 # the headline numbers averaged over seeds: key -> (name, percent?)
 ARM_NUMBERS = {"aar": ("mean AAR over training", True), "flip_rate": ("mean flip rate over training", True),
@@ -34,9 +35,10 @@ def _count(est: dict[str, Any] | None) -> tuple[int, int] | None:
 
 def pooled_persistence(rows: list[dict[str, Any]], seed: int = 0) -> dict[str, Any]:
     """Share of all flips that D, after its next update, still calls real: Σ persisted / Σ flips,
-    persisted = round(value·n) of each step's persistence record (n = that step's flips)."""
+    persisted = round(value·n) of each step's persistence record (n = that step's flips). ``seed`` is
+    unused since the interval is no longer a bootstrap (kept for callers)."""
     counts = [c for c in (_count(r.get("persists")) for r in rows) if c is not None]
-    est = pooled_share([k for k, _ in counts], [n for _, n in counts], seed=seed)
+    est = pooled_share([k for k, _ in counts], [n for _, n in counts])
     return {**est.to_dict(), "method": PERSISTENCE_METHOD}
 
 
@@ -59,7 +61,7 @@ def run_headline(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "steps": len(rows),
         "mean_aar": mean_ci(per_step("aar"), bounds=(0.0, 1.0)).to_dict(),
         "mean_flip_rate": mean_ci(per_step("flip_rate"), bounds=(0.0, 1.0)).to_dict(),
-        "steps_with_accidental_attack": wilson(sum(k >= 1 for k, _ in aar_counts), len(aar_counts)).to_dict(),
+        "steps_with_accidental_attack": clopper_pearson(sum(k >= 1 for k, _ in aar_counts), len(aar_counts)).to_dict(),
         "worst_aar": _worst(rows, "aar"),
         "worst_flip_rate": _worst(rows, "flip_rate"),
         "persistence": pooled_persistence(rows),

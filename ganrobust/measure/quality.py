@@ -29,8 +29,8 @@ from torch import nn
 
 from ganrobust.data import Dataset, ring_modes
 from ganrobust.module_state import preserved_rng
-from ganrobust.stats import Estimate, wilson
 from ganrobust.errors import InputError
+from ganrobust.stats import Estimate, clopper_pearson
 
 PACGAN_MIN_SHARE = 20 / 2500
 
@@ -53,7 +53,7 @@ def ring_quality(samples: torch.Tensor | np.ndarray, *, radius: float = 2.0, std
     hist = counts / max(counts.sum(), 1)
     kl = float(np.sum(np.where(hist > 0, hist * np.log(np.where(hist > 0, hist * 8, 1.0)), 0.0))) if counts.sum() else math.nan
     return {"measure": "ring", "n": n, "modes_covered": covered, "modes": 8,
-            "high_quality": wilson(int(good.sum()), n).to_dict(), "mode_counts": counts.tolist(),
+            "high_quality": clopper_pearson(int(good.sum()), n).to_dict(), "mode_counts": counts.tolist(),
             "mode_kl": kl, "threshold": {"n_sigma": n_sigma, "std": std, "min_share": min_share}}
 
 
@@ -184,10 +184,10 @@ def train_feature_net(data: Dataset, *, steps: int = 300, batch: int = 128, held
             F.cross_entropy(net(x[idx]), y[idx]).backward()
             opt.step()
     net.eval().requires_grad_(False)
-    space = FeatureSpace(net, wilson(0, 0), classes, x[ref_idx], y[ref_idx], x[floor_idx])
+    space = FeatureSpace(net, clopper_pearson(0, 0), classes, x[ref_idx], y[ref_idx], x[floor_idx])
     held_out = torch.cat([ref_idx, floor_idx])
     _, predicted = space.embed(x[held_out])
-    space.accuracy = wilson(int((predicted == y[held_out].numpy()).sum()), len(held_out))
+    space.accuracy = clopper_pearson(int((predicted == y[held_out].numpy()).sum()), len(held_out))
     return space
 
 

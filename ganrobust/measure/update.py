@@ -18,7 +18,7 @@ Per sample (DESIGN.md, "The measurement of one generator update"):
     ratio         norm(p) / eps_star: ~1 means the update is as efficient as the best attack
     persists      D_{t+1}(x') >= tau (filled in when D's next step is seen)
 
-Each summary (rates over fake-classified samples with Wilson intervals, medians with
+Each summary (rates over fake-classified samples with Clopper–Pearson intervals, medians with
 distribution-free intervals) is defined once, in the metric registry :mod:`ganrobust.metrics`.
 """
 
@@ -39,7 +39,7 @@ from ganrobust.conventions import Direction, Norm
 from ganrobust.diagnostics import Diagnostic
 from ganrobust.scorer import Scorer
 from ganrobust.metrics import summarize
-from ganrobust.stats import Estimate, wilson
+from ganrobust.stats import Estimate, clopper_pearson
 
 F2R = Direction.FAKE_TO_REAL
 
@@ -201,7 +201,7 @@ def random_step_in_box(x: torch.Tensor, radius: torch.Tensor, lo: float, hi: flo
 def persistence(s_later: np.ndarray, flip: np.ndarray, tau: float) -> Estimate:
     """Share of flipped samples that D_{t+1} still calls real."""
     flip = flip.astype(bool)
-    return wilson(int(((s_later >= tau) & flip).sum()), int(flip.sum()))
+    return clopper_pearson(int(((s_later >= tau) & flip).sum()), int(flip.sum()))
 
 
 def by_class(samples: dict[str, np.ndarray], num_classes: int | None) -> list[dict[str, Any]]:
@@ -215,6 +215,6 @@ def by_class(samples: dict[str, np.ndarray], num_classes: int | None) -> list[di
         mine = labels == cls
         n_fake = int((fake & mine).sum())
         rows.append({"class": cls, "n": int(mine.sum()), "n_fake": n_fake,
-                     "flip_rate": wilson(int((samples["flip"].astype(bool) & mine).sum()), n_fake).to_dict(),
-                     "aar": wilson(int((samples["accidental"].astype(bool) & mine).sum()), n_fake).to_dict()})
+                     "flip_rate": clopper_pearson(int((samples["flip"].astype(bool) & mine).sum()), n_fake).to_dict(),
+                     "aar": clopper_pearson(int((samples["accidental"].astype(bool) & mine).sum()), n_fake).to_dict()})
     return rows

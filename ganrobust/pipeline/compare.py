@@ -3,7 +3,7 @@
 For each run (a directory written by ``ganrobust.watch``):
 
 * **accidental attacks over training** — the hook's per-step AAR and flip rate with their
-  Wilson intervals, and their mean over measured steps;
+  Clopper–Pearson intervals, and their mean over measured steps;
 * **D's robustness over training** — at every persisted snapshot and at the end, the median
   minimum linf perturbation eps* that flips D (fake->real on G's samples, real->fake on
   held-out real samples) and the attack success rate at ``eps``;
@@ -40,7 +40,7 @@ from torch import nn
 from ganrobust.attacks.robustness_curve import robustness_curve
 from ganrobust.config import CompareConfig
 from ganrobust.conventions import BatchNormMode, ScoreKind
-from ganrobust.data import BUILTIN, Dataset, eight_gaussians, load_dataset
+from ganrobust.data import BUILTIN, Dataset, eight_gaussians, load_dataset, real_subset
 from ganrobust.gan_call import DEFAULT, GanCall, gan_call_from_record
 from ganrobust.distributed import Context, item_seed
 from ganrobust.measure.comparison import PERSISTENCE_METHOD_NOTE, line_up, means_over_training
@@ -121,7 +121,7 @@ def _yardstick(data: Dataset | None, note: str | None, cfg: CompareConfig, tick:
                                                         f"of {data.name} has no more")
         return _Quality("frechet", space.reference[: cfg.robustness_samples], space, n, real_floor(space, n, seed=cfg.seed),
                         note=capped)
-    return _Quality("none", data.x[: cfg.robustness_samples],
+    return _Quality("none", real_subset(data.x, cfg.robustness_samples, seed=cfg.seed, labels=data.y)[0],
                     note=f"{data.name} is neither the ring nor labelled images: no sample-quality measure applies")
 
 

@@ -22,6 +22,7 @@ from ganrobust.measure.overtraining import run_headline
 from ganrobust.report.verdicts import compare_verdicts, verdicts
 from ganrobust.runs import Run
 from ganrobust.errors import InputError
+from ganrobust.stats import INTERVALS
 
 REPORT_SCHEMA = "ganrobust.report/1"
 COMPARE_SCHEMA = "ganrobust.compare/1"
@@ -48,7 +49,7 @@ def audit_report(measured: dict[str, Any], *, source: dict[str, Any], config: di
     hook's measured steps."""
     report = {"schema": REPORT_SCHEMA, "kind": "audit", "source": source, "config": config, "score": score,
               "versions": environment(), "command": command, "seconds": time.time() - started,
-              **_sections(measured)}
+              **_sections(measured), "intervals": dict(INTERVALS)}
     report["odena"]["verdicts"] = verdicts(report)
     if snapshots is not None:
         report["snapshots"] = snapshots
@@ -68,7 +69,7 @@ def demo_report(measured: dict[str, Any], *, run: Run, config: dict[str, Any], b
         "source": {"run": str(run.dir), "format": "ganrobust demo", "replay": "the trainer's Adam state"},
         "config": config, "score": {"kind": "logit", "bn": "batch", "bounds": list(bounds)},
         "versions": environment(), "command": command, "training": rows, "run_headline": run_headline(rows),
-        **_sections(measured),
+        **_sections(measured), "intervals": dict(INTERVALS),
     }
     report["odena"]["verdicts"] = verdicts(report)
     report["seconds"] = time.time() - started
@@ -86,7 +87,7 @@ def run_report(run: Run, *, command: str) -> dict[str, Any]:
             "score": {**run.manifest.get("score", {}), "bounds": run.manifest.get("data_range")},
             "config": run.manifest.get("config"),
             "versions": {"ganrobust": run.manifest.get("ganrobust"), "torch": run.manifest.get("torch")},
-            "command": command, "problems": run.problems,
+            "command": command, "problems": run.problems, "intervals": dict(INTERVALS),
             # a conditional GAN: the last step's rates by class
             **({"by_class": run.steps[-1].raw["by_class"]} if run.steps[-1].raw.get("by_class") else {})}
 

@@ -34,7 +34,7 @@ body { font: 14px/1.45 system-ui, sans-serif; max-width: 1000px; margin: 2em aut
 """ + STYLE + """<h1>ganrobust report: {{ title }}</h1>
 <p class="explain">How often is a generator update an <em>accidental attack</em> on the discriminator it was
 taken against? (Odena 2019, Open Questions about GANs, Problem 7.) Every rate is over the probes D classifies
-as fake, with a Wilson 95% interval and its n.</p>
+as fake, with a Clopper–Pearson 95% interval and its n.</p>
 
 <section id="headline"><h2>Headline</h2>
 {% if run_headline %}<p class="explain">Over the watched run: {{ run_method }}.</p>
@@ -45,7 +45,9 @@ as fake, with a Wilson 95% interval and its n.</p>
 {% else %}<p class="explain">The replayed or measured generator update against the D it was taken against.</p>{% endif %}
 <table><tr><th>metric</th><th>value [95% interval] (n)</th><th>meaning</th></tr>
 {% for row in headline %}<tr><td>{{ row.name }}</td><td>{{ row.value }}</td><td>{{ row.meaning }}</td></tr>
-{% endfor %}</table></section>
+{% endfor %}</table>
+{% if intervals %}<p class="explain">Intervals:</p><ul id="intervals">{% for kind, text in intervals.items() %}
+<li><strong>{{ kind }}</strong>: {{ text }}</li>{% endfor %}</ul>{% endif %}</section>
 
 <section id="training"><h2>Over training</h2>
 {% if figs.training %}<p class="explain">Accidental-attack rate and flip rate per measured generator step, against
@@ -139,7 +141,7 @@ def render_html(report: dict[str, Any], samples: dict[str, np.ndarray] | None) -
         verdicts=(odena or {}).get("verdicts", {}), robustness=report.get("robustness", []),
         diagnostics=report.get("diagnostics", []), command=report.get("command", ""),
         robust_d=report.get("robust_d"), by_class=report.get("by_class"), fmt=fmt, run_headline=run_headline_rows(report.get("run_headline")),
-        run_method=(report.get("run_headline") or {}).get("method", ""),
+        run_method=(report.get("run_headline") or {}).get("method", ""), intervals=report.get("intervals"),
         config=json.dumps(to_jsonable(config), indent=2))
 
 

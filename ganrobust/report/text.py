@@ -101,6 +101,8 @@ def summary_markdown(report: dict[str, Any]) -> str:
                          f"{fmt(r['cos_z'], False)} | {fmt(rob['real_called_real'][which])} |")
     if report.get("diagnostics"):
         lines += ["", "## Diagnostics", ""] + [f"* `{d['code']}`: {d['message']}" for d in report["diagnostics"]]
+    if report.get("intervals"):  # which kind of interval each number carries (reports written before: none)
+        lines += ["", "## Intervals", ""] + [f"* **{k}**: {v}" for k, v in report["intervals"].items()]
     lines += ["", f"Command: `{report.get('command', '')}`", ""]
     return "\n".join(lines)
 
