@@ -28,7 +28,6 @@ README, "Many processes and GPUs").
 from __future__ import annotations
 
 import contextlib
-import copy
 import time
 import traceback
 import warnings
@@ -51,7 +50,8 @@ from ganrobust.distributed import (Context, RankFailed, current, is_fsdp, item_s
                                    unsharded_copy)
 from ganrobust.measure.update import by_class, measure_update, persistence
 from ganrobust.metrics import summarize
-from ganrobust.module_state import evaluation_state, preserved_rng
+from ganrobust.module_copy import copy_module
+from ganrobust.module_state import evaluation_state, fixed_noise, preserved_rng
 from ganrobust.records import ErrorRecord, PersistsRecord, StepRecord
 from ganrobust.runs import RunWriter
 from ganrobust.scorer import Scorer
@@ -122,8 +122,8 @@ class Watcher:
         self._d_view, self._g_view = StateView(self.D), StateView(self.G)
         self._ring = SnapshotRing(self._d_view, config.ring_size)
         self._theta = self._g_view.empty_like()
-        self._shadow_d = copy.deepcopy(self.D).requires_grad_(False)
-        self._shadow_g = copy.deepcopy(self.G).requires_grad_(False)
+        self._shadow_d = copy_module(self.D).requires_grad_(False)
+        self._shadow_g = copy_module(self.G).requires_grad_(False)
         self._shadow_d_view, self._shadow_g_view = StateView(self._shadow_d), StateView(self._shadow_g)
         self.scorer = Scorer(self._shadow_d, kind=config.kind, tau=config.tau, bounds=config.bounds, bn=config.bn)
         self._real = None if real is None else real.detach().clone()
@@ -337,7 +337,7 @@ class Watcher:
 
     def _generate(self, theta: list[torch.Tensor], z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         self._shadow_g_view.load(theta)
-        with evaluation_state(self._shadow_g, self.config.g_bn):
+        with evaluation_state(self._shadow_g, self.config.g_bn), fixed_noise(z.device):  # x, x': one noise draw
             return self.call.generate(self._shadow_g, z, c).detach()
 
     def _measure(self, current: dict[str, Any] | None) -> None:

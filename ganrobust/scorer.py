@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ganrobust.conventions import BatchNormMode, Bounds, Direction, DirectionLike, ScoreKind
+from ganrobust.module_copy import copy_module
 from ganrobust.module_state import evaluation_state, preserved_rng
 
 if TYPE_CHECKING:
@@ -156,7 +157,7 @@ class Scorer:
         from ganrobust.attacks.precision import resolve_precision
 
         dtype = resolve_precision(precision, self.device).dtype
-        module = copy.deepcopy(self.module)
+        module = copy_module(self.module)
         module.requires_grad_(False)
         if channels_last:
             module = module.to(memory_format=torch.channels_last)

@@ -25,6 +25,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("ganrobust.conventions", "ganrobust.stats", "ganrobust.diagnostics", "ganrobust.module_state",
                     "ganrobust.environment", "ganrobust.config", "ganrobust.metrics", "ganrobust.records",
                     "ganrobust.scorer", "ganrobust.optimizers",
+                    # copying a user's module (spectral norm after a training forward, hooks, buffers)
+                    "ganrobust.module_copy",
                     # torch.distributed plumbing (process group, sharding, gathers): config and torch only
                     "ganrobust.distributed",
                     # a leaf: the precision vocabulary and host facts (scorer and environment read it)
