@@ -21,7 +21,7 @@ from ganrobust.attacks.base import Attack, _expand
 from ganrobust.attacks.precision import Precision
 from ganrobust.config import PRECISION
 from ganrobust.attacks.projected_gradient_descent import pgd_confirmed
-from ganrobust.conventions import BatchNormMode, Direction, Norm, NormLike
+from ganrobust.conventions import Direction, Norm, NormLike
 from ganrobust.diagnostics import Diagnostic
 from ganrobust.scorer import Scorer
 
@@ -39,7 +39,7 @@ def deepfool(
     todo = active.clone()
     iterations = torch.zeros(batch, dtype=torch.long, device=x.device)
     # with batch statistics a sample's score depends on the whole batch: never subset it
-    whole = scorer.bn is BatchNormMode.BATCH
+    whole = scorer.whole_batch
     everyone = torch.arange(batch, device=x.device)
     with scorer.session():
         for it in range(max_iter + 1):

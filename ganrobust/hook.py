@@ -380,6 +380,8 @@ class Watcher:
             record.snapshots = self._persist(step, local["snapshot"])
         record.seconds = time.perf_counter() - started
         self.writer.append(record)
+        if "batch_coupling" not in self.writer.manifest and self.scorer.coupling is not None:
+            self.writer.write_manifest(batch_coupling=self.scorer.coupling_record())  # measured once, on the probes
         if self._tb is not None:
             for metric in metrics.view("tensorboard"):
                 value = probe_summary[metric.key]["value"]

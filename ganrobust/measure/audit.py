@@ -235,6 +235,7 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
     return {
         **conditions,
         "precision": precision_record(cfg.precision, x.device),
+        "batch_coupling": scorer.coupling_record(),  # measured on the probes (ganrobust.model_checks)
         "robust_d": robust_d,
         "summary": {**{key: update.summary[key] for key in metrics.keys("summary")},
                     "n": update.summary["n"], "n_fake": update.summary["n_fake"], "tau": scorer.tau},
