@@ -48,7 +48,7 @@ from ganrobust.conventions import BatchNormMode, ScoreKind
 from ganrobust.gan_call import DEFAULT, GanCall
 from ganrobust.distributed import (Context, RankFailed, current, is_fsdp, item_seed, load_full_state, merge_rows,
                                    unsharded_copy)
-from ganrobust.measure.update import by_class, measure_update, persistence
+from ganrobust.measure.update import by_class, eps_star_diagnostics, measure_update, persistence
 from ganrobust.metrics import summarize
 from ganrobust.module_copy import copy_module
 from ganrobust.module_state import evaluation_state, fixed_noise, preserved_rng
@@ -371,6 +371,8 @@ class Watcher:
                             samples={"probe": self.writer.save_samples(step, "probe", probe_samples)})
         if labels is not None:
             record.extra["by_class"] = by_class(probe_samples, self.call.classes)
+        if "eps_star" in probe_samples and eps_star_diagnostics(probe_samples):  # eps* not found: said, with the count
+            record.extra["diagnostics"] = [d.to_dict() for d in eps_star_diagnostics(probe_samples)]
         trains = [p["train"] for p in parts if p["train"] is not None]
         if trains:
             train_samples = {k: np.concatenate([t[k] for t in trains]) for k in trains[0]}

@@ -311,4 +311,5 @@ def audit_snapshot(G_before: nn.Module, G_after: nn.Module, D: nn.Module, *, sco
                        min_norm_probes=cfg.min_norm_probes, seed=cfg.seed, precision=cfg.precision)
     curve = robustness_curve(scorer, x, cfg.eps_grid, norm="linf", direction="fake->real", seed=cfg.seed,
                              precision=cfg.precision)
-    return {"update": m.summary, "robustness": curve.rows(), "median_eps_star": curve.median_eps_star.to_dict()}
+    return {"update": m.summary, "robustness": curve.rows(), "median_eps_star": curve.median_eps_star.to_dict(),
+            **({"diagnostics": [d.to_dict() for d in m.diagnostics]} if m.diagnostics else {})}
