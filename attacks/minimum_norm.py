@@ -41,7 +41,7 @@ def deepfool(
     todo = active.clone()
     iterations = torch.zeros(batch, dtype=torch.long, device=x.device)
     # with batch statistics a sample's score depends on the whole batch: never subset it
-    whole = scorer.whole_batch
+    whole = scorer.check_batch(x).whole_batch
     everyone = torch.arange(batch, device=x.device)
     with scorer.session():
         for it in range(max_iter + 1):

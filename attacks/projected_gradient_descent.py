@@ -87,7 +87,7 @@ def pgd(
     crossed = torch.zeros(batch, dtype=torch.bool, device=x.device)
     iterations = torch.zeros(batch, dtype=torch.long, device=x.device)
     alpha = rel_stepsize * eps
-    subset = early_stop and not scorer.whole_batch
+    subset = early_stop and not scorer.check_batch(x).whole_batch
 
     with scorer.session():
         for t in range(steps + 1):

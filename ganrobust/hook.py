@@ -155,7 +155,7 @@ class Watcher:
         n = self.config.n_probes
         if not self.ctx.sharded:
             return torch.arange(n)
-        if self.config.bn is BatchNormMode.EVAL and not self._fsdp:
+        if self.config.bn is BatchNormMode.EVAL and not self._fsdp and not self.scorer.whole_batch:
             return torch.arange(self.ctx.rank, n, self.ctx.world)
         return torch.arange(n) if self.ctx.is_main else torch.arange(0)
 
@@ -403,6 +403,8 @@ class Watcher:
         if cfg.kind is ScoreKind.CRITIC and cfg.tau is None:
             scorer = scorer.calibrate(self._real.to(current["x"].device), current["x"])
         with_min_norm = self._min_norm is not None and self._measured % cfg.min_norm_every == 0
+        # a batch-coupled D (minibatch std) is measured on the whole batch: coupling measured first, on the probes
+        (scorer.conditioned(self.C, self.call) if self.call.binds else scorer).check_batch(current["x"])
         rows = self._rows()
         shipped: dict[str, Any] = {"probe": (rows.numpy(), None), "train": None}
         flip = np.zeros(0, dtype=bool)

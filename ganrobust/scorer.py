@@ -241,10 +241,16 @@ class Scorer:
         The first batch of two or more a model scores is also scored in its first half once, which
         says whether the model is batch-coupled (:mod:`ganrobust.model_checks`); batches of a size
         the model refuses are padded to the group it needs."""
-        if self.checks.coupling is None and x.shape[0] >= 2:
-            self.checks.coupling = detect_coupling(self._padded, x, self.condition, self.module, self.bn,
-                                                   lambda: self.checks.group)
+        self.check_batch(x)
         return self._padded(x, self.condition)
+
+    def check_batch(self, x: torch.Tensor) -> "Scorer":
+        """Measure the batch coupling on ``x`` unless it is known (once per model; a no-op after)."""
+        if self.checks.coupling is None and x.shape[0] >= 2:
+            with self.session():
+                self.checks.coupling = detect_coupling(self._padded, x, self.condition, self.module, self.bn,
+                                                       lambda: self.checks.group)
+        return self
 
     def _padded(self, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
         """Scores of ``x`` with condition ``c``, padded to the batch sizes the model takes."""
