@@ -371,8 +371,8 @@ class Watcher:
                             samples={"probe": self.writer.save_samples(step, "probe", probe_samples)})
         if labels is not None:
             record.extra["by_class"] = by_class(probe_samples, self.call.classes)
-        if "eps_star" in probe_samples and eps_star_diagnostics(probe_samples):  # eps* not found: said, with the count
-            record.extra["diagnostics"] = [d.to_dict() for d in eps_star_diagnostics(probe_samples)]
+        if "eps_star" in probe_samples and (lost := eps_star_diagnostics(probe_samples)):  # said, with the count
+            record.extra["diagnostics"] = [d.to_dict() for d in lost]
         trains = [p["train"] for p in parts if p["train"] is not None]
         if trains:
             train_samples = {k: np.concatenate([t[k] for t in trains]) for k in trains[0]}

@@ -1,5 +1,6 @@
 """One discriminator convention: any D wrapped into a realness score ``s`` and threshold ``tau``.
-(One module, a little over 300 lines: it is one class, and every method shares its convention.)
+(One module, under 400 lines: it is one class, and every method shares its convention; what a scorer
+learns once per model — batch coupling, batch sizes, channels-last — is in ganrobust.model_checks.)
 
 "real" iff ``s >= tau``. A scorer never changes the module it wraps: mode flags, parameter
 ``.grad``, buffers (BatchNorm running statistics, spectral-norm ``u``) and the global RNG
