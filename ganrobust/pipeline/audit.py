@@ -138,7 +138,7 @@ def audit_checkpoint(checkpoint: Path | None, *, cfg: AuditConfig, load: dict[st
               "format": loaded.source, "notes": loaded.notes,
               **({"stylegan": loaded.stylegan} if loaded.stylegan else {}),
               "settings": {**{key: setting.to_dict() for key, setting in settings.items()},
-                           "batch_coupling": {"value": measured.get("batch_coupling"), "from": "detected"}},
+                           "batch_coupling": {"value": measured.pop("batch_coupling", None), "from": "detected"}},
               "replay": _replay(loaded, settings, cfg, fresh_optimizer)}
     run = read_run(checkpoint) if checkpoint is not None and is_run(checkpoint) else None
     report = audit_report(measured, source=source, config=cfg.to_dict(),
