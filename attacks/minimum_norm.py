@@ -15,13 +15,15 @@ true minimum — only above it by the search's slack.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 
 from ganrobust.attacks.base import Attack, _expand
 from ganrobust.attacks.precision import Precision
 from ganrobust.config import PRECISION
 from ganrobust.attacks.projected_gradient_descent import pgd_confirmed
-from ganrobust.conventions import BatchNormMode, Direction, Norm, NormLike
+from ganrobust.conventions import Direction, Norm, NormLike
 from ganrobust.diagnostics import Diagnostic
 from ganrobust.scorer import Scorer
 
@@ -39,7 +41,7 @@ def deepfool(
     todo = active.clone()
     iterations = torch.zeros(batch, dtype=torch.long, device=x.device)
     # with batch statistics a sample's score depends on the whole batch: never subset it
-    whole = scorer.bn is BatchNormMode.BATCH
+    whole = scorer.check_batch(x).whole_batch
     everyone = torch.arange(batch, device=x.device)
     with scorer.session():
         for it in range(max_iter + 1):
@@ -138,6 +140,15 @@ class MinimumNormAttack(Attack):
         self.bisection_steps = bisection_steps
         self.pgd_steps = pgd_steps
         self._set_precision(precision, precision_check)
+        self._start: torch.Tensor | None = None
+
+    def starting_from(self, start: torch.Tensor | None) -> "MinimumNormAttack":
+        """This attack with known candidates ``start`` (B, ...), one per sample (a generator
+        update ``x'``): where ``start[i]`` is adversarial, ``‖start[i] − x[i]‖`` bounds eps* from
+        above and the search starts there (DeepFool's answer is kept where it is smaller)."""
+        new = copy.copy(self)
+        new._start = None if start is None else start.detach()
+        return new
 
     def run(self, scorer: Scorer, x: torch.Tensor, eps: torch.Tensor | None, direction: Direction,
             crossed: torch.Tensor, generator: torch.Generator, seed: int
@@ -151,6 +162,8 @@ class MinimumNormAttack(Attack):
         best, found, iterations = deepfool(
             exact, x, norm=self.norm, direction=direction, active=active,
             max_iter=self.max_iter, overshoot=self.overshoot)
+        if self._start is not None:
+            best, found = self._from_start(exact, x, best, found, active, direction)
         lost = active & ~found
         if lost.any():
             # DeepFool stalled (box constraints, flat regions): PGD over the whole range
@@ -167,3 +180,15 @@ class MinimumNormAttack(Attack):
             scorer, x, best, upper, norm=self.norm, direction=direction, active=active & found,
             steps=self.bisection_steps, pgd_steps=self.pgd_steps, generator=generator)
         return best, iterations + used, []
+
+    def _from_start(self, scorer: Scorer, x: torch.Tensor, best: torch.Tensor, found: torch.Tensor,
+                    active: torch.Tensor, direction: Direction) -> tuple[torch.Tensor, torch.Tensor]:
+        """DeepFool's candidates, replaced by the known start points where those cross and are closer."""
+        assert self._start is not None
+        start = scorer.bounds.clamp(self._start.to(device=x.device, dtype=x.dtype))
+        if start.shape != x.shape:
+            raise ValueError(f"expected start points of shape {tuple(x.shape)}, got {tuple(start.shape)}")
+        with torch.no_grad():
+            known = active & direction.crossed(scorer(start), scorer.tau)
+        closer = known & (~found | (self.norm.of(start - x) < self.norm.of(best - x)))
+        return torch.where(_expand(closer, x), start, best), found | known

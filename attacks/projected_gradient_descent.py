@@ -23,7 +23,7 @@ import torch
 from ganrobust.attacks.base import Attack, _expand
 from ganrobust.attacks.precision import Precision
 from ganrobust.config import PRECISION
-from ganrobust.conventions import BatchNormMode, Direction, Norm, NormLike
+from ganrobust.conventions import Direction, Norm, NormLike
 from ganrobust.diagnostics import Diagnostic
 from ganrobust.scorer import Scorer
 
@@ -87,7 +87,7 @@ def pgd(
     crossed = torch.zeros(batch, dtype=torch.bool, device=x.device)
     iterations = torch.zeros(batch, dtype=torch.long, device=x.device)
     alpha = rel_stepsize * eps
-    subset = early_stop and scorer.bn is BatchNormMode.EVAL
+    subset = early_stop and not scorer.check_batch(x).whole_batch
 
     with scorer.session():
         for t in range(steps + 1):

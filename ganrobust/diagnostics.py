@@ -99,6 +99,15 @@ DOCS: dict[str, DiagnosticDoc] = {
             "success is a looser lower bound (eps* a looser upper bound). Re-run with "
             "precision='fp32' (--precision fp32) for the tightest numbers."),
     ),
+    "eps-star-not-found": DiagnosticDoc(
+        raised_if=("the minimum-norm attack found no adversarial example for some fake-classified probes it "
+                   "attacked (their eps* is inf), after starting from the update itself wherever x' was one"),
+        explanation=(
+            "their eps* is unknown, not infinite: no adversarial was found within the search (DeepFool, then PGD "
+            "over the whole data range). A median eps* counting them as inf is a looser upper bound, and inf (saying "
+            "nothing) when they are half or more. A batch-coupled D (minibatch standard deviation, BatchNorm in batch mode), a "
+            "stochastic D or vanishing input gradients are the usual causes; see the other diagnostics."),
+    ),
 }
 
 

@@ -28,7 +28,6 @@ README, "Many processes and GPUs").
 from __future__ import annotations
 
 import contextlib
-import copy
 import time
 import traceback
 import warnings
@@ -50,9 +49,10 @@ from ganrobust.conventions import BatchNormMode, ScoreKind
 from ganrobust.gan_call import DEFAULT, GanCall
 from ganrobust.distributed import (Context, RankFailed, current, is_fsdp, item_seed, load_full_state, merge_rows,
                                    unsharded_copy)
-from ganrobust.measure.update import by_class, measure_update, persistence
+from ganrobust.measure.update import by_class, eps_star_diagnostics, measure_update, persistence
 from ganrobust.metrics import summarize
-from ganrobust.module_state import evaluation_state, observed_bn, preserved_rng
+from ganrobust.module_copy import copy_module
+from ganrobust.module_state import evaluation_state, fixed_noise, observed_bn, preserved_rng
 from ganrobust.records import ErrorRecord, PersistsRecord, StepRecord
 from ganrobust.runs import RunWriter
 from ganrobust.scorer import Scorer
@@ -132,8 +132,8 @@ class Watcher:
         self._theta = self._g_view.empty_like()
         # DDP: θ' as rank 0 has it (the live G's buffers move with each rank's own batch)
         self._theta_next = self._g_view.empty_like() if self.ctx.sharded and not self._fsdp else None
-        self._shadow_d = copy.deepcopy(self.D).requires_grad_(False)
-        self._shadow_g = copy.deepcopy(self.G).requires_grad_(False)
+        self._shadow_d = copy_module(self.D).requires_grad_(False)
+        self._shadow_g = copy_module(self.G).requires_grad_(False)
         self._shadow_d_view, self._shadow_g_view = StateView(self._shadow_d), StateView(self._shadow_g)
         # bn='auto': D's BatchNorm mode is observed on the live D at G's optimizer pre-hook
         # (:meth:`_observe_bn`); until then, and for a D without batch statistics, running statistics
@@ -170,7 +170,7 @@ class Watcher:
         n = self.config.n_probes
         if not self.ctx.sharded:
             return torch.arange(n)
-        if self.scorer.bn is BatchNormMode.EVAL and not self._fsdp:
+        if self.scorer.bn is BatchNormMode.EVAL and not self._fsdp and not self.scorer.whole_batch:
             return torch.arange(self.ctx.rank, n, self.ctx.world)
         return torch.arange(n) if self.ctx.is_main else torch.arange(0)
 
@@ -397,7 +397,7 @@ class Watcher:
 
     def _generate(self, theta: list[torch.Tensor], z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         self._shadow_g_view.load(theta)
-        with evaluation_state(self._shadow_g, self.config.g_bn):
+        with evaluation_state(self._shadow_g, self.config.g_bn), fixed_noise(z.device):  # x, x': one noise draw
             return self.call.generate(self._shadow_g, z, c).detach()
 
     def _measure(self, current: dict[str, Any] | None) -> None:
@@ -432,6 +432,8 @@ class Watcher:
         record.extra["bn"] = self.scorer.bn.value  # how D's BatchNorm scored this step (observed under 'auto')
         if labels is not None:
             record.extra["by_class"] = by_class(probe_samples, self.call.classes)
+        if "eps_star" in probe_samples and (lost := eps_star_diagnostics(probe_samples)):  # said, with the count
+            record.extra["diagnostics"] = [d.to_dict() for d in lost]
         trains = [p["train"] for p in parts if p["train"] is not None]
         if trains:
             train_samples = {k: np.concatenate([t[k] for t in trains]) for k in trains[0]}
@@ -441,6 +443,8 @@ class Watcher:
             record.snapshots = self._persist(step, local["snapshot"])
         record.seconds = time.perf_counter() - started
         self.writer.append(record)
+        if "batch_coupling" not in self.writer.manifest and self.scorer.coupling is not None:
+            self.writer.write_manifest(batch_coupling=self.scorer.coupling_record())  # measured once, on the probes
         if self._tb is not None:
             for metric in metrics.view("tensorboard"):
                 value = probe_summary[metric.key]["value"]
@@ -461,6 +465,8 @@ class Watcher:
         if cfg.kind is ScoreKind.CRITIC and cfg.tau is None:
             scorer = scorer.calibrate(self._real.to(current["x"].device), current["x"])
         with_min_norm = self._min_norm is not None and self._measured % cfg.min_norm_every == 0
+        # a batch-coupled D (minibatch std) is measured on the whole batch: coupling measured first, on the probes
+        (scorer.conditioned(self.C, self.call) if self.call.binds else scorer).check_batch(current["x"])
         rows = self._rows()
         shipped: dict[str, Any] = {"probe": (rows.numpy(), None), "train": None}
         flip = np.zeros(0, dtype=bool)

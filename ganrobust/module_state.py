@@ -52,3 +52,18 @@ def preserved_rng(device: torch.device | None = None) -> Iterator[None]:
     devices = [device] if device is not None and device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices, enabled=True):
         yield
+
+
+#: the seed of the one fixed draw that G's own random layers (per-layer noise, StyleGAN's
+#: ``noise_mode='random'``) see in every measured generation: x and x' get the same noise
+NOISE_SEED = 0
+
+
+@contextlib.contextmanager
+def fixed_noise(device: torch.device | None = None, seed: int = NOISE_SEED) -> Iterator[None]:
+    """The global RNG forked and seeded with ``seed`` for the block: every generation under it
+    draws the same numbers (a G that redraws noise on each call gives x and x' the same noise),
+    and the caller's RNG state is exactly as before."""
+    with preserved_rng(device):
+        torch.manual_seed(seed)
+        yield

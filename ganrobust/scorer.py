@@ -1,5 +1,6 @@
 """One discriminator convention: any D wrapped into a realness score ``s`` and threshold ``tau``.
-(One module, a little over 300 lines: it is one class, and every method shares its convention.)
+(One module, under 400 lines: it is one class, and every method shares its convention; what a scorer
+learns once per model — batch coupling, batch sizes, channels-last — is in ganrobust.model_checks.)
 
 "real" iff ``s >= tau``. A scorer never changes the module it wraps: mode flags, parameter
 ``.grad``, buffers (BatchNorm running statistics, spectral-norm ``u``) and the global RNG
@@ -18,6 +19,8 @@ import torch
 from torch import nn
 
 from ganrobust.conventions import BatchNormMode, Bounds, Direction, DirectionLike, ScoreKind
+from ganrobust.model_checks import Coupling, ModelChecks, channels_last_agrees, detect_coupling, score_padded
+from ganrobust.module_copy import copy_module
 from ganrobust.module_state import evaluation_state, preserved_rng
 from ganrobust.errors import InputError
 
@@ -96,6 +99,8 @@ class Scorer:
         self.condition: torch.Tensor | None = None
         #: how D is called on (x, c) (a ``ganrobust.gan_call.GanCall``); None: ``D(x, c)``
         self.call: Any = None
+        #: what is learnt once per model (batch coupling, batch sizes, channels-last), shared by copies
+        self.checks = ModelChecks()
 
     # -- configuration ---------------------------------------------------------------
     @property
@@ -160,7 +165,7 @@ class Scorer:
         from ganrobust.attacks.precision import resolve_precision
 
         dtype = resolve_precision(precision, self.device).dtype
-        module = copy.deepcopy(self.module)
+        module = copy_module(self.module)
         module.requires_grad_(False)
         if channels_last:
             module = module.to(memory_format=torch.channels_last)
@@ -168,6 +173,7 @@ class Scorer:
                      bounds=self.bounds, bn=self.bn)
         new.prob_conversion, new.outputs_per_sample = self.prob_conversion, self.outputs_per_sample
         new.condition, new.call = self.condition, self.call
+        new.checks = self.checks
         new.autocast = dtype
         new.reference = self.reference or self
         return new
@@ -180,11 +186,12 @@ class Scorer:
     def for_attack(self, x: torch.Tensor, *, precision: "Precision | str" = "fp32"
                    ) -> tuple["Scorer", torch.Tensor]:
         """The scorer and input layout attacks run on: a frozen copy, channels-last for a
-        conv D on CPU images (measured ~1.5x faster forward+backward, benchmarks/attacks.py),
+        conv D on CPU images (measured ~1.5x faster forward+backward, benchmarks/attacks.py) where
+        that layout was checked once on this model to give its scores (else the standard layout),
         searching in ``precision`` (its :attr:`reference`, this scorer, verifies in float32)."""
         conv = x.dim() == 4 and x.device.type == "cpu" and any(
             isinstance(m, nn.Conv2d) for m in self.module.modules())
-        if conv:
+        if conv and channels_last_agrees(self, x):
             return (self.frozen(channels_last=True, precision=precision),
                     x.contiguous(memory_format=torch.channels_last))
         return self.frozen(precision=precision), x
@@ -216,9 +223,45 @@ class Scorer:
             finally:
                 self._depth = 0
 
+    # -- batches ---------------------------------------------------------------------
+    @property
+    def coupling(self) -> Coupling | None:
+        """Whether a sample's score depends on its batch (None until a batch of two was scored)."""
+        return self.checks.coupling
+
+    @property
+    def whole_batch(self) -> bool:
+        """Attacks must score the whole batch with a mask, never a subset: BatchNorm in batch mode
+        or a D found batch-coupled (minibatch standard deviation, ...)."""
+        return self.bn is BatchNormMode.BATCH or bool(self.checks.coupling and self.checks.coupling.coupled)
+
+    def coupling_record(self) -> dict[str, Any] | None:
+        """The batch coupling as reports and run manifests state it (None: not measured yet)."""
+        return None if self.checks.coupling is None else self.checks.coupling.to_dict(self.checks.group)
+
     # -- scoring ---------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Scores ``(B,)`` of ``x`` (B, ...); call inside :meth:`session`. Differentiable in x."""
+        """Scores ``(B,)`` of ``x`` (B, ...); call inside :meth:`session`. Differentiable in x.
+
+        The first batch of two or more a model scores is also scored in its first half once, which
+        says whether the model is batch-coupled (:mod:`ganrobust.model_checks`); batches of a size
+        the model refuses are padded to the group it needs."""
+        self.check_batch(x)
+        return self._padded(x, self.condition)
+
+    def check_batch(self, x: torch.Tensor) -> "Scorer":
+        """Measure the batch coupling on ``x`` unless it is known (once per model; a no-op after)."""
+        if self.checks.coupling is None and x.shape[0] >= 2:
+            with self.session():
+                self.checks.coupling = detect_coupling(self._padded, x, self.condition, self.module, self.bn,
+                                                       lambda: self.checks.group)
+        return self
+
+    def _padded(self, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        """Scores of ``x`` with condition ``c``, padded to the batch sizes the model takes."""
+        return score_padded(self._scores, self.checks, x, c)
+
+    def _scores(self, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
         if self.kind is ScoreKind.PROB and self._sigmoids:
             record: dict[str, torch.Tensor] = {}
 
@@ -227,7 +270,7 @@ class Scorer:
 
             handles = [m.register_forward_hook(_hook) for m in self._sigmoids]
             try:
-                raw = self._select(self._module(x))
+                raw = self._select(self._module(x, c))
             finally:
                 for h in handles:
                     h.remove()
@@ -237,23 +280,22 @@ class Scorer:
                 self.prob_conversion = "stripped"
                 return self._reduce(record["in"].reshape(raw.shape), x.shape[0])
             return self._reduce(self._clamped_logit(raw), x.shape[0])
-        raw = self._select(self._module(x))
+        raw = self._select(self._module(x, c))
         if self.kind is ScoreKind.PROB:
             raw = self._clamped_logit(raw)
         return self._reduce(raw, x.shape[0])
 
-    def _module(self, x: torch.Tensor) -> Any:
+    def _module(self, x: torch.Tensor, c: torch.Tensor | None) -> Any:
         """The module's output; under autocast for a reduced-precision search copy (scores
         are brought back to float32 by :meth:`_reduce` and :meth:`_clamped_logit`)."""
         if self.autocast is None:
-            return self._call(x)
+            return self._call(x, c)
         with torch.autocast(device_type=x.device.type, dtype=self.autocast):
-            return self._call(x)
+            return self._call(x, c)
 
-    def _call(self, x: torch.Tensor) -> Any:
-        if self.condition is None and self.call is None:
+    def _call(self, x: torch.Tensor, c: torch.Tensor | None) -> Any:
+        if c is None and self.call is None:
             return self.module(x)
-        c = self.condition
         if c is not None and c.shape[0] != x.shape[0]:
             raise InputError(f"expected one condition per scored sample, got {c.shape[0]} conditions for "
                              f"{x.shape[0]} samples")

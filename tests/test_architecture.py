@@ -27,6 +27,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                     "ganrobust.scorer", "ganrobust.optimizers",
                     # intervals for correlated counts (clustered steps, paired probes), beside stats
                     "ganrobust.correlated",
+                    # copying a user's module (spectral norm after a training forward, hooks, buffers)
+                    "ganrobust.module_copy",
+                    # what a scorer learns once per model (batch coupling, batch sizes, channels-last)
+                    "ganrobust.model_checks",
                     # torch.distributed plumbing (process group, sharding, gathers): config and torch only
                     "ganrobust.distributed",
                     # a leaf: the precision vocabulary and host facts (scorer and environment read it)

@@ -154,6 +154,7 @@ def test_its_audit_has_the_numbers_it_had(tmp_path) -> None:
     _new_batch_differences_are_mover(report)
     settings = report["source"]["settings"]  # the settings it had, and G's BatchNorm mode and batch stated since
     assert {key: settings[key] for key in expected["source"]["settings"]} == expected["source"]["settings"]
+    assert settings["batch_coupling"]["value"]["coupled"] is False  # measured since (issue 19)
     assert settings["g_bn"] == {"value": "batch", "from": "run manifest"}
     assert settings["batch"] == {"value": 64, "from": "default"}  # 0.1.0 recorded no batch: the default, as then
     # the report says which kind of interval each number carries, in a field added to the same schema

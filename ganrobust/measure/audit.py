@@ -262,6 +262,7 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
         **conditions,
         **({"real_samples": real_record} if real_record else {}),
         "precision": precision_record(cfg.precision, x.device),
+        "batch_coupling": scorer.coupling_record(),  # measured on the probes (ganrobust.model_checks)
         "robust_d": robust_d,
         "summary": {**{key: update.summary[key] for key in metrics.keys("summary")},
                     "n": update.summary["n"], "n_fake": update.summary["n_fake"], "tau": scorer.tau},
@@ -337,4 +338,5 @@ def audit_snapshot(G_before: nn.Module, G_after: nn.Module, D: nn.Module, *, sco
                        min_norm_probes=cfg.min_norm_probes, seed=cfg.seed, precision=cfg.precision)
     curve = robustness_curve(scorer, x, cfg.eps_grid, norm="linf", direction="fake->real", seed=cfg.seed,
                              precision=cfg.precision)
-    return {"update": m.summary, "robustness": curve.rows(), "median_eps_star": curve.median_eps_star.to_dict()}
+    return {"update": m.summary, "robustness": curve.rows(), "median_eps_star": curve.median_eps_star.to_dict(),
+            **({"diagnostics": [d.to_dict() for d in m.diagnostics]} if m.diagnostics else {})}

@@ -4,7 +4,6 @@ Everything runs on copies; the caller's modules and optimizer state are left as 
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import torch
@@ -14,7 +13,8 @@ from torch import nn
 from ganrobust.config import AuditConfig
 from ganrobust.conventions import BatchNormMode
 from ganrobust.gan_call import DEFAULT, GanCall
-from ganrobust.module_state import evaluation_state
+from ganrobust.module_copy import copy_module
+from ganrobust.module_state import evaluation_state, fixed_noise
 from ganrobust.optimizers import first_line, make_optimizer
 from ganrobust.scorer import Scorer
 from ganrobust.errors import InputError
@@ -37,7 +37,7 @@ def replay_steps(G: nn.Module, D_scorer: Scorer, opt_state: dict[str, Any] | Non
     ``(z_first, c_first)``, later ones fresh latents (and conditions) from the audit's seed (a
     new batch each step, as in training). G is in train mode, as in a training loop; D scores as
     the scorer says, called as ``call`` says."""
-    work = copy.deepcopy(G).train()
+    work = copy_module(G).train()
     opt = make_optimizer(work, opt_state, opt_class, cfg)
     frozen = D_scorer.frozen()
     gen = torch.Generator().manual_seed(cfg.seed + 1)
@@ -55,13 +55,29 @@ def replay_steps(G: nn.Module, D_scorer: Scorer, opt_state: dict[str, Any] | Non
         except (KeyError, RuntimeError, TypeError) as err:  # moments of another class (Adamax's exp_inf ...)
             raise InputError(f"G's optimizer state does not fit {type(opt).__name__} ({first_line(err)}); "
                              f"pass --g-optimizer NAME with its class, or --fresh-optimizer") from None
-        states.append(copy.deepcopy(work))
+        restore_buffers(work, G)
+        states.append(copy_module(work))
     return states
+
+
+def restore_buffers(work: nn.Module, G: nn.Module) -> None:
+    """``work``'s buffers set back to G's: the training-mode forward of a replayed step moves
+    BatchNorm running statistics and spectral-norm vectors, which are no part of G's update (with
+    them G_1 would differ from G even after a zero step)."""
+    with torch.no_grad():
+        for (name, mine), theirs in zip(work.named_buffers(), G.buffers()):
+            if mine.shape != theirs.shape:
+                raise ValueError(f"G's copy changed buffer {name} from {tuple(theirs.shape)} to {tuple(mine.shape)}")
+            mine.copy_(theirs)
 
 
 def generate(G: nn.Module, z: torch.Tensor, bn: BatchNormMode, call: GanCall = DEFAULT,
              c: torch.Tensor | None = None) -> torch.Tensor:
-    with torch.no_grad(), evaluation_state(G, bn):
+    """G's samples for ``(z, c)``, without a graph, BatchNorm as ``bn`` says (running statistics
+    untouched). Whatever G draws inside its forward (per-layer noise, StyleGAN's synthesis) is one
+    fixed draw (:func:`~ganrobust.module_state.fixed_noise`), the same for every G: x = G(z) and
+    x' = G'(z) differ by G's update alone, and a zero step gives x' == x exactly."""
+    with torch.no_grad(), evaluation_state(G, bn), fixed_noise(z.device):
         return call.generate(G, z, c)
 
 
@@ -72,7 +88,7 @@ def flat_params(G: nn.Module) -> torch.Tensor:
 def param_space_attack(G: nn.Module, scorer: Scorer, z: torch.Tensor, size: float, bn: BatchNormMode,
                        call: GanCall = DEFAULT, c: torch.Tensor | None = None) -> nn.Module:
     """θ + size·g/‖g‖ with g = ∇_θ mean s(G_θ(z, c)): the steepest parameter step of the given size."""
-    attacked = copy.deepcopy(G)
+    attacked = copy_module(G)
     frozen = scorer.frozen().conditioned(c, call) if call.binds else scorer.frozen()
     params = [p for p in attacked.parameters() if p.requires_grad]
     with frozen.session(), torch.enable_grad(), evaluation_state(attacked, bn):
@@ -95,7 +111,7 @@ def finetune_robust_d(D: nn.Module, G: nn.Module, real: torch.Tensor, *, steps: 
     weight clipping ``cfg.d_clip``; it is not turned into a non-saturating classifier)."""
     from ganrobust.robust import RobustDLoss
 
-    robust = copy.deepcopy(D).train().requires_grad_(True)
+    robust = copy_module(D).train().requires_grad_(True)
     opt = torch.optim.Adam(robust.parameters(), lr=lr, betas=(0.5, 0.999))
     loss_fn = RobustDLoss(method="pgd", eps=cfg.eps, steps=5, loss=cfg.d_loss, bounds=bounds, seed=cfg.seed,
                           call=call if call.binds else None)

@@ -144,7 +144,9 @@ def measure_update(
         k = n if min_norm_probes is None else min(n, min_norm_probes)
         rows = torch.arange(n, device=x.device) if index is None else index.to(x.device)
         first_k = rows < (k if min_norm_probes is None else min_norm_probes)
-        result = min_norm(scorer, x, direction=F2R, seed=seed, active=first_k)
+        # an update that flips a sample is an adversarial of size norm(p): eps* <= norm(p), and the
+        # search starts there
+        result = min_norm.starting_from(x_next)(scorer, x, direction=F2R, seed=seed, active=first_k)
         eps_star = torch.where(result.attacked, result.norms, torch.full_like(result.norms, math.nan))
         diagnostics = result.diagnostics
         ratio = min_norm.norm.of(p) / eps_star
@@ -155,7 +157,25 @@ def measure_update(
         "efficiency": efficiency, "noise_flip": noise_flip, "eps_star": eps_star, "ratio": ratio,
     }
     arrays = {k: v.detach().cpu().numpy() for k, v in samples.items()}
-    return Measurement(arrays, summarize(arrays, width=bounds.width), diagnostics)
+    return Measurement(arrays, summarize(arrays, width=bounds.width), diagnostics + eps_star_diagnostics(arrays))
+
+
+def eps_star_diagnostics(samples: dict[str, np.ndarray]) -> list[Diagnostic]:
+    """``eps-star-not-found`` with the count, where the minimum-norm attack found no adversarial for
+    fake-classified probes it attacked (eps* inf): never a bare inf median."""
+    fake = samples["fake"].astype(bool)
+    lost = fake & np.isinf(samples["eps_star"])
+    if not lost.any():
+        return []
+    attacked = fake & ~np.isnan(samples["eps_star"])
+    flipped = lost & samples["flip"].astype(bool)
+    return [Diagnostic.make("eps-star-not-found", (
+        f"no adversarial found for {int(lost.sum())} of {int(attacked.sum())} attacked fake-classified probes "
+        f"(their eps* is counted as inf"
+        + (f"; {int(flipped.sum())} of them flipped by the update, whose x' inside the data range D does not "
+           f"confirm" if flipped.any() else "")
+        + ("): the median eps* is inf and says nothing" if 2 * lost.sum() >= attacked.sum() else
+           "): the median eps* is an upper bound that they loosen")))]
 
 
 def random_step_in_box(x: torch.Tensor, radius: torch.Tensor, lo: float, hi: float,

@@ -143,7 +143,8 @@ def audit_checkpoint(checkpoint: Path | None, *, cfg: AuditConfig, load: dict[st
               "discriminator": str(load.get("discriminator")) if load.get("discriminator") else None,
               "format": loaded.source, "notes": loaded.notes,
               **({"stylegan": loaded.stylegan} if loaded.stylegan else {}),
-              "settings": {key: setting.to_dict() for key, setting in settings.items()},
+              "settings": {**{key: setting.to_dict() for key, setting in settings.items()},
+                           "batch_coupling": {"value": measured.pop("batch_coupling", None), "from": "detected"}},
               "replay": _replay(loaded, settings, cfg, fresh_optimizer)}
     run = read_run(checkpoint) if checkpoint is not None and is_run(checkpoint) else None
     report = audit_report(measured, source=source, config=cfg.to_dict(),

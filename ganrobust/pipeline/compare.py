@@ -27,7 +27,6 @@ differences pair the i-th run of an arm with the i-th run of the baseline (first
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +45,7 @@ from ganrobust.distributed import Context, item_seed
 from ganrobust.measure.comparison import PERSISTENCE_METHOD_NOTE, line_up, means_over_training
 from ganrobust.measure.quality import FeatureSpace, image_quality, real_floor, ring_quality, train_feature_net
 from ganrobust.measure.replay import generate
+from ganrobust.module_copy import copy_module
 from ganrobust.module_state import preserved_rng
 from ganrobust.runs import Run, read_run
 from ganrobust.runs.checkpoints import LoadedGAN, load_gan
@@ -140,7 +140,7 @@ def _models_at(run_dir: Path, loaded: LoadedGAN, step: int, where: str, verify: 
     """G and D at a persisted step (each file checked against the SHA-256 the run recorded)."""
     if where == "checkpoint":
         return loaded.G, loaded.D
-    G, D = copy.deepcopy(loaded.G), copy.deepcopy(loaded.D)
+    G, D = copy_module(loaded.G), copy_module(loaded.D)
     for module, kind in ((G, "G_after"), (D, "D")):
         module.load_state_dict(load_snapshot(run_dir, step, kind, verify=verify))
     return G.eval(), D.eval()

@@ -9,7 +9,6 @@ the steps it finished, so a sharded sweep resumes the same way.
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,6 +18,7 @@ from ganrobust.config import AuditConfig
 from ganrobust.distributed import Context, item_seed
 from ganrobust.gan_call import DEFAULT, GanCall
 from ganrobust.measure.audit import audit_snapshot
+from ganrobust.module_copy import copy_module
 from ganrobust.module_state import preserved_rng
 from ganrobust.runs import read_run
 from ganrobust.runs.checkpoints import LoadedGAN
@@ -89,7 +89,7 @@ def audit_sharded(main: Callable[[], Any] | None, run_dir: Path | None, loaded: 
         assert run_dir is not None and Z is not None
         result = done.get(item)  # resume: done in an earlier, interrupted audit
         if result is None:
-            D, Gb, Ga = copy.deepcopy(loaded.D), copy.deepcopy(loaded.G), copy.deepcopy(loaded.G)
+            D, Gb, Ga = copy_module(loaded.D), copy_module(loaded.G), copy_module(loaded.G)
             for module, kind in ((D, "D"), (Gb, "G_before"), (Ga, "G_after")):
                 module.load_state_dict(load_snapshot(run_dir, item, kind, verify=verify))
             with preserved_rng(next(iter(loaded.G.parameters())).device):  # a draw from the global RNG (a G with noise layers) is keyed by the step
