@@ -1,13 +1,13 @@
 """What a training loop's own forwards say about G's next optimizer step: the latents ``(z, c)``
 the step used, seen where they enter G, and the phase the step belongs to.
 
-* **Where latents enter.** The adapter names the module (:meth:`GanCall.latent_entry`: G, or
-  StyleGAN's ``G.mapping``, which StyleGAN's loss calls instead of ``G``) and maps its forward
-  arguments back to ``(z, c)`` (:meth:`GanCall.latents_of`: BigGAN's ``G(z, G.shared(y))`` gives
-  back ``y``). The step's latents are those of the *first* such call since the last optimizer
-  step (StyleGAN's style mixing calls the mapping a second time with fresh latents), or, when G
-  was not called since (pytorch/examples: ``fake = G(z)`` before D's step, reused for G's), the
-  last call seen.
+* **Where latents enter.** The adapter names the modules (:meth:`GanCall.latent_entries`: G, and
+  for StyleGAN ``G.mapping``, which StyleGAN's loss calls instead of ``G``; the first named wins
+  when both ran) and maps their forward arguments back to ``(z, c)`` (:meth:`GanCall.latents_of`:
+  BigGAN's ``G(z, G.shared(y))`` gives back ``y``). The step's latents are those of the *first*
+  such call since the last optimizer step (StyleGAN's style mixing calls the mapping a second time
+  with fresh latents), or, when G was not called since (pytorch/examples: ``fake = G(z)`` before
+  D's step, reused for G's), the last call seen.
 * **Phases.** A G step whose loss went through D (D or one of its layers ran with gradients
   since the last optimizer step) is ``Gmain``; one that did not is ``Greg``, a regulariser step
   (StyleGAN2-ADA's lazy path-length penalty steps G's optimizer a second time, every 4 steps).
@@ -38,24 +38,27 @@ class ForwardCapture:
     def __init__(self, G: nn.Module, D: nn.Module, call: Any) -> None:
         self.call = call
         self._G = weakref.ref(G)
-        self._entry = weakref.ref(call.latent_entry(G))
+        self._entries = [weakref.ref(m) for m in call.latent_entries(G)]
         self._d_modules = {id(m) for m in D.modules()}
-        self._first: tuple[tuple[Any, ...], dict[str, Any]] | None = None  # since the last optimizer step
-        self._last: tuple[tuple[Any, ...], dict[str, Any]] | None = None
+        # per entry module: the arguments of its first call since the last optimizer step, and of its last call
+        self._first: list[tuple[tuple[Any, ...], dict[str, Any]] | None] = [None] * len(self._entries)
+        self._last: list[tuple[tuple[Any, ...], dict[str, Any]] | None] = [None] * len(self._entries)
         self._through_d = False
         self._handle = register_module_forward_hook(self._seen, with_kwargs=True)
 
     def _seen(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], _out: Any) -> None:
-        if module is self._entry():
-            self._last = (args, kwargs)  # references only: cloned when a measured step takes them
-            if self._first is None:
-                self._first = self._last
-        elif id(module) in self._d_modules and torch.is_grad_enabled():
+        for i, entry in enumerate(self._entries):
+            if module is entry():
+                self._last[i] = (args, kwargs)  # references only: cloned when a measured step takes them
+                if self._first[i] is None:
+                    self._first[i] = self._last[i]
+                return
+        if id(module) in self._d_modules and torch.is_grad_enabled():
             self._through_d = True
 
     def stepped(self) -> None:
         """An optimizer step of G or D happened: later calls belong to the next step."""
-        self._first = None
+        self._first = [None] * len(self._entries)
         self._through_d = False
 
     @property
@@ -66,7 +69,7 @@ class ForwardCapture:
     def latents(self) -> tuple[torch.Tensor, torch.Tensor | None] | None:
         """``(z, c)`` of the G step about to be taken (``c`` None when not seen); None when no
         latent batch was seen. Raises what the adapter's mapping raises."""
-        seen = self._first or self._last
+        seen = next((s for s in self._first + self._last if s is not None), None)
         G = self._G()
         if seen is None or G is None:
             return None
@@ -74,4 +77,5 @@ class ForwardCapture:
 
     def remove(self) -> None:
         self._handle.remove()
-        self._first = self._last = None
+        self._first = [None] * len(self._entries)
+        self._last = [None] * len(self._entries)

@@ -21,7 +21,7 @@ default adapter draws exactly what the code before adapters drew (same numbers u
 Anything else (keyword conditions, truncation, a mapping network called separately) is a
 subclass overriding :meth:`GanCall.generate` / :meth:`GanCall.score_input`; a training loop that
 feeds G something else than ``(z, c)`` (BigGAN's embedded class) or enters G elsewhere
-(StyleGAN's ``G.mapping``) also overrides :meth:`GanCall.latent_entry` / :meth:`GanCall.latents_of`,
+(StyleGAN's ``G.mapping``) also overrides :meth:`GanCall.latent_entries` / :meth:`GanCall.latents_of`,
 which tell the watch hook where a step's latents are seen. A run records its adapter as an import
 path and constructor arguments (:meth:`GanCall.record`), and :func:`gan_call_from_record` rebuilds it.
 """
@@ -84,9 +84,10 @@ class GanCall:
         return {**self.describe(), "class": class_path(type(self)), "kwargs": kwargs}
 
     # -- where the training loop's latents are seen (the watch hook) ----------------------
-    def latent_entry(self, G: nn.Module) -> nn.Module:
-        """The module whose forward receives the latents in a training loop: G itself."""
-        return G
+    def latent_entries(self, G: nn.Module) -> tuple[nn.Module, ...]:
+        """The modules whose forward receives the latents in a training loop, the first preferred
+        when several were called for one step: G itself."""
+        return (G,)
 
     def latents_of(self, G: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
                    ) -> tuple[torch.Tensor, torch.Tensor | None] | None:
@@ -197,9 +198,10 @@ class StyleGANCall(GanCall):
         """Clamped to [-1, 1] as StyleGAN's image export does (its output overshoots the range)."""
         return x.clamp(-1.0, 1.0)
 
-    def latent_entry(self, G: nn.Module) -> nn.Module:
+    def latent_entries(self, G: nn.Module) -> tuple[nn.Module, ...]:
+        """``G(z, c)`` when the loop calls G, else ``G.mapping(z, c)``, as StyleGAN's own loss calls it."""
         mapping = getattr(G, "mapping", None)
-        return mapping if isinstance(mapping, nn.Module) else G
+        return (G, mapping) if isinstance(mapping, nn.Module) else (G,)
 
     def latents_of(self, G: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
                    ) -> tuple[torch.Tensor, torch.Tensor | None] | None:
