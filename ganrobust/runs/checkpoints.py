@@ -434,7 +434,8 @@ def load_gan(
         elif arch in ("dcgan", None) and g_state is not None and "main.0.weight" in g_state:
             G_new, D_new = infer_dcgan(g_state, d_state or {}, sigmoid=d_output == "prob")
             notes.append("DCGAN hyperparameters inferred from tensor shapes")
-        elif arch == "mlp" or (g_state is not None and any(k.startswith("net.") for k in g_state)):
+        elif arch == "mlp" or (g_state is not None and any(k.startswith("net.") for k in g_state)
+                               and unrecorded(arch_refs, where) is None):  # a recorded class: not guessed
             G_new, D_new = infer_mlp(g_state or {}, d_state or {})
             notes.append("MLP hyperparameters inferred from tensor shapes")
         else:
