@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from ganrobust.gan_check import check_pair  # noqa: F401  (its home before the split; callers import it here)
-from ganrobust.recipes import class_path, rebuild
+from ganrobust.recipes import class_path, jsonable, rebuild
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,11 @@ class GanCall:
         kwargs = getattr(self, "init_kwargs", None)
         if not isinstance(kwargs, dict):
             kwargs = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
-        return {**self.describe(), "class": class_path(type(self)), "kwargs": kwargs}
+        try:
+            return {**self.describe(), "class": class_path(type(self)), "kwargs": jsonable(kwargs)}
+        except (TypeError, ValueError):  # rebuilding it then asks for --gan-call
+            return {**self.describe(), "class": class_path(type(self)), "kwargs": None,
+                    "kwargs_from": "not recorded: its arguments are not JSON values"}
 
     # -- where the training loop's latents are seen (the watch hook) ----------------------
     def latent_entries(self, G: nn.Module) -> tuple[nn.Module, ...]:
@@ -250,7 +254,8 @@ class BigGANCall(GanCall):
         if not isinstance(table, torch.Tensor) or embedded.dim() != 2 or embedded.shape[1] != table.shape[1]:
             return z, None  # cannot tell the labels: the step's own batch is not measured
         with torch.no_grad():
-            distance, y = torch.cdist(embedded.detach().float(), table.detach().float()).min(dim=1)
+            distance, y = torch.cdist(embedded.detach().float(), table.detach().float(),
+                                      compute_mode="donot_use_mm_for_euclid_dist").min(dim=1)  # exact for equal rows
         return z, (y if bool((distance <= 1e-6 * (1 + table.abs().max())).all()) else None)
 
 

@@ -298,7 +298,8 @@ class Watcher:
         with self._guarded("snapshot"):
             if self.Z is None:
                 if seen is None:
-                    raise ValueError("no latent batch was seen in G's forward; pass latent_shape= to watch()")
+                    raise ValueError(f"no latent batch was seen in G's forward{f' ({train_error})' if train_error else ''}; "
+                                     f"pass latent_shape= to watch()")
                 self._init_probes(tuple(seen[0].shape[1:]), seen[0].dtype, seen[0].device)
             self._g_view.copy_to(self._theta)  # θ, before the step
             self._current = {"step": step, "phase": phase, "x": self._generate(self._theta, self.Z, self.C),

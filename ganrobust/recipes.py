@@ -42,7 +42,7 @@ def class_path(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """``value`` as plain JSON (dict subclasses such as EasyDict become dicts); TypeError if not JSON."""
     return json.loads(json.dumps(value, allow_nan=False))
 
@@ -63,9 +63,9 @@ def model_recipe(module: nn.Module, kwargs: dict[str, Any] | None = None) -> dic
     out: dict[str, Any] = {"class": class_path(cls), "kwargs": None}
     for source, args, values in found[:1]:
         try:
-            out.update(kwargs=_jsonable(dict(values)), kwargs_from=source)
+            out.update(kwargs=jsonable(dict(values)), kwargs_from=source)
             if args:
-                out["args"] = _jsonable(list(args))
+                out["args"] = jsonable(list(args))
         except (TypeError, ValueError) as err:
             out.update(kwargs=None, kwargs_from=f"{source}: not JSON ({str(err).splitlines()[0][:120]})")
     if not found:
