@@ -16,7 +16,7 @@ Nothing is attached to the user's modules: one process-wide forward hook (``torc
 module.register_module_forward_hook``) looks at every module call and keeps references to the
 entry module's arguments only, so the user's G and D deep-copy and pickle exactly as without
 the hook (StyleGAN's loop copies G for ``G_ema`` and pickles copies into its snapshots). It costs
-one Python call per module call (about 2 µs, measured on the CPU) while a watch is open.
+one Python call per module call (2-3 µs measured on a loaded 2-core CPU, against 1.2 µs for a bare call) while a watch is open.
 """
 
 from __future__ import annotations
