@@ -9,19 +9,26 @@ adapter                 latents and conditions      G                   D
 =====================  ==========================  ==================  ==================
 ``GanCall()``           ``z ~ N(0, I)``, no ``c``   ``G(z)``            ``D(x)``
 ``GanCall(10)``         ``c ~ U{0..9}`` (labels)    ``G(z, c)``         ``D(x, c)``
-``StyleGANCall(c_dim)`` ``c`` one-hot, ``(N, 0)``   ``G(z, c)``         ``D(img, c)``
-                        when ``c_dim == 0``
+``StyleGANCall(c_dim)`` ``c`` one-hot; none when   ``G(z, c)``, raw    ``D(img, c)``
+                        ``c_dim == 0`` (``(N, 0)``
+                        passed to G and D)
+``BigGANCall(10)``      ``c ~ U{0..9}`` (labels)    ``G(z, G.shared(c))`` ``D(x, c)``
 ``GanCall(10, False)``  ``c ~ U{0..9}`` (labels)    ``G(z, c)``         ``D(x)`` (AC-GAN)
 =====================  ==========================  ==================  ==================
 
 Draws come from the seeded ``torch.Generator`` passed in, ``z`` first and then ``c``, so the
 default adapter draws exactly what the code before adapters drew (same numbers under a seed).
 Anything else (keyword conditions, truncation, a mapping network called separately) is a
-subclass overriding :meth:`GanCall.generate` / :meth:`GanCall.score_input`.
+subclass overriding :meth:`GanCall.generate` / :meth:`GanCall.score_input`; a training loop that
+feeds G something else than ``(z, c)`` (BigGAN's embedded class) or enters G elsewhere
+(StyleGAN's ``G.mapping``) also overrides :meth:`GanCall.latent_entries` / :meth:`GanCall.latents_of`,
+which tell the watch hook where a step's latents are seen. A run records its adapter as an import
+path and constructor arguments (:meth:`GanCall.record`), and :func:`gan_call_from_record` rebuilds it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +37,8 @@ import torch
 from torch import nn
 
 from ganrobust.errors import InputError
+from ganrobust.gan_check import check_pair  # noqa: F401  (its home before the split; callers import it here)
+from ganrobust.recipes import class_path, jsonable, rebuild
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,41 @@ class GanCall:
         return {"adapter": type(self).__name__, "num_classes": self.num_classes,
                 "condition": "class label" if self.conditional else None,
                 **({} if self.d_condition else {"d_condition": False})}
+
+    def record(self) -> dict[str, Any]:
+        """What a run records (manifest ``gan_call``): :meth:`describe`, the class as an import path
+        (``class``) and its constructor arguments (``kwargs``: the dataclass fields, or an
+        ``init_kwargs`` dict an adapter with its own constructor defines), which
+        :func:`gan_call_from_record` builds it from."""
+        kwargs = getattr(self, "init_kwargs", None)
+        if not isinstance(kwargs, dict):
+            kwargs = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+        try:
+            return {**self.describe(), "class": class_path(type(self)), "kwargs": jsonable(kwargs)}
+        except (TypeError, ValueError):  # rebuilding it then asks for --gan-call
+            return {**self.describe(), "class": class_path(type(self)), "kwargs": None,
+                    "kwargs_from": "not recorded: its arguments are not JSON values"}
+
+    # -- where the training loop's latents are seen (the watch hook) ----------------------
+    def latent_entries(self, G: nn.Module) -> tuple[nn.Module, ...]:
+        """The modules whose forward receives the latents in a training loop, the first preferred
+        when several were called for one step: G itself."""
+        return (G,)
+
+    def latents_of(self, G: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+                   ) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+        """``(z, c)`` from the arguments of a call of :meth:`latent_entry` (None: not a latent batch).
+        Default: ``G(z)``, or ``G(z, c)`` for a conditional adapter (``c`` None when not passed)."""
+        z = args[0] if args else None
+        if not isinstance(z, torch.Tensor):
+            return None
+        c = args[1] if len(args) > 1 else None
+        return z, (c if self.conditional and isinstance(c, torch.Tensor) else None)
+
+    def export(self, x: torch.Tensor) -> torch.Tensor:
+        """Samples as images leave the tool (``samples.npz``, quality scores); D and the replay see
+        :meth:`generate`'s output itself."""
+        return x
 
     # -- the three calls -----------------------------------------------------------------
     def sample(self, n: int, latent_shape: tuple[int, ...], generator: torch.Generator,
@@ -113,8 +157,11 @@ class GanCall:
 @dataclass(frozen=True)
 class StyleGANCall(GanCall):
     """StyleGAN2-ADA / StyleGAN3: ``G(z, c)``, ``D(img, c)``; ``c`` one-hot of width ``c_dim``
-    (shape ``(N, 0)`` when ``c_dim == 0``, an unconditional model). ``num_classes`` is ``c_dim``
-    when conditional."""
+    (``num_classes`` is ``c_dim`` when conditional). ``c_dim == 0`` is an unconditional model:
+    no condition is drawn, stored or needed for real samples; G and D get ``c`` of shape
+    ``(N, 0)``, as StyleGAN's code passes it. G's output is used raw, as StyleGAN's loss does;
+    only exported images are clamped to [-1, 1]. In a training loop latents enter at
+    ``G.mapping(z, c)`` (StyleGAN's loss calls ``G.mapping`` and ``G.synthesis``, not ``G``)."""
 
     c_dim: int = 0
 
@@ -125,34 +172,50 @@ class StyleGANCall(GanCall):
 
     @property
     def conditional(self) -> bool:
-        return True  # c is always passed, (N, 0) when unconditional
-
-    @property
-    def classes(self) -> int | None:
-        return self.c_dim or None
+        return self.c_dim > 0
 
     def describe(self) -> dict[str, Any]:
         return {"adapter": "StyleGANCall", "c_dim": self.c_dim,
                 "condition": "one-hot class" if self.c_dim else "none (c of shape [N, 0])",
-                "output": "G(z, c) clamped to [-1, 1]"}
+                "output": "G(z, c) raw (StyleGAN's loss); exported images clamped to [-1, 1]"}
 
     def sample(self, n: int, latent_shape: tuple[int, ...], generator: torch.Generator,
                device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
                ) -> tuple[torch.Tensor, torch.Tensor | None]:
         z = torch.randn((n,) + tuple(latent_shape), generator=generator).to(device=device, dtype=dtype)
         if not self.c_dim:
-            return z, torch.zeros((n, 0), device=device, dtype=dtype)
+            return z, None
         y = torch.randint(0, self.c_dim, (n,), generator=generator)
         return z, self.condition_of_labels(y).to(device=device, dtype=dtype)
 
+    def _c(self, c: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+        """The condition StyleGAN's networks take: ``c``, or ``(N, 0)`` for an unconditional model."""
+        self.check_condition(c, like.shape[0])
+        return like.new_zeros((like.shape[0], 0)) if c is None else c
+
     def generate(self, G: nn.Module, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-        """``G(z, c)`` clamped to [-1, 1]: StyleGAN's output is not squashed and overshoots the
-        range slightly; its own image export clamps the same way."""
-        self.check_condition(c, z.shape[0])
-        return G(z, c).clamp(-1.0, 1.0)
+        return G(z, self._c(c, z))
 
     def score_input(self, D: nn.Module, x: torch.Tensor, c: torch.Tensor | None) -> Any:
-        return D(x, c)
+        return D(x, self._c(c, x))
+
+    def export(self, x: torch.Tensor) -> torch.Tensor:
+        """Clamped to [-1, 1] as StyleGAN's image export does (its output overshoots the range)."""
+        return x.clamp(-1.0, 1.0)
+
+    def latent_entries(self, G: nn.Module) -> tuple[nn.Module, ...]:
+        """``G(z, c)`` when the loop calls G, else ``G.mapping(z, c)``, as StyleGAN's own loss calls it."""
+        mapping = getattr(G, "mapping", None)
+        return (G, mapping) if isinstance(mapping, nn.Module) else (G,)
+
+    def latents_of(self, G: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+                   ) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+        """``mapping(z, c, ...)`` (or ``G(z, c, ...)``): z and, when conditional, c."""
+        z = args[0] if args else kwargs.get("z")
+        c = args[1] if len(args) > 1 else kwargs.get("c")
+        if not isinstance(z, torch.Tensor):
+            return None
+        return z, (c if self.c_dim and isinstance(c, torch.Tensor) else None)
 
     def labels(self, c: torch.Tensor | None) -> torch.Tensor | None:
         return None if c is None or not self.c_dim else c.argmax(dim=1).long()
@@ -162,10 +225,39 @@ class StyleGANCall(GanCall):
             torch.zeros((y.shape[0], 0))
 
     def check_condition(self, c: torch.Tensor | None, n: int) -> None:
-        if c is None or c.shape != (n, self.c_dim):
-            got = None if c is None else tuple(c.shape)
-            raise InputError(f"expected StyleGAN conditions c of shape ({n}, {self.c_dim}) (one-hot, c_dim="
-                             f"{self.c_dim}), got {got}")
+        if (c is None and not self.c_dim) or (c is not None and c.shape == (n, self.c_dim)):
+            return
+        got = None if c is None else tuple(c.shape)
+        raise InputError(f"expected StyleGAN conditions c of shape ({n}, {self.c_dim}) (one-hot, c_dim="
+                         f"{self.c_dim}), got {got}")
+
+
+@dataclass(frozen=True)
+class BigGANCall(GanCall):
+    """BigGAN-PyTorch: its training loop calls ``G(z, G.shared(y))`` — G takes the class embedded
+    by its shared embedding, D takes the label (``D(x, y)``). The watch hook sees the embedding
+    and maps it back to the label (an ``nn.Embedding`` row matches exactly); when ``G.shared`` is
+    not an embedding (BigGAN-PyTorch's identity when classes are not shared) it passes ``y`` on."""
+
+    def generate(self, G: nn.Module, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        self.check_condition(c, z.shape[0])
+        return G(z, G.shared(c))
+
+    def latents_of(self, G: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+                   ) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+        seen = super().latents_of(G, args, kwargs)
+        if seen is None or seen[1] is None:
+            return seen
+        z, embedded = seen
+        if not embedded.is_floating_point():
+            return z, embedded  # a label passed through an identity "shared"
+        table = getattr(getattr(G, "shared", None), "weight", None)
+        if not isinstance(table, torch.Tensor) or embedded.dim() != 2 or embedded.shape[1] != table.shape[1]:
+            return z, None  # cannot tell the labels: the step's own batch is not measured
+        with torch.no_grad():
+            distance, y = torch.cdist(embedded.detach().float(), table.detach().float(),
+                                      compute_mode="donot_use_mm_for_euclid_dist").min(dim=1)  # exact for equal rows
+        return z, (y if bool((distance <= 1e-6 * (1 + table.abs().max())).all()) else None)
 
 
 DEFAULT = GanCall()
@@ -187,12 +279,22 @@ class AugmentedDiscriminator(nn.Module):
 
 
 def gan_call_from_record(record: dict[str, Any] | None) -> GanCall:
-    """The adapter a run recorded (its manifest's ``gan_call``, :meth:`GanCall.describe`)."""
+    """The adapter a run recorded (its manifest's ``gan_call``, :meth:`GanCall.record`), rebuilt
+    from its import path and constructor arguments; ValueError (one line, naming what to import or
+    pass) when that class does not import here or does not build. Runs written before adapters were
+    recorded this way name the adapter only (``StyleGANCall``, else the plain labels)."""
     if not record:
         return DEFAULT
-    if record.get("adapter") == "StyleGANCall":
-        return StyleGANCall(c_dim=int(record.get("c_dim") or 0))
-    return GanCall(record.get("num_classes"), bool(record.get("d_condition", True)))
+    spec = record.get("class")
+    if spec is None:
+        if record.get("adapter") == "StyleGANCall":
+            return StyleGANCall(c_dim=int(record.get("c_dim") or 0))
+        return GanCall(record.get("num_classes"), bool(record.get("d_condition", True)))
+    call = rebuild(spec, record.get("kwargs"), what="the GAN adapter", option=f"--gan-call {spec}")
+    if not isinstance(call, GanCall):
+        raise InputError(f"the run's GAN adapter {spec} is not a ganrobust.gan_call.GanCall (got "
+                         f"{type(call).__name__}); pass --gan-call pkg.mod:Class")
+    return call
 
 
 def gan_call_for(G: nn.Module, D: nn.Module, num_classes: int | None = None, *, d_condition: bool = True,
@@ -220,58 +322,3 @@ def _import_adapter(spec: str, num_classes: int | None) -> GanCall:
     if not (isinstance(obj, type) and issubclass(obj, GanCall)):
         raise InputError(f"{spec!r} is not a ganrobust.gan_call.GanCall subclass or instance")
     return obj(num_classes) if num_classes is not None else obj()
-
-
-def check_pair(G: nn.Module, D: nn.Module, call: GanCall, latent_shape: tuple[int, ...]) -> None:
-    """ValueError (one line, with the fix) when G and D do not take the calls the adapter makes
-    (conditions for an unconditional D, a missing condition, ...): their signatures are checked,
-    and a conditional or custom adapter's calls are tried once on two samples."""
-    gen = torch.Generator().manual_seed(0)
-    device = next((p.device for p in G.parameters()), torch.device("cpu"))
-    z, c = call.sample(2, latent_shape, gen, device)
-    for name, module in (("G", G), ("D", D)):
-        if name == "D" and c is not None and not call.d_condition:
-            continue  # an AC-GAN's D takes x alone
-        takes = _positional_inputs(module)
-        if takes is not None:
-            if c is not None and takes < 2:
-                raise InputError(f"{name}'s forward takes one input ({name}({'z' if name == 'G' else 'x'})) but the GAN "
-                                 f"is called with conditions; drop --num-classes / num_classes= for an unconditional model")
-            if c is None and takes >= 2 and _required_inputs(module) >= 2:
-                raise InputError(f"{name}'s forward needs a condition ({name}(input, c)); pass --num-classes K / "
-                                 f"num_classes=K for a class-conditional model")
-    if not call.binds:
-        return  # plain G(z)/D(x): a failing call is reported where the audit runs it
-    was = (G.training, D.training)
-    try:
-        G.eval()
-        D.eval()
-        with torch.no_grad():
-            x = call.generate(G, z, c)
-            call.score_input(D, x, c)
-    except (TypeError, IndexError, RuntimeError) as err:
-        text = str(err).strip().splitlines()
-        raise InputError(f"calling the GAN as {type(call).__name__}{call.describe()} failed "
-                         f"({type(err).__name__}: {text[0] if text else ''}); check --num-classes and the models' "
-                         f"call signatures") from None
-    finally:
-        G.train(was[0])
-        D.train(was[1])
-
-
-def _positional_inputs(module: nn.Module) -> int | None:
-    try:
-        params = list(inspect.signature(module.forward).parameters.values())
-    except (TypeError, ValueError):
-        return None
-    if any(p.kind is p.VAR_POSITIONAL for p in params):
-        return None
-    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
-
-
-def _required_inputs(module: nn.Module) -> int:
-    try:
-        params = inspect.signature(module.forward).parameters.values()
-    except (TypeError, ValueError):
-        return 0
-    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty for p in params)

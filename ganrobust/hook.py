@@ -14,7 +14,9 @@ and D's optimizers by parameter identity, so it needs nothing about them. At G's
 *pre*-hook it snapshots D (so WGAN clipping or an EMA applied after ``opt_d.step()`` is part
 of the D that G's step is taken against) and, on measured steps, generates the probes with
 G before the step; at G's *post*-hook it generates them again and measures the update
-against that snapshot. A forward pre-hook on G records the latents of the step itself.
+against that snapshot. The loop's forwards tell the latents of the step itself, where the
+adapter says they enter G, and the step's phase (``Gmain``, or ``Greg`` for a regulariser step
+whose loss does not go through D): :mod:`ganrobust.capture`.
 
 Zero interference: everything runs on shadow copies of G and D loaded from snapshots, under
 ``no_grad`` (input gradients only, on frozen copies), with the global RNG forked. The user's
@@ -44,15 +46,17 @@ from torch.optim.optimizer import register_optimizer_step_post_hook, register_op
 from ganrobust import metrics
 from ganrobust.attacks.minimum_norm import MinimumNormAttack
 from ganrobust.attacks.precision import precision_record
+from ganrobust.capture import ForwardCapture
 from ganrobust.config import WatchConfig
 from ganrobust.conventions import BatchNormMode, ScoreKind
-from ganrobust.gan_call import DEFAULT, GanCall
+from ganrobust.gan_call import DEFAULT, GanCall, gan_call_for
 from ganrobust.distributed import (Context, RankFailed, current, is_fsdp, item_seed, load_full_state, merge_rows,
                                    unsharded_copy)
 from ganrobust.measure.update import by_class, eps_star_diagnostics, measure_update, persistence
 from ganrobust.metrics import summarize
 from ganrobust.module_copy import copy_module
 from ganrobust.module_state import evaluation_state, fixed_noise, observed_bn, preserved_rng
+from ganrobust.recipes import model_recipe
 from ganrobust.records import ErrorRecord, PersistsRecord, StepRecord
 from ganrobust.runs import RunWriter
 from ganrobust.scorer import Scorer
@@ -75,15 +79,9 @@ def unwrap(module: nn.Module) -> nn.Module:
     return module
 
 
-def describe(module: nn.Module) -> dict[str, Any]:
-    """An architecture reference: import path, constructor kwargs when the model records them."""
-    cls = type(module)
-    config = getattr(module, "config", None)
-    return {
-        "class": f"{cls.__module__}:{cls.__qualname__}",
-        "kwargs": dict(config) if isinstance(config, dict) else None,
-        "parameters": sum(p.numel() for p in module.parameters()),
-    }
+def describe(module: nn.Module, kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An architecture reference: import path and constructor arguments (:mod:`ganrobust.recipes`)."""
+    return model_recipe(module, kwargs)
 
 
 class Watcher:
@@ -91,7 +89,9 @@ class Watcher:
 
     def __init__(self, G: nn.Module, D: nn.Module, run_dir: str | Path, config: WatchConfig, *,
                  real: torch.Tensor | None = None, latent_shape: tuple[int, ...] | None = None,
-                 tensorboard: str | Path | None = None, call: GanCall = DEFAULT) -> None:
+                 tensorboard: str | Path | None = None, call: GanCall = DEFAULT,
+                 generator_kwargs: dict[str, Any] | None = None, discriminator_kwargs: dict[str, Any] | None = None
+                 ) -> None:
         self.call = call
         self.config = config
         self._tb: Any = None
@@ -145,21 +145,23 @@ class Watcher:
         self._min_norm = (MinimumNormAttack(norm=config.min_norm_norm, bisection_steps=5, precision=config.precision)
                           if config.min_norm_every else None)
         self._measured = 0
-        self._z_train_ref: torch.Tensor | None = None
-        self._c_train_ref: torch.Tensor | None = None
         self.C: torch.Tensor | None = None  # the probes' conditions (conditional GANs)
         self._current: dict[str, Any] | None = None
         self._pending: dict[str, Any] | None = None
         self.Z: torch.Tensor | None = None
 
         if self.writes:
-            self._open_writer(run_dir, config, describe(self.G), describe(self.D), tensorboard)
+            self._recipes = {"generator": describe(self.G, generator_kwargs),
+                             "discriminator": describe(self.D, discriminator_kwargs)}
+            self._open_writer(run_dir, config, self._recipes["generator"], self._recipes["discriminator"], tensorboard)
         if latent_shape is not None:
             self._init_probes(tuple(latent_shape), torch.float32, self._device())
+        self._forwards = ForwardCapture(self._live[0], self._live[1], call)
+        self._train_warned = False
         self._handles = [
             register_optimizer_step_pre_hook(self._on_pre),
             register_optimizer_step_post_hook(self._on_post),
-            self._live[0].register_forward_pre_hook(self._capture),
+            self._forwards,
         ]
 
     def _rows(self) -> torch.Tensor:
@@ -234,7 +236,7 @@ class Watcher:
                       "bn": None if config.bn is BatchNormMode.AUTO else config.bn.value,
                       "bn_from": "observed" if config.bn is BatchNormMode.AUTO else "config"},
             "seeds": {"probes": config.seed, "torch_initial_seed": torch.initial_seed()},
-            **({"gan_call": self.call.describe()} if self.call.conditional else {}),
+            "gan_call": self.call.record(),  # every run: rebuilt by audit and compare
             "snapshot_bytes": {"D": self._d_view.nbytes, "G": self._g_view.nbytes, "ring": self._ring.nbytes},
             "distributed": self._distributed_record(),
         })
@@ -289,12 +291,6 @@ class Watcher:
                 self._optimizers[kind] = weakref.ref(optimizer)
         return self._kinds[optimizer]
 
-    def _capture(self, _module: nn.Module, args: tuple[Any, ...]) -> None:
-        if args and isinstance(args[0], torch.Tensor):
-            self._z_train_ref = args[0]  # cloned at G's step: no copy per forward
-            if self.call.conditional:
-                self._c_train_ref = args[1] if len(args) > 1 and isinstance(args[1], torch.Tensor) else None
-
     def _device(self) -> torch.device:
         for p in self.G.parameters():
             return p.device
@@ -328,6 +324,7 @@ class Watcher:
             return
         self.g_step += 1
         step = self.g_step
+        phase = self._forwards.phase  # Gmain, or Greg: a step whose loss did not go through D
         snapshot: list[torch.Tensor] | None = None
         with self._guarded("snapshot"):
             if self._is_measured(step) or self._pending is not None:  # the same on every rank
@@ -337,33 +334,65 @@ class Watcher:
             snapshot = self._ring.take(step)  # D_t, as G's step sees it
             if self._is_measured(step) or self._pending is not None:
                 self._from_rank0(snapshot)
-        if self._pending is not None:  # on every rank alike: it ends in a gather
+        if self._pending is not None and self.d_steps_since:  # on every rank alike: it ends in a gather
+            # (a G step with D unchanged since, such as StyleGAN's Greg after Gmain, leaves it waiting)
             pending, self._pending = self._pending, None
             with self._guarded("persistence"):
                 self._resolve_persists(pending, snapshot)
         self._d_steps_before, self.d_steps_since = self.d_steps_since, 0
         if not self._is_measured(step) or snapshot is None:
             return
+        seen: tuple[torch.Tensor, torch.Tensor | None] | None = None
+        train_error: str | None = None
+        with self._train_guarded() as failed:  # the step's own batch: its failure never costs the probes
+            seen = self._forwards.latents()
+        if failed:
+            train_error = failed[0]
         with self._guarded("snapshot"):
-            z_train = None if self._z_train_ref is None else self._z_train_ref.detach().clone()
-            c_train = None if self._c_train_ref is None else self._c_train_ref.detach().clone()
-            if self.call.conditional and c_train is None:
-                z_train = None  # the step's conditions were not seen: no training-batch measurement
             if self.Z is None:
-                if z_train is None:
-                    raise InputError("no latent batch was seen in G's forward; pass latent_shape= to watch()")
-                self._init_probes(tuple(z_train.shape[1:]), z_train.dtype, z_train.device)
-            if self.writer is not None and z_train is not None and "g_batch" not in self.writer.manifest["score"]:
+                if seen is None:
+                    raise InputError(f"no latent batch was seen in G's forward{f' ({train_error})' if train_error else ''}; "
+                                     f"pass latent_shape= to watch()")
+                self._init_probes(tuple(seen[0].shape[1:]), seen[0].dtype, seen[0].device)
+            if self.writer is not None and seen is not None and "g_batch" not in self.writer.manifest["score"]:
                 # the latent batch of G's steps (this process's, under DDP): what an audit replays
-                self.writer.write_manifest(score={**self.writer.manifest["score"], "g_batch": int(z_train.shape[0])})
+                self.writer.write_manifest(score={**self.writer.manifest["score"], "g_batch": int(seen[0].shape[0])})
             self._g_view.copy_to(self._theta)  # θ, before the step
             self._from_rank0(self._theta)
-            self._current = {"step": step, "z_train": z_train, "c_train": c_train,
-                             "x": self._generate(self._theta, self.Z, self.C),
-                             "x_train": None if z_train is None else self._generate(self._theta, z_train, c_train)}
+            self._current = {"step": step, "phase": phase, "x": self._generate(self._theta, self.Z, self.C),
+                             "train": None, "train_error": train_error}
+        if self._current is None or self._current["step"] != step or seen is None:
+            return
+        with self._train_guarded() as failed:
+            z_train, c_train = (None if t is None else t.detach().clone() for t in seen)
+            if self.call.conditional and c_train is None:
+                raise ValueError("the step's conditions were not seen in G's forward (the adapter's latents_of "
+                                 "found none)")
+            self._current["train"] = (z_train, c_train, self._generate(self._theta, z_train, c_train))
+        if failed:
+            self._current["train_error"] = failed[0]
+
+    @contextlib.contextmanager
+    def _train_guarded(self) -> Iterator[list[str]]:
+        """Like :meth:`_guarded` for the measurement of the step's own batch, whose failure (an
+        adapter that cannot map the loop's arguments back to ``(z, c)``) goes into the step's record
+        (``train_error``), warned once, and stops nothing: the probes are measured all the same."""
+        failed: list[str] = []
+        try:
+            with preserved_rng(self._device()), torch.no_grad():
+                yield failed
+        except Exception as err:  # the user's training and the probe measurement go on
+            failed.append(f"{type(err).__name__}: {err}")
+            if not self._train_warned:
+                self._train_warned = True
+                warnings.warn(f"ganrobust.watch: the step's own batch cannot be measured at generator step "
+                              f"{self.g_step} ({failed[0]}); the probes are, and steps.jsonl records why "
+                              f"(train_error)", RuntimeWarning, stacklevel=3)
 
     def _on_post(self, optimizer: torch.optim.Optimizer, _args: Any, _kwargs: Any) -> None:
         kind = self._kind(optimizer)
+        if kind in ("G", "D"):
+            self._forwards.stepped()  # later forwards belong to the next step
         if kind == "D":
             self.d_steps_since += 1
             return
@@ -428,13 +457,17 @@ class Watcher:
         if labels is not None:  # every metric is per (z, c) probe: rates by class too
             probe_samples["label"] = labels.cpu().numpy()
         record = StepRecord(step=step, d_steps=self._d_steps_before, tau=local["tau"], probe=probe_summary,
-                            samples={"probe": self.writer.save_samples(step, "probe", probe_samples)})
+                            samples={"probe": self.writer.save_samples(step, "probe", probe_samples)},
+                            phase=current["phase"])
         record.extra["bn"] = self.scorer.bn.value  # how D's BatchNorm scored this step (observed under 'auto')
         if labels is not None:
             record.extra["by_class"] = by_class(probe_samples, self.call.classes)
         if "eps_star" in probe_samples and (lost := eps_star_diagnostics(probe_samples)):  # said, with the count
             record.extra["diagnostics"] = [d.to_dict() for d in lost]
         trains = [p["train"] for p in parts if p["train"] is not None]
+        train_errors = [p["train_error"] for p in parts if p.get("train_error")]
+        if train_errors:  # why the step's own batch has no summary (the probes have theirs)
+            record.extra["train_error"] = train_errors[0]
         if trains:
             train_samples = {k: np.concatenate([t[k] for t in trains]) for k in trains[0]}
             record.train = summarize(train_samples, width=width)
@@ -468,7 +501,7 @@ class Watcher:
         # a batch-coupled D (minibatch std) is measured on the whole batch: coupling measured first, on the probes
         (scorer.conditioned(self.C, self.call) if self.call.binds else scorer).check_batch(current["x"])
         rows = self._rows()
-        shipped: dict[str, Any] = {"probe": (rows.numpy(), None), "train": None}
+        shipped: dict[str, Any] = {"probe": (rows.numpy(), None), "train": None, "train_error": current["train_error"]}
         flip = np.zeros(0, dtype=bool)
         if len(rows):
             index = rows.to(x_next.device)
@@ -485,13 +518,17 @@ class Watcher:
             flip = probe.samples["flip"]
         # this rank's own training batch (under DDP: its share; under FSDP2 rank 0's alone, the
         # only rank holding the full state)
-        if current["x_train"] is not None and (self.ctx.is_main or not self._fsdp):
-            x_train_next = self._generate(after, current["z_train"], current["c_train"])
-            seed = cfg.seed + step if self.ctx.is_main else item_seed(cfg.seed + step, self.ctx.rank)
-            train = measure_update(scorer.conditioned(current["c_train"], self.call) if self.call.binds else scorer,
-                                   current["x_train"], x_train_next, eps=cfg.eps, eps_l2=cfg.eps_l2,
-                                   efficiency_steps=0, noise_draws=cfg.noise_draws, seed=seed)
-            shipped["train"] = train.samples
+        if current["train"] is not None and (self.ctx.is_main or not self._fsdp):
+            with self._train_guarded() as failed:
+                z_train, c_train, x_train = current["train"]
+                x_train_next = self._generate(after, z_train, c_train)
+                seed = cfg.seed + step if self.ctx.is_main else item_seed(cfg.seed + step, self.ctx.rank)
+                train = measure_update(scorer.conditioned(c_train, self.call) if self.call.binds else scorer,
+                                       x_train, x_train_next, eps=cfg.eps, eps_l2=cfg.eps_l2,
+                                       efficiency_steps=0, noise_draws=cfg.noise_draws, seed=seed)
+                shipped["train"] = train.samples
+            if failed:
+                shipped["train_error"] = failed[0]
         return {"shipped": shipped, "x_next": x_next, "rows": rows, "flip": flip, "tau": scorer.tau,
                 "snapshot": snapshot}
 
@@ -546,7 +583,7 @@ class Watcher:
             "optimizer_G": None if opt_g is None or opt_g() is None else opt_g().state_dict(),
             "optimizer_D": None if opt_d is None or opt_d() is None else opt_d().state_dict(),
             "optimizer_G_class": None if opt_g is None or opt_g() is None else type(opt_g()).__name__,
-            "arch": {"generator": describe(self.G), "discriminator": describe(self.D)},
+            "arch": self._recipes, "gan_call": self.call.record(),
             "score": self.writer.manifest["score"], "data_range": list(self.config.bounds),
             "generator_steps": self.g_step,
         }
@@ -557,6 +594,7 @@ class Watcher:
 def watch(G: nn.Module, D: nn.Module, run_dir: str | Path, *, config: WatchConfig | None = None,
           real: torch.Tensor | None = None, latent_shape: tuple[int, ...] | None = None,
           tensorboard: str | Path | None = None, num_classes: int | None = None, call: GanCall | None = None,
+          generator_kwargs: dict[str, Any] | None = None, discriminator_kwargs: dict[str, Any] | None = None,
           **options: Any) -> Watcher:
     """Start watching a training loop; returns a :class:`Watcher` (use ``with`` or ``.close()``).
 
@@ -575,8 +613,13 @@ def watch(G: nn.Module, D: nn.Module, run_dir: str | Path, *, config: WatchConfi
             ``y`` in ``0..num_classes-1``: probe labels are drawn uniformly from the probe seed
             and stored with the probes; rates are also broken down by class.
         call: any other calling convention, a :class:`ganrobust.gan_call.GanCall` (e.g.
-            ``StyleGANCall(c_dim)``); overrides ``num_classes``.
+            ``StyleGANCall(c_dim)``, ``BigGANCall(K)``); overrides ``num_classes``. By default StyleGAN's
+            networks (``z_dim``, ``c_dim``, ``img_resolution``) get ``StyleGANCall``, others ``GanCall``.
+        generator_kwargs, discriminator_kwargs: G's and D's constructor arguments (JSON values), recorded
+            so that ``audit``/``compare`` of the run rebuild the networks with no option; without them
+            a ``config`` dict or StyleGAN's ``init_kwargs`` attribute is recorded when the model has one.
     """
     cfg = (config or WatchConfig()).replace(**options) if options else (config or WatchConfig())
-    gan_call = call if call is not None else GanCall(num_classes)
-    return Watcher(G, D, run_dir, cfg, real=real, latent_shape=latent_shape, tensorboard=tensorboard, call=gan_call)
+    gan_call = call if call is not None else gan_call_for(unwrap(G), unwrap(D), num_classes)
+    return Watcher(G, D, run_dir, cfg, real=real, latent_shape=latent_shape, tensorboard=tensorboard, call=gan_call,
+                   generator_kwargs=generator_kwargs, discriminator_kwargs=discriminator_kwargs)

@@ -30,11 +30,15 @@ def _split(obj: dict[str, Any], known: tuple[str, ...]) -> dict[str, Any]:
 class StepRecord:
     """One measured generator step: the update's summary on the probes (and on the batch of the
     step itself when its latents were seen), where its per-sample arrays and snapshots were
-    written, and — joined by the reader — whether its flips persisted past D's next update."""
+    written, and — joined by the reader — whether its flips persisted past D's next update.
+    ``phase`` says which kind of G step it was (:mod:`ganrobust.capture`): ``Gmain``, a step whose
+    loss went through D, or ``Greg``, a regulariser step that did not (StyleGAN2-ADA's lazy
+    path-length penalty); runs written before phases were recorded have none."""
 
     KIND: ClassVar[str] = "step"
     SCHEMA: ClassVar[str] = RUN_SCHEMA
-    FIELDS: ClassVar[tuple[str, ...]] = ("step", "d_steps", "tau", "probe", "samples", "train", "snapshots", "seconds")
+    FIELDS: ClassVar[tuple[str, ...]] = ("step", "d_steps", "tau", "probe", "samples", "train", "snapshots", "seconds",
+                                         "phase")
 
     step: int
     probe: dict[str, Any]
@@ -44,6 +48,7 @@ class StepRecord:
     train: dict[str, Any] | None = None    # the summary on the step's own latents
     snapshots: dict[str, str] | None = None  # kind -> persisted snapshot, run-relative
     seconds: float | None = None           # time the measurement took
+    phase: str | None = None               # "Gmain" or "Greg" (None: written before phases were recorded)
     extra: dict[str, Any] = field(default_factory=dict)
     persists: Estimate | None = None       # from the later PersistsRecord (never written in this line)
 
@@ -56,13 +61,15 @@ class StepRecord:
             out["snapshots"] = self.snapshots
         if self.seconds is not None:
             out["seconds"] = self.seconds
+        if self.phase is not None:
+            out["phase"] = self.phase
         return {**out, **self.extra}
 
     @classmethod
     def from_dict(cls, obj: dict[str, Any]) -> "StepRecord":
         return cls(step=int(obj["step"]), probe=obj["probe"], d_steps=obj.get("d_steps"), tau=obj.get("tau"),
                    samples=obj.get("samples") or {}, train=obj.get("train"), snapshots=obj.get("snapshots"),
-                   seconds=obj.get("seconds"), extra=_split(obj, cls.FIELDS))
+                   seconds=obj.get("seconds"), phase=obj.get("phase"), extra=_split(obj, cls.FIELDS))
 
     # -- reading -----------------------------------------------------------------------
     @property

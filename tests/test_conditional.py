@@ -59,9 +59,15 @@ def test_labels_are_drawn_from_the_seeded_generator_and_reproducible() -> None:
     assert a[1].shape == (300,) and set(a[1].tolist()) == set(range(7))
 
 
-def test_stylegan_conditions_are_one_hot_or_empty() -> None:
-    _, c = StyleGANCall(c_dim=0).sample(3, (8,), torch.Generator().manual_seed(0))
-    assert c is not None and c.shape == (3, 0)
+def test_stylegan_conditions_are_one_hot_or_none() -> None:
+    """c_dim = 0 is unconditional everywhere: no condition is drawn or stored, and G and D still
+    get the (N, 0) condition StyleGAN's networks take."""
+    call = StyleGANCall(c_dim=0)
+    _, c = call.sample(3, (8,), torch.Generator().manual_seed(0))
+    assert c is None and not call.conditional and call.binds
+    seen = []
+    call.score_input(lambda x, c: seen.append(c.shape), torch.zeros(3, 1), None)
+    assert seen == [(3, 0)]
     _, c = StyleGANCall(c_dim=4).sample(6, (8,), torch.Generator().manual_seed(0))
     assert c is not None and c.shape == (6, 4) and torch.equal(c.sum(1), torch.ones(6))
 

@@ -204,3 +204,22 @@ def test_watch_a_stylegan_style_loop_through_its_adapter(tmp_path, standin) -> N
     rows = run.steps[-1].raw["by_class"]
     assert len(rows) == 2 and sum(r["n"] for r in rows) == 16
     assert run.steps[-1].raw["train"]["n"] == 8  # the step's own (z, c) batch, seen by the forward hook
+
+
+def test_an_unconditional_snapshot_audits_with_an_unlabelled_image_folder(tmp_path, standin) -> None:
+    """c_dim = 0 is unconditional everywhere: real images need no labels (real->fake is measured)."""
+    from PIL import Image
+
+    path = _snapshot(tmp_path, standin, 0)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    gen = torch.Generator().manual_seed(0)
+    for i in range(20):
+        pixels = (torch.rand(8, 8, 3, generator=gen) * 255).to(torch.uint8).numpy()
+        Image.fromarray(pixels).save(folder / f"{i}.png")
+    out = tmp_path / "report"
+    result = CliRunner().invoke(cli, ["audit", str(path), "--trust-checkpoint", "--d-augment", "--data", str(folder),
+                                      "--out", str(out), *FAST])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert "real->fake" in {r["direction"] for r in report["robustness"]} and "by_class" not in report

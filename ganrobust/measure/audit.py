@@ -272,7 +272,8 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
         "robustness_summary": {"median_eps_star": eps_star, "clean_accuracy": clean, "input_gradient_norm": gradients},
         "diagnostics": diagnostics,
         "samples": update.samples,
-        "images": {"x": x[:8].cpu(), "x_next": x_next[:8].cpu(), "x_pgd": _pgd_within(scorer, x, x_next, cfg, first=8)[:8].cpu()},
+        "images": {"x": call.export(x[:8]).cpu(), "x_next": call.export(x_next[:8]).cpu(),  # as images leave the tool
+                   "x_pgd": call.export(_pgd_within(scorer, x, x_next, cfg, first=8)[:8]).cpu()},
     }
 
 

@@ -14,7 +14,7 @@ import torch
 from ganrobust.config import AuditConfig
 from ganrobust.data import load_dataset
 from ganrobust.distributed import Context
-from ganrobust.gan_call import AugmentedDiscriminator, GanCall, check_pair, gan_call_for
+from ganrobust.gan_call import AugmentedDiscriminator, GanCall, check_pair, gan_call_for, gan_call_from_record
 from ganrobust.measure.audit import audit_gan
 from ganrobust.module_state import preserved_rng
 from ganrobust.pipeline.sweep import audit_sharded, parse_selection
@@ -92,10 +92,10 @@ def audit_checkpoint(checkpoint: Path | None, *, cfg: AuditConfig, load: dict[st
     loaded.D.to(dev)
     if head is not None:
         loaded.score["head"] = head
-    if num_classes is None and loaded.gan_call:
-        num_classes = loaded.gan_call.get("num_classes")
-        d_condition = bool(loaded.gan_call.get("d_condition", d_condition))
-    call = gan_call_for(loaded.G, loaded.D, num_classes, d_condition=d_condition, adapter=gan_call)
+    if num_classes is None and gan_call is None and loaded.gan_call:
+        call = gan_call_from_record(loaded.gan_call)  # the run's own adapter, rebuilt (custom ones too)
+    else:
+        call = gan_call_for(loaded.G, loaded.D, num_classes, d_condition=d_condition, adapter=gan_call)
     check_pair(loaded.G, loaded.D, call, loaded.latent_shape)
     if call.conditional:
         note(f"GAN called as {call.describe()}")

@@ -251,11 +251,12 @@ def _evaluate_point(run: Run, name: str, loaded: LoadedGAN, step: int, where: st
     G.to(dev)
     D.to(dev)
     x = _generate(G, Z, batch, call, C, g_bn)
+    shown = call.export(x)  # samples as images leave the tool (StyleGAN's clamped); D scores x itself
     samples = None
     if last and yardstick.kind == "ring":
-        samples = x[:500].cpu().numpy()
+        samples = shown[:500].cpu().numpy()
     elif last and x.dim() == 4:
-        samples = x[:16].cpu().numpy()
+        samples = shown[:16].cpu().numpy()
     if not torch.isfinite(x).all():
         return {"step": step, "source": where, "error": "G produced NaN or inf samples"}, samples
     scorer = Scorer(D, kind=score.get("kind", "logit"), tau=score.get("tau"), bounds=loaded.bounds, bn=bn)
@@ -267,7 +268,7 @@ def _evaluate_point(run: Run, name: str, loaded: LoadedGAN, step: int, where: st
             raise InputError(f"{name} has a critic D (WGAN): its threshold needs real samples; pass --data")
         scorer = scorer.calibrate(yardstick.real.to(dev), x[: cfg.robustness_samples])
     point: dict[str, Any] = {"step": step, "source": where, "tau": float(scorer.tau),
-                             "quality": yardstick.score(x[: yardstick.n].cpu(), cfg.seed) if yardstick.n else None,
+                             "quality": yardstick.score(shown[: yardstick.n].cpu(), cfg.seed) if yardstick.n else None,
                              "robustness": {"fake->real": _robustness(scorer, x[: cfg.robustness_samples], "fake->real", cfg)}}
     if yardstick.real is not None and not call.conditional:
         point["robustness"]["real->fake"] = _robustness(scorer, yardstick.real.to(dev), "real->fake", cfg)

@@ -14,7 +14,12 @@ from torch import nn
 
 from ganrobust.models import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator, import_object
 from ganrobust.optimizers import first_line
+from ganrobust.recipes import rebuild
 from ganrobust.runs.store import CheckpointError
+
+#: the options that build each network of a pair by hand
+OPTIONS = {"generator": "--generator-class pkg.mod:Class --generator-kwargs JSON",
+           "discriminator": "--discriminator-class pkg.mod:Class --discriminator-kwargs JSON"}
 
 
 def _count(state: dict[str, torch.Tensor], pattern: str) -> list[str]:
@@ -79,6 +84,43 @@ def build(spec: str, kwargs: dict[str, Any] | str | None) -> nn.Module:
         return cls(**(kwargs or {}))
     except Exception as err:
         raise CheckpointError(f"{spec}(**{kwargs}) failed: {first_line(err)}") from None
+
+
+def recorded_pair(refs: dict[str, Any], where: str) -> tuple[nn.Module, nn.Module] | None:
+    """G and D built from the classes and constructor arguments a run recorded (``models`` of its
+    manifest, ``arch`` of its checkpoint; :func:`ganrobust.recipes.model_recipe`). None when it
+    recorded no arguments for one of them (the tensor shapes may still tell a DCGAN or an MLP);
+    CheckpointError, naming what to import or which option to pass, when a recorded class does
+    not import here or does not build."""
+    if not refs or any(not (refs.get(w) or {}).get("class") or (refs.get(w) or {}).get("kwargs") is None
+                       for w in OPTIONS):
+        return None
+    return _rebuilt(refs, "generator", where), _rebuilt(refs, "discriminator", where)
+
+
+def _rebuilt(refs: dict[str, Any], which: str, where: str) -> nn.Module:
+    ref = refs[which]
+    try:
+        module = rebuild(ref["class"], ref.get("kwargs"), what=f"the {which}'s class", option=OPTIONS[which],
+                         args=ref.get("args"), script=ref.get("script"))
+    except ValueError as err:
+        raise CheckpointError(f"{where}: {err}") from None
+    if not isinstance(module, nn.Module):
+        raise CheckpointError(f"{where}: the {which}'s class {ref['class']} does not build an nn.Module; pass "
+                              f"{OPTIONS[which]}")
+    return module
+
+
+def unrecorded(refs: dict[str, Any], where: str) -> str | None:
+    """Why a run's record does not rebuild its networks, with the option to pass (None: nothing recorded)."""
+    for which in OPTIONS:
+        ref = refs.get(which) or {}
+        if ref.get("class") and ref.get("kwargs") is None:
+            how = ref.get("kwargs_from") or "not recorded"
+            return (f"{where}: the run recorded the {which}'s class {ref['class']} but not its constructor arguments "
+                    f"({how}); pass {OPTIONS['generator']} {OPTIONS['discriminator']}, or watch(..., "
+                    f"{'generator' if which == 'generator' else 'discriminator'}_kwargs=...) when training")
+    return None
 
 
 def load_into(module: nn.Module, state: dict[str, torch.Tensor], which: str, where: str) -> None:

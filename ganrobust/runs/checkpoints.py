@@ -39,7 +39,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ganrobust.runs.architectures import build, infer_dcgan, infer_latent_shape, infer_mlp, load_into
+from ganrobust.runs.architectures import (build, infer_dcgan, infer_latent_shape, infer_mlp, load_into,
+                                         recorded_pair, unrecorded)
 from ganrobust.runs.store import (CHECKPOINT, CheckpointError, load_snapshot, persisted_steps,
                                   read_manifest, read_sibling_manifest, verify_run_file)
 
@@ -261,12 +262,11 @@ def run_models(run_dir: Path) -> tuple[nn.Module, nn.Module, dict[str, Any]]:
     except ValueError as err:
         raise CheckpointError(f"{err}; and there is no checkpoint.pt") from None
     models = manifest.get("models") or {}
-    refs = [models.get("generator") or {}, models.get("discriminator") or {}]
-    if any(ref.get("kwargs") is None or not ref.get("class") for ref in refs):
-        raise CheckpointError(f"{run_dir}: the manifest does not record how to build G and D (their classes keep no "
-                              f"'config' dict of constructor arguments), and there is no checkpoint.pt")
-    G, D = (build(ref["class"], ref["kwargs"]) for ref in refs)
-    return G, D, manifest
+    pair = recorded_pair(models, str(run_dir))
+    if pair is None:
+        raise CheckpointError(unrecorded(models, str(run_dir)) or f"{run_dir}: the manifest does not record how to "
+                              f"build G and D, and there is no checkpoint.pt")
+    return pair[0], pair[1], manifest
 
 
 def load_run_snapshot(run_dir: Path, step: int | None = None, *, verify: bool = True) -> LoadedGAN:
@@ -376,12 +376,13 @@ def load_gan(
             score = dict(obj.get("score") or {})
             origins = {key: "checkpoint" for key in score}
             bounds = tuple(obj.get("data_range") or bounds)  # type: ignore[assignment]
+            gan_call_record = obj.get("gan_call")  # the adapter the run recorded (the manifest's, when beside it)
             if manifest is not None:  # the run it belongs to: what the run recorded wins
                 recorded = dict(manifest.get("score") or {})
                 score.update(recorded)
                 origins.update({key: "run manifest" for key in recorded})
                 train_config = manifest.get("train_config")
-                gan_call_record = manifest.get("gan_call")
+                gan_call_record = manifest.get("gan_call") or gan_call_record
         elif _stylegan_snapshot(obj):
             return _load_stylegan(obj, where, notes)
         elif isinstance(obj, dict):
@@ -428,18 +429,18 @@ def load_gan(
                 raise CheckpointError("pass both --generator-class and --discriminator-class")
             G_new = build(generator_class, generator_kwargs)
             D_new = build(discriminator_class, discriminator_kwargs)
-        elif arch_refs.get("generator", {}).get("kwargs") is not None and not arch:
-            G_new = build(arch_refs["generator"]["class"], arch_refs["generator"]["kwargs"])
-            D_new = build(arch_refs["discriminator"]["class"], arch_refs["discriminator"]["kwargs"])
+        elif not arch and (recorded := recorded_pair(arch_refs, where)) is not None:
+            G_new, D_new = recorded  # the classes and constructor arguments the run recorded
         elif arch in ("dcgan", None) and g_state is not None and "main.0.weight" in g_state:
             G_new, D_new = infer_dcgan(g_state, d_state or {}, sigmoid=d_output == "prob")
             notes.append("DCGAN hyperparameters inferred from tensor shapes")
-        elif arch == "mlp" or (g_state is not None and any(k.startswith("net.") for k in g_state)):
+        elif arch == "mlp" or (g_state is not None and any(k.startswith("net.") for k in g_state)
+                               and unrecorded(arch_refs, where) is None):  # a recorded class: not guessed
             G_new, D_new = infer_mlp(g_state or {}, d_state or {})
             notes.append("MLP hyperparameters inferred from tensor shapes")
         else:
-            raise CheckpointError(f"{where}: cannot tell the architecture; pass --arch dcgan|mlp or "
-                                  f"--generator-class pkg.mod:Class --discriminator-class pkg.mod:Class")
+            raise CheckpointError(unrecorded(arch_refs, where) or f"{where}: cannot tell the architecture; pass "
+                                  f"--arch dcgan|mlp or --generator-class pkg.mod:Class --discriminator-class pkg.mod:Class")
         if G is None:
             assert g_state is not None
             load_into(G_new, g_state, "generator", where)

@@ -303,7 +303,8 @@ class Run:
         """Per measured step: the probe summary's metrics of the ``training`` view (the metric
         registry), D's steps since G's previous step, and the persistence of the step's flips."""
         return [{"step": record.step, **{key: record.probe[key] for key in metrics.keys("training")},
-                 "d_steps": record.d_steps, "persists": None if record.persists is None else record.persists.to_dict()}
+                 "d_steps": record.d_steps, "persists": None if record.persists is None else record.persists.to_dict(),
+                 **({"phase": record.phase} if record.phase else {})}
                 for record in self.steps]
 
 
