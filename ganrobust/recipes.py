@@ -19,6 +19,8 @@ from typing import Any
 
 from torch import nn
 
+from ganrobust.errors import InputError
+
 #: what a class defined in the training script is recorded under; it cannot be imported later
 SCRIPT = "__main__"
 
@@ -87,19 +89,19 @@ def rebuild(spec: str, kwargs: dict[str, Any] | None, *, what: str, option: str,
     module, _, name = spec.partition(":")
     if module == SCRIPT:
         where = f" ({script})" if script else ""
-        raise ValueError(f"{what} {name} was defined in the training script{where}, which cannot be imported: move "
+        raise InputError(f"{what} {name} was defined in the training script{where}, which cannot be imported: move "
                          f"the class into a module and pass {option}")
     try:
         cls = import_object(spec)
     except ValueError as err:
-        raise ValueError(f"{what} {spec} does not import here ({str(err).split('(', 1)[-1].split(')')[0]}): put "
+        raise InputError(f"{what} {spec} does not import here ({str(err).split('(', 1)[-1].split(')')[0]}): put "
                          f"the code that defines it on PYTHONPATH (PYTHONPATH=/path/to/code ganrobust ...), or "
                          f"pass {option}") from None
     if kwargs is None:
-        raise ValueError(f"the run did not record the constructor arguments of {what} {spec}; pass {option}")
+        raise InputError(f"the run did not record the constructor arguments of {what} {spec}; pass {option}")
     try:
         return cls(*(args or ()), **kwargs)
     except Exception as err:  # a user's constructor can fail in any way
         text = str(err).strip().splitlines()
-        raise ValueError(f"{what} {spec}(**{kwargs}) failed ({type(err).__name__}: {text[0] if text else ''}); "
+        raise InputError(f"{what} {spec}(**{kwargs}) failed ({type(err).__name__}: {text[0] if text else ''}); "
                          f"pass {option}") from None
