@@ -10,13 +10,26 @@ beside the host's CPU capability and bf16 flags.
 
     python benchmarks/watch.py            # 60 steps x 5 repeats (~5 minutes on 2 cores)
     python benchmarks/watch.py --quick
+
+Issue 22, the whole process: ``--whole-process`` runs benchmarks/dcgan_loop.py (the
+pytorch/examples DCGAN loop, 1 thread) in a fresh interpreter without and with the one added
+line, alternating which goes first, and prints the median wall-time ratio over the pairs, that
+training ended bit-identical (SHA-256 of G, D and the RNG), and one profiled watched run's
+breakdown per part (import, then per measured step: snapshot, probes, scoring, min-norm,
+efficiency PGD, noise control, persistence, writing).
+
+    python benchmarks/watch.py --whole-process                    # 300 steps, every=25, 5 pairs
+    python benchmarks/watch.py --whole-process --every 25 1 --pairs 5
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -50,7 +63,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--whole-process", action="store_true", help="fresh interpreters, with and without the line")
+    parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument("--every", type=int, nargs="+", default=[25])
+    parser.add_argument("--loop-steps", type=int, default=300)
     args = parser.parse_args()
+    if args.whole_process:
+        whole_process(args.loop_steps, args.every, args.pairs)
+        return
     if args.quick:
         args.steps, args.repeats = 30, 2
     torch.set_num_threads(os.cpu_count() or 1)
@@ -116,6 +136,46 @@ def main() -> None:
     plain_copy = min(_time(lambda: big_dst.copy_(big_src), 50) for _ in range(5))
     print(f"DCGAN-64 D ({big.nbytes / 2**20:.1f} MiB): snapshot {snap * 1e6:.0f} us vs plain {plain_copy * 1e6:.0f} us: "
           f"{snap / plain_copy:.2f}x")
+
+
+LOOP = Path(__file__).with_name("dcgan_loop.py")
+PARTS = ("snapshot", "probes", "scoring", "min-norm", "efficiency PGD", "noise control", "persistence", "writing")
+
+
+def run_loop(steps: int, *extra: str) -> tuple[float, dict]:
+    """One fresh interpreter running the loop: its wall time from outside and its JSON line."""
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, str(LOOP), "--steps", str(steps), "--threads", "1", *extra],
+                         capture_output=True, text=True, check=True, cwd=LOOP.parent)
+    return time.perf_counter() - started, json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def whole_process(steps: int, everies: list[int], pairs: int) -> None:
+    print(host_line())
+    print(f"pytorch/examples DCGAN loop (benchmarks/dcgan_loop.py, 32x32, batch 64, ngf=ndf=32), {steps} steps, "
+          f"1 thread, fresh interpreter per run, {pairs} alternating pairs; the host is shared (7 engineers "
+          f"on 2 cores this round), so read the ratios of interleaved pairs, not the seconds")
+    for every in everies:
+        ratios, plain_s, watched_s, identical = [], [], [], True
+        for i in range(pairs):
+            order = [False, True] if i % 2 == 0 else [True, False]
+            got = {w: run_loop(steps, *(["--watch", "--every", str(every)] if w else [])) for w in order}
+            ratios.append(got[True][0] / got[False][0])
+            plain_s.append(got[False][0])
+            watched_s.append(got[True][0])
+            identical &= got[True][1]["state_sha256"] == got[False][1]["state_sha256"]
+        _, prof = run_loop(steps, "--watch", "--every", str(every), "--profile")
+        measured = max(1, prof["measured_steps"])
+        per = prof["profile"]
+        med_plain = statistics.median(plain_s)
+        print(f"\nevery={every}: watched/plain wall time median {statistics.median(ratios):.3f}x "
+              f"(pairs: {', '.join(f'{r:.3f}' for r in ratios)}); plain {med_plain:.2f} s, watched "
+              f"{statistics.median(watched_s):.2f} s; training bit-identical: {identical}; "
+              f"cpu capability {prof['cpu_capability']}")
+        print(f"  profiled watched run: import ganrobust {prof['import_ganrobust_s'] * 1e3:.0f} ms, hook total "
+              f"{per['hook total']:.2f} s over {prof['measured_steps']} measured steps; per measured step (ms):")
+        print("  " + ", ".join(f"{k} {per.get(k, 0.0) / measured * 1e3:.1f}" for k in PARTS)
+              + f"; plain training step {med_plain / steps * 1e3:.1f} ms (whole process / steps)")
 
 
 def _time(fn, n: int) -> float:
