@@ -42,7 +42,7 @@ def host_line() -> str:
     """The facts every figure is read against: capability, bf16/fp16 flags, what auto picks."""
     facts = host_facts("cpu")
     return (f"host: torch.backends.cpu.get_cpu_capability() = {facts.cpu_capability}, bf16/fp16 flags: "
-            f"{' '.join(sorted(facts.cpu_flags)) or 'none'}; precision auto -> {resolve_precision('auto').value}")
+            f"{' '.join(sorted(facts.cpu_flags)) or 'none'}; precision auto: timed per model (attacks/precision.py)")
 
 
 def agreement(scorer: Scorer, x: torch.Tensor, options: dict, label: str, seeds: int = 3) -> None:

@@ -88,6 +88,7 @@ def main() -> None:
     parser.add_argument("--watch", action="store_true", help="add the one line: ganrobust.watch(netG, netD, ...)")
     parser.add_argument("--every", type=int, default=None, help="watch option every= (default: the hook's)")
     parser.add_argument("--precision", default=None, help="watch option precision= (default: the hook's)")
+    parser.add_argument("--overlap", action="store_true", help="watch option overlap=True (the measurement thread)")
     parser.add_argument("--profile", action="store_true", help="time the hook by part (adds overhead)")
     parser.add_argument("--run-dir", default=None)
     args = parser.parse_args()
@@ -115,7 +116,8 @@ def main() -> None:
         if args.profile:
             from hook_profile import HookProfile  # benchmarks/hook_profile.py, beside this script
             profile = HookProfile()
-        options = {k: v for k, v in {"every": args.every, "precision": args.precision}.items() if v is not None}
+        options = {k: v for k, v in {"every": args.every, "precision": args.precision,
+                                     "overlap": args.overlap or None}.items() if v is not None}
         watcher = ganrobust.watch(netG, netD, args.run_dir or tmp.name + "/run", **options)  # the one line
 
     loop_start = time.perf_counter()

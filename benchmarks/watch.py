@@ -46,11 +46,11 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def host_line() -> str:
-    from ganrobust.attacks.precision import host_facts, resolve_precision
+    from ganrobust.attacks.precision import host_facts
 
     facts = host_facts("cpu")
     return (f"host: torch.backends.cpu.get_cpu_capability() = {facts.cpu_capability}, bf16/fp16 flags: "
-            f"{' '.join(sorted(facts.cpu_flags)) or 'none'}; precision auto -> {resolve_precision('auto').value}")
+            f"{' '.join(sorted(facts.cpu_flags)) or 'none'}; precision auto: timed per model (attacks/precision.py)")
 
 
 def rss() -> int:
@@ -153,29 +153,37 @@ def run_loop(steps: int, *extra: str) -> tuple[float, dict]:
 def whole_process(steps: int, everies: list[int], pairs: int) -> None:
     print(host_line())
     print(f"pytorch/examples DCGAN loop (benchmarks/dcgan_loop.py, 32x32, batch 64, ngf=ndf=32), {steps} steps, "
-          f"1 thread, fresh interpreter per run, {pairs} alternating pairs; the host is shared (7 engineers "
-          f"on 2 cores this round), so read the ratios of interleaved pairs, not the seconds")
+          f"1 thread, fresh interpreter per run, {pairs} rounds of plain / watched / watched overlap=True in "
+          f"rotating order; the host is shared (7 engineers on 2 cores this round), so read the ratios within "
+          f"a round, not the seconds")
     for every in everies:
-        ratios, plain_s, watched_s, identical = [], [], [], True
+        variants = {"plain": [], "watched": ["--watch", "--every", str(every)],
+                    "watched overlap": ["--watch", "--every", str(every), "--overlap"]}
+        seconds: dict[str, list[float]] = {k: [] for k in variants}
+        ratios: dict[str, list[float]] = {k: [] for k in variants if k != "plain"}
+        identical = True
         for i in range(pairs):
-            order = [False, True] if i % 2 == 0 else [True, False]
-            got = {w: run_loop(steps, *(["--watch", "--every", str(every)] if w else [])) for w in order}
-            ratios.append(got[True][0] / got[False][0])
-            plain_s.append(got[False][0])
-            watched_s.append(got[True][0])
-            identical &= got[True][1]["state_sha256"] == got[False][1]["state_sha256"]
+            names = list(variants)[i % 3:] + list(variants)[:i % 3]
+            got = {name: run_loop(steps, *variants[name]) for name in names}
+            for name in variants:
+                seconds[name].append(got[name][0])
+            for name in ratios:
+                ratios[name].append(got[name][0] / got["plain"][0])
+            identical &= len({got[name][1]["state_sha256"] for name in variants}) == 1
+        med_plain = statistics.median(seconds["plain"])
+        print(f"\nevery={every}: plain {med_plain:.2f} s median; training bit-identical in every run: {identical}")
+        for name, r in ratios.items():
+            print(f"  {name:16s} {statistics.median(seconds[name]):7.2f} s, vs plain median {statistics.median(r):.3f}x "
+                  f"(rounds: {', '.join(f'{x:.3f}' for x in r)})  [cpu capability "
+                  f"{torch.backends.cpu.get_cpu_capability()}]")
         _, prof = run_loop(steps, "--watch", "--every", str(every), "--profile")
         measured = max(1, prof["measured_steps"])
         per = prof["profile"]
-        med_plain = statistics.median(plain_s)
-        print(f"\nevery={every}: watched/plain wall time median {statistics.median(ratios):.3f}x "
-              f"(pairs: {', '.join(f'{r:.3f}' for r in ratios)}); plain {med_plain:.2f} s, watched "
-              f"{statistics.median(watched_s):.2f} s; training bit-identical: {identical}; "
-              f"cpu capability {prof['cpu_capability']}")
-        print(f"  profiled watched run: import ganrobust {prof['import_ganrobust_s'] * 1e3:.0f} ms, hook total "
-              f"{per['hook total']:.2f} s over {prof['measured_steps']} measured steps; per measured step (ms):")
+        print(f"  profiled watched run (synchronous): import ganrobust {prof['import_ganrobust_s'] * 1e3:.0f} ms, "
+              f"hook total {per['hook total']:.2f} s over {prof['measured_steps']} measured steps "
+              f"({per['min-norm calls']} with min-norm); per measured step (ms):")
         print("  " + ", ".join(f"{k} {per.get(k, 0.0) / measured * 1e3:.1f}" for k in PARTS)
-              + f"; plain training step {med_plain / steps * 1e3:.1f} ms (whole process / steps)")
+              + f"; whole-process plain time per training step {med_plain / steps * 1e3:.1f} ms")
 
 
 def _time(fn, n: int) -> float:

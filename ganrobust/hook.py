@@ -395,6 +395,9 @@ class Watcher:
         if step % cfg.snapshot_every == 0 or cfg.persist_measured:
             record.snapshots = self._persist(step, local["snapshot"], current.get("theta"), current.get("theta_next"))
         record.seconds = time.perf_counter() - started
+        if self._measured == 1 and cfg.precision == "auto":  # the timing that chose it, on this D and batch
+            self.writer.write_manifest(precision=precision_record(cfg.precision, current["x"].device,
+                                                                  scorer=self.scorer, x=current["x"]))
         self.writer.append(record)
         if self._tb is not None:
             for metric in metrics.view("tensorboard"):

@@ -234,7 +234,7 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
             conditions["by_class"] = by_class(update.samples, call.classes)
     return {
         **conditions,
-        "precision": precision_record(cfg.precision, x.device),
+        "precision": precision_record(cfg.precision, x.device, scorer=scorer, x=x),
         "robust_d": robust_d,
         "summary": {**{key: update.summary[key] for key in metrics.keys("summary")},
                     "n": update.summary["n"], "n_fake": update.summary["n_fake"], "tau": scorer.tau},
