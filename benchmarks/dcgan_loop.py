@@ -91,8 +91,13 @@ def main() -> None:
     parser.add_argument("--overlap", action="store_true", help="watch option overlap=True (the measurement thread)")
     parser.add_argument("--profile", action="store_true", help="time the hook by part (adds overhead)")
     parser.add_argument("--run-dir", default=None)
+    parser.add_argument("--deterministic", action="store_true",
+                        help="deterministic kernels (cuDNN), so that two plain runs on a GPU are bit-identical too")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.deterministic:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+        torch.use_deterministic_algorithms(True, warn_only=True)
     device = torch.device(args.device)
     torch.manual_seed(0)
     data = synthetic_images(4096, torch.Generator().manual_seed(1)).to(device)
