@@ -30,6 +30,7 @@ class HookProfile:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
         self.calls: dict[str, int] = defaultdict(int)
+        self._originals: list[tuple[Any, str, Any]] = []
         self._wrap(hook.Watcher, "_on_pre", "hook total")
         self._wrap(hook.Watcher, "_on_post", "hook total")
         self._wrap(hook.Watcher, "__init__", "hook total")
@@ -44,10 +45,10 @@ class HookProfile:
         for name in ("__init__", "append", "save_probes", "save_snapshots", "write_checkpoint", "save_samples",
                      "close", "write_manifest"):
             self._wrap(RunWriter, name, "writing")
-        self.watchers: list[Any] = []
 
     def _wrap(self, owner: Any, name: str, part: str) -> None:
         original: Callable[..., Any] = getattr(owner, name)
+        self._originals.append((owner, name, vars(owner).get(name)))  # None: inherited
 
         @functools.wraps(original)
         def timed(*args: Any, **kwargs: Any) -> Any:
@@ -59,6 +60,15 @@ class HookProfile:
                 self.calls[part] += 1
 
         setattr(owner, name, timed)
+
+    def uninstall(self) -> None:
+        """Put every wrapped function back (a later profile then times afresh)."""
+        for owner, name, original in reversed(self._originals):
+            if original is None:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, original)
+        self._originals = []
 
     def report(self) -> dict[str, float]:
         """Seconds by part over the whole run; ``scoring`` is measure_update less its attacks."""
