@@ -170,6 +170,9 @@ def whole_process(steps: int, everies: list[int], pairs: int) -> None:
             for name in ratios:
                 ratios[name].append(got[name][0] / got["plain"][0])
             identical &= len({got[name][1]["state_sha256"] for name in variants}) == 1
+            print(f"  round {i + 1} ({' / '.join(names)}): " + ", ".join(
+                f"{name} {got[name][0]:.2f} s" for name in variants) + ", ratios " + ", ".join(
+                f"{name} {ratios[name][-1]:.3f}x" for name in ratios) + f", bit-identical {identical}", flush=True)
         med_plain = statistics.median(seconds["plain"])
         print(f"\nevery={every}: plain {med_plain:.2f} s median; training bit-identical in every run: {identical}")
         for name, r in ratios.items():
