@@ -487,10 +487,11 @@ class Watcher:
     def _persist(self, step: int, snapshot: list[torch.Tensor], theta: list[torch.Tensor] | None = None,
                  theta_next: list[torch.Tensor] | None = None) -> dict[str, str]:
         """Write D and G before/after of ``step`` (the run store records their SHA-256)."""
+        theta = self._theta if theta is None else theta
+        theta_next = self._g_view.tensors if theta_next is None else theta_next
         return self.writer.save_snapshots(step, {"D": (self._d_view.names, snapshot),
-                                                 "G_before": (self._g_view.names, self._theta if theta is None else theta),
-                                                 "G_after": (self._g_view.names,
-                                                             self._g_view.tensors if theta_next is None else theta_next)})
+                                                 "G_before": (self._g_view.names, theta),
+                                                 "G_after": (self._g_view.names, theta_next)})
 
     # -- overlap=True: the measurement thread ------------------------------------------
     def _submit(self, current: dict[str, Any]) -> None:
