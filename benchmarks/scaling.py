@@ -89,6 +89,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--probes", type=int, nargs="+", default=None)
+    parser.add_argument("--models", nargs="+", default=list(MODELS), help=f"a subset of {list(MODELS)}")
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.set_num_threads(os.cpu_count() or 1)
@@ -103,7 +104,8 @@ def main() -> None:
           f"snapshot (measure_update with min-norm, and the 8-eps linf curve); hook: every=1, watch defaults, "
           f"{hook_steps} steps; a shared host: read how times grow, not their absolute values")
     print(f"\n{'model':26s} {'D params':>9s} {'probes':>6s} {'audit s':>8s} {'sweep s/snap':>12s} {'hook s/meas.':>12s}")
-    for name, (size, ngf, ndf) in MODELS.items():
+    for name in args.models:
+        size, ngf, ndf = MODELS[name]
         for n in probes:
             G, D = build(size, ngf, ndf, device)
             params = sum(p.numel() for p in D.parameters())

@@ -81,3 +81,17 @@ def test_the_record_carries_the_timing_that_chose(tmp_path, monkeypatch, linear_
     assert record["used"] == "bf16" and record["timing"]["seconds"] == {"fp32": 2.0, "bf16": 1.0}
     assert record["timing"]["margin"] == P.SPEEDUP_MARGIN
     assert P.precision_record("fp32")["used"] == "fp32" and "timing" not in P.precision_record("fp32")
+
+
+def test_a_watched_run_records_the_timing_that_chose_auto(tmp_path, monkeypatch) -> None:
+    from ganrobust.config import TrainConfig, WatchConfig
+    from ganrobust.runs import read_run
+    from ganrobust.train import train
+
+    monkeypatch.setenv(P.CACHE_ENV, str(tmp_path / "cache"))
+    cfg = TrainConfig(steps=2, batch=8, nz=8, ngf=4, ndf=4, n_data=64)
+    train(cfg, run_dir=tmp_path / "run", watch_config=WatchConfig(every=2, n_probes=8, min_norm_probes=2,
+                                                                  efficiency_steps=1, precision="auto"))
+    recorded = read_run(tmp_path / "run").manifest["precision"]
+    assert recorded["requested"] == "auto" and recorded["timing"] is not None
+    assert recorded["used"] == recorded["timing"]["chosen"] == choose_from_timing(recorded["timing"]["seconds"]).value
