@@ -158,7 +158,7 @@ class Attack:
         # clean scores and the final verification use the user's scorer in float32, so
         # success is defined by their D exactly whatever the search ran in
         native = self.backend == "native"
-        precision = resolve_precision(self.precision, x.device) if native else Precision.FP32
+        precision = resolve_precision(self.precision, x.device, scorer=scorer, x=x) if native else Precision.FP32
         work, x_work = scorer.for_attack(x, precision=precision) if native else (scorer, x)
         x_adv, iterations, result_diagnostics = self.run(
             work, x_work, eps_data, direction, skip, generator, seed)

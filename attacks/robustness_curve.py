@@ -107,7 +107,7 @@ def robustness_curve(
         s_clean = scorer(x)
     crossed = direction.crossed(s_clean, tau)
     user, x_user = scorer, x
-    used = resolve_precision(precision, x.device)
+    used = resolve_precision(precision, x.device, scorer=scorer, x=x)
     scorer, x = scorer.for_attack(x, precision=used)  # search on a frozen (channels-last) copy
     active = ~crossed
     tau = scorer.tau

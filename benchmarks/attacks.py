@@ -15,6 +15,10 @@ and bf16 flags: on a host without native bf16 the bf16 rows are emulated and slo
 
     python benchmarks/attacks.py            # full workload (~6 minutes on 2 cores)
     python benchmarks/attacks.py --quick    # smaller batch, fewer repeats
+    python benchmarks/attacks.py --quick --device cuda   # the same on a GPU, fp16 rows added
+
+``--device`` runs every row on that device through the same code (benchmarks/gpu_check.sh
+passes ``cuda``); on CPU it is the default.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from ganrobust import Direction, Scorer  # noqa: E402
 from ganrobust.attacks import PGD, FoolboxAttack, MinNorm, TorchattacksAttack, robustness_curve  # noqa: E402
-from ganrobust.attacks.precision import host_facts, resolve_precision  # noqa: E402
+from ganrobust.attacks.precision import host_facts  # noqa: E402
 from ganrobust.attacks.foolbox_backend import import_foolbox  # noqa: E402
 from ganrobust.attacks.two_logit import TwoLogit  # noqa: E402
 from ganrobust.models import DCGANDiscriminator, init_dcgan_weights  # noqa: E402
@@ -40,40 +44,41 @@ from ganrobust.models import DCGANDiscriminator, init_dcgan_weights  # noqa: E40
 
 def host_line() -> str:
     """The facts every figure is read against: capability, bf16/fp16 flags, what auto picks."""
-    facts = host_facts("cpu")
+    facts = host_facts(DEVICE)
+    gpu = f"; device {torch.cuda.get_device_name(DEVICE)}" if DEVICE.type == "cuda" else ""
     return (f"host: torch.backends.cpu.get_cpu_capability() = {facts.cpu_capability}, bf16/fp16 flags: "
-            f"{' '.join(sorted(facts.cpu_flags)) or 'none'}; precision auto -> {resolve_precision('auto').value}")
+            f"{' '.join(sorted(facts.cpu_flags)) or 'none'}{gpu}; precision auto: timed per model (attacks/precision.py)")
 
 
-def agreement(scorer: Scorer, x: torch.Tensor, options: dict, label: str, seeds: int = 3) -> None:
-    """PGD-10 linf success and median eps* with a bf16 search against a float32 search."""
-    print(f"\nagreement on {label} ({x.shape[0]} samples, bf16 search vs fp32 search, verdicts in float32) "
+def agreement(scorer: Scorer, x: torch.Tensor, options: dict, label: str, seeds: int = 3, low: str = "bf16") -> None:
+    """PGD-10 linf success and median eps* with a reduced-precision (``low``) search against float32."""
+    print(f"\nagreement on {label} ({x.shape[0]} samples, {low} search vs fp32 search, verdicts in float32) "
           f"[{host_line()}]")
     for eps in (2 / 255, 4 / 255, 8 / 255):
         diffs = []
         for seed in range(seeds):
             r32 = PGD(norm="linf", precision="fp32", **options)(scorer, x, eps=eps, seed=seed).success_rate.value
-            r16 = PGD(norm="linf", precision="bf16", **options)(scorer, x, eps=eps, seed=seed).success_rate.value
+            r16 = PGD(norm="linf", precision=low, **options)(scorer, x, eps=eps, seed=seed).success_rate.value
             diffs.append(100 * (r16 - r32))
-        print(f"  PGD-10 linf eps {eps * 255:.0f}/255: success fp32 {r32:.3f}, bf16 {r16:.3f} (last seed); "
-              f"bf16 - fp32 over {seeds} seeds: {', '.join(f'{d:+.1f}' for d in diffs)} points (target within 1)")
+        print(f"  PGD-10 linf eps {eps * 255:.0f}/255: success fp32 {r32:.3f}, {low} {r16:.3f} (last seed); "
+              f"{low} - fp32 over {seeds} seeds: {', '.join(f'{d:+.1f}' for d in diffs)} points (target within 1)")
     n = min(64, x.shape[0])
     m32 = MinNorm(norm="linf", bisection_steps=6, precision="fp32")(scorer, x[:n])
-    m16 = MinNorm(norm="linf", bisection_steps=6, precision="bf16")(scorer, x[:n])
+    m16 = MinNorm(norm="linf", bisection_steps=6, precision=low)(scorer, x[:n])
     med32 = float(m32.norms_fraction[m32.attacked].median())
     med16 = float(m16.norms_fraction[m16.attacked].median())
     print(f"  minimum-norm linf (DeepFool + 6 bisections) on {n}: median eps* fp32 {med32 * 255:.4f}/255, "
           f"bf16 {med16 * 255:.4f}/255: {100 * (med16 / med32 - 1):+.2f}% (target within 2%)")
     grid = [k / 255 for k in range(1, 9)]
     c32 = robustness_curve(scorer, x, grid, norm="linf", precision="fp32")
-    c16 = robustness_curve(scorer, x, grid, norm="linf", precision="bf16")
+    c16 = robustness_curve(scorer, x, grid, norm="linf", precision=low)
     e32, e16 = c32.median_eps_star.value, c16.median_eps_star.value
     worst = max(abs(a.value - b.value) for a, b in zip(c32.success, c16.success))
     print(f"  robustness curve linf, 8 eps: median eps* fp32 {e32 * 255:.4f}/255, bf16 {e16 * 255:.4f}/255: "
           f"{100 * (e16 / e32 - 1):+.2f}% (target within 2%); largest success difference {100 * worst:.1f} points")
 
 
-def sample_d(steps: int) -> tuple[Scorer, torch.Tensor]:
+def sample_d(steps: int, device: str = "cpu") -> tuple[Scorer, torch.Tensor]:
     """The D and generated samples of the committed sample report (ganrobust demo, seed 0),
     scored as the demo scores it (batch statistics)."""
     from ganrobust.measure.replay import generate
@@ -81,24 +86,31 @@ def sample_d(steps: int) -> tuple[Scorer, torch.Tensor]:
     from ganrobust.config import TrainConfig
     from ganrobust.train import train
 
-    cfg = TrainConfig(steps=steps, seed=0)
+    cfg = TrainConfig(steps=steps, seed=0, device=device)
     result = train(cfg)
-    z = torch.randn((256, cfg.nz, 1, 1), generator=torch.Generator().manual_seed(0))
+    z = torch.randn((256, cfg.nz, 1, 1), generator=torch.Generator().manual_seed(0)).to(device)
     x = generate(result.G, z, BatchNormMode.BATCH).detach()
     return Scorer(result.D, bn="batch"), x
 
 
+DEVICE = torch.device("cpu")
+
+
 def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
     """Best float32 GFLOP/s of an n x n matmul on this machine, now."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    a, b = torch.randn(n, n, device=DEVICE), torch.randn(n, n, device=DEVICE)
     a @ b
     best = min(_timed(lambda: a @ b) for _ in range(repeats))
     return 2 * n**3 / best / 1e9
 
 
 def _timed(fn: Callable[[], object]) -> float:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
     start = time.perf_counter()
     fn()
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
     return time.perf_counter() - start
 
 
@@ -124,7 +136,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="batch 64, 2 repeats")
     parser.add_argument("--sample-steps", type=int, default=600,
                         help="train the sample report's D for the agreement check (0 skips it)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (benchmarks/gpu_check.sh)")
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = torch.device(args.device)
     if args.quick:
         args.batch, args.repeats = 64, 2
     torch.set_num_threads(os.cpu_count() or 1)
@@ -136,8 +151,8 @@ def main() -> None:
     with torch.no_grad():  # BatchNorm statistics that are not the identity
         for _ in range(4):
             d(torch.rand(64, 3, 32, 32) * 2 - 1)
-    d.eval()
-    x = torch.rand(args.batch, 3, 32, 32) * 2 - 1
+    d.eval().to(DEVICE)
+    x = (torch.rand(args.batch, 3, 32, 32) * 2 - 1).to(DEVICE)
     scorer = Scorer(d)
     scorer = scorer.with_tau(scorer.score(x).median().item())  # half the batch is "fake"
     eps, steps = 8 / 255, args.steps
@@ -147,7 +162,7 @@ def main() -> None:
     import torchattacks as ta
 
     u = (x + 1) / 2
-    labels = torch.zeros(args.batch, dtype=torch.long)
+    labels = torch.zeros(args.batch, dtype=torch.long, device=DEVICE)
 
     def raw_torchattacks() -> None:  # what a torchattacks user would run on the module as given
         with scorer.session():
@@ -176,6 +191,9 @@ def main() -> None:
     runs["8 separate PGD runs"] = lambda: [PGD(norm="linf", **fp32)(scorer, x, eps=e) for e in grid]
     runs["min-norm linf (64)"] = lambda: MinNorm(norm="linf", bisection_steps=6, precision="fp32")(scorer, x[:64])
     runs["min-norm linf (64), bf16"] = lambda: MinNorm(norm="linf", bisection_steps=6, precision="bf16")(scorer, x[:64])
+    if DEVICE.type == "cuda":  # fp16 is a CUDA precision (tensor cores); on CPU it is emulated
+        fp16 = {**options, "precision": "fp16"}
+        runs["native PGD fp16 (full length)"] = lambda: PGD(norm="linf", early_stop=False, **fp16)(scorer, x, eps=eps)
 
     fwd_flops, step = step_flops(scorer, x)
     for fn in runs.values():  # warm-up: oneDNN primitive caches, lazy imports
@@ -218,6 +236,11 @@ def main() -> None:
     print(f"8-eps curve bf16 vs fp32: {curve_t / med['robustness curve, 8 eps, bf16']:.2f}x faster; "
           f"min-norm bf16 vs fp32: {med['min-norm linf (64)'] / med['min-norm linf (64), bf16']:.2f}x faster")
 
+    if DEVICE.type == "cuda":
+        half = med["native PGD fp16 (full length)"]
+        print(f"fp16 PGD (full length) vs fp32 native: {native / half:.2f}x; vs torchattacks / foolbox (raw): "
+              f"{med['torchattacks PGD (raw)'] / half:.2f}x / {med['foolbox LinfPGD (raw)'] / half:.2f}x")
+
     curve = robustness_curve(scorer, x, grid, norm="linf", precision="fp32")
     per_eps = [PGD(norm="linf", **fp32)(scorer, x, eps=e).success_rate.value for e in grid]
     print("\neps*255  curve   per-eps PGD-10  difference (points)")
@@ -226,11 +249,14 @@ def main() -> None:
     worst = max(abs(c.value - p) for c, p in zip(curve.success, per_eps))
     print(f"largest disagreement: {100 * worst:.1f} points (target <= 2)")
 
-    agreement(scorer, x, options, f"the benchmark workload (random DCGAN-32 D, ndf {args.ndf})")
+    lows = ("bf16", "fp16") if DEVICE.type == "cuda" else ("bf16",)
+    for low in lows:
+        agreement(scorer, x, options, f"the benchmark workload (random DCGAN-32 D, ndf {args.ndf})", low=low)
     if args.sample_steps:
-        sample_scorer, xs = sample_d(args.sample_steps)
-        agreement(sample_scorer, xs, options,
-                  f"the sample report's D (demo: {args.sample_steps} steps, seed 0, bn=batch, G samples fake->real)")
+        sample_scorer, xs = sample_d(args.sample_steps, args.device)
+        for low in lows:
+            agreement(sample_scorer, xs, options, f"the sample report's D (demo: {args.sample_steps} steps, seed 0, "
+                      f"bn=batch, G samples fake->real)", low=low)
 
 
 if __name__ == "__main__":

@@ -66,6 +66,7 @@ class WatchConfig:
     ring_size: int = 4               # D snapshots kept in memory
     snapshot_every: int = 100        # persist D (and G before/after) every N generator steps
     persist_measured: bool = False   # also persist snapshots at every measured step
+    overlap: bool = False            # measure on a background thread while training goes on (same records)
     kind: ScoreKind = ScoreKind.LOGIT
     tau: float | None = None
     bounds: tuple[float, float] = (-1.0, 1.0)

@@ -46,6 +46,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook, register_op
 from ganrobust import metrics
 from ganrobust.attacks.minimum_norm import MinimumNormAttack
 from ganrobust.attacks.precision import precision_record
+from ganrobust.background import MeasurementThread
 from ganrobust.capture import ForwardCapture
 from ganrobust.config import WatchConfig
 from ganrobust.conventions import BatchNormMode, ScoreKind
@@ -149,6 +150,8 @@ class Watcher:
         self._current: dict[str, Any] | None = None
         self._pending: dict[str, Any] | None = None
         self.Z: torch.Tensor | None = None
+        # overlap=True: measurements run on a background thread, in step order (one process only)
+        self._worker = MeasurementThread() if config.overlap and not self.ctx.sharded else None
 
         if self.writes:
             self._recipes = {"generator": describe(self.G, generator_kwargs),
@@ -272,6 +275,8 @@ class Watcher:
         for handle in self._handles:
             handle.remove()
         self._handles = []
+        if self._worker is not None:
+            self._worker.close()  # every submitted measurement written first
         self._sync("G", "D")  # every rank: the checkpoint's full state (FSDP2)
         if self.writer is None:  # not rank 0
             return
@@ -338,7 +343,10 @@ class Watcher:
             # (a G step with D unchanged since, such as StyleGAN's Greg after Gmain, leaves it waiting)
             pending, self._pending = self._pending, None
             with self._guarded("persistence"):
-                self._resolve_persists(pending, snapshot)
+                if self._worker is not None:
+                    self._submit_persists(pending, snapshot)
+                else:
+                    self._resolve_persists(pending, snapshot)
         self._d_steps_before, self.d_steps_since = self.d_steps_since, 0
         if not self._is_measured(step) or snapshot is None:
             return
@@ -412,7 +420,10 @@ class Watcher:
         # sharded, every rank enters the measurement's gather at a measured step, with or without
         # its own part (a rank whose snapshot failed brings the failure): none is left waiting
         with self._guarded("measurement"):
-            self._measure(current)
+            if self._worker is not None and current is not None:
+                self._submit(current)
+            else:
+                self._measure(current)
 
     # -- measuring -----------------------------------------------------------------
     def _is_measured(self, step: int) -> bool:
@@ -446,7 +457,11 @@ class Watcher:
             error = f"{type(err).__name__}: {err}"
         parts = self.ctx.gather(None if local is None else local["shipped"], error=error)
         assert local is not None and current is not None  # else gather raised RankFailed on every rank
-        self._pending = {"step": step, "x_next": local["x_next"], "rows": local["rows"], "flip": local["flip"]}
+        done = {"step": step, "x_next": local["x_next"], "rows": local["rows"], "flip": local["flip"]}
+        if "pending" in current:  # on the measurement thread: the entry the hook already holds gets the flips
+            current["pending"].update(done)
+        else:
+            self._pending = done
         self._measured += 1
         if parts is None:  # not rank 0
             return
@@ -456,7 +471,7 @@ class Watcher:
         labels = self.call.labels(self.C)
         if labels is not None:  # every metric is per (z, c) probe: rates by class too
             probe_samples["label"] = labels.cpu().numpy()
-        record = StepRecord(step=step, d_steps=self._d_steps_before, tau=local["tau"], probe=probe_summary,
+        record = StepRecord(step=step, d_steps=current.get("d_steps", self._d_steps_before), tau=local["tau"], probe=probe_summary,
                             samples={"probe": self.writer.save_samples(step, "probe", probe_samples)},
                             phase=current["phase"])
         record.extra["bn"] = self.scorer.bn.value  # how D's BatchNorm scored this step (observed under 'auto')
@@ -473,8 +488,11 @@ class Watcher:
             record.train = summarize(train_samples, width=width)
             record.samples["train"] = self.writer.save_samples(step, "train", train_samples)
         if step % cfg.snapshot_every == 0 or cfg.persist_measured:
-            record.snapshots = self._persist(step, local["snapshot"])
+            record.snapshots = self._persist(step, local["snapshot"], current.get("theta"), current.get("theta_next"))
         record.seconds = time.perf_counter() - started
+        if self._measured == 1 and cfg.precision == "auto":  # the timing that chose it, on this D and batch
+            self.writer.write_manifest(precision=precision_record(cfg.precision, current["x"].device,
+                                                                  scorer=self.scorer, x=current["x"]))
         self.writer.append(record)
         if "batch_coupling" not in self.writer.manifest and self.scorer.coupling is not None:
             self.writer.write_manifest(batch_coupling=self.scorer.coupling_record())  # measured once, on the probes
@@ -491,8 +509,8 @@ class Watcher:
         keyed by the probe's row, so the merged result does not depend on the number of ranks."""
         cfg, step = self.config, current["step"]
         after = self._g_view.tensors if self._theta_next is None else self._theta_next
-        x_next = self._generate(after, self.Z, self.C)  # θ', after the step
-        snapshot = self._ring.get(step)
+        x_next = current["x_next"] if "x_next" in current else self._generate(after, self.Z, self.C)  # θ', after the step
+        snapshot = current["snapshot"] if "snapshot" in current else self._ring.get(step)
         self._shadow_d_view.load(snapshot)
         scorer = self.scorer
         if cfg.kind is ScoreKind.CRITIC and cfg.tau is None:
@@ -521,7 +539,8 @@ class Watcher:
         if current["train"] is not None and (self.ctx.is_main or not self._fsdp):
             with self._train_guarded() as failed:
                 z_train, c_train, x_train = current["train"]
-                x_train_next = self._generate(after, z_train, c_train)
+                x_train_next = (current["x_train_next"] if "x_train_next" in current
+                                else self._generate(after, z_train, c_train))
                 seed = cfg.seed + step if self.ctx.is_main else item_seed(cfg.seed + step, self.ctx.rank)
                 train = measure_update(scorer.conditioned(c_train, self.call) if self.call.binds else scorer,
                                        x_train, x_train_next, eps=cfg.eps, eps_l2=cfg.eps_l2,
@@ -532,8 +551,10 @@ class Watcher:
         return {"shipped": shipped, "x_next": x_next, "rows": rows, "flip": flip, "tau": scorer.tau,
                 "snapshot": snapshot}
 
-    def _resolve_persists(self, pending: dict[str, Any], snapshot: list[torch.Tensor] | None) -> None:
-        if self.d_steps_since == 0:  # D did not move: nothing to learn about persistence (same on every rank)
+    def _resolve_persists(self, pending: dict[str, Any], snapshot: list[torch.Tensor] | None,
+                          d_steps: int | None = None) -> None:
+        d_steps = self.d_steps_since if d_steps is None else d_steps
+        if d_steps == 0:  # D did not move: nothing to learn about persistence (same on every rank)
             return
         local: tuple[np.ndarray, np.ndarray] | None = None
         error: str | None = None
@@ -564,14 +585,57 @@ class Watcher:
         s_later = np.concatenate([p[0] for p in parts])
         flip = np.concatenate([p[1] for p in parts])
         tau = parts[0][2]  # the same on every rank: calibrated on the whole probe batch
-        self.writer.append(PersistsRecord(step=pending["step"], d_steps=self.d_steps_since, tau=tau,
+        self.writer.append(PersistsRecord(step=pending["step"], d_steps=d_steps, tau=tau,
                                           persists=persistence(s_later, flip, tau)))
 
-    def _persist(self, step: int, snapshot: list[torch.Tensor]) -> dict[str, str]:
+    def _persist(self, step: int, snapshot: list[torch.Tensor], theta: list[torch.Tensor] | None = None,
+                 theta_next: list[torch.Tensor] | None = None) -> dict[str, str]:
         """Write D and G before/after of ``step`` (the run store records their SHA-256)."""
+        theta = self._theta if theta is None else theta
+        theta_next = self._g_view.tensors if theta_next is None else theta_next
         return self.writer.save_snapshots(step, {"D": (self._d_view.names, snapshot),
-                                                 "G_before": (self._g_view.names, self._theta),
-                                                 "G_after": (self._g_view.names, self._g_view.tensors)})
+                                                 "G_before": (self._g_view.names, theta),
+                                                 "G_after": (self._g_view.names, theta_next)})
+
+    # -- overlap=True: the measurement thread ------------------------------------------
+    def _submit(self, current: dict[str, Any]) -> None:
+        """What reads the live models happens now, on the training thread: G_θ'(Z) (and the training
+        batch's), copies of D_t and, when they are persisted, of θ and θ'. The rest of the measurement
+        runs on the measurement thread (ganrobust.background) while training goes on."""
+        cfg, step = self.config, current["step"]
+        current["x_next"] = self._generate(self._g_view.tensors, self.Z, self.C)
+        if current["train"] is not None:
+            with self._train_guarded() as failed:
+                z_train, c_train, _ = current["train"]
+                current["x_train_next"] = self._generate(self._g_view.tensors, z_train, c_train)
+            if failed:
+                current["train"], current["train_error"] = None, failed[0]
+        current["snapshot"] = [t.clone() for t in self._ring.get(step)]
+        if step % cfg.snapshot_every == 0 or cfg.persist_measured:
+            current["theta"] = [t.clone() for t in self._theta]
+            current["theta_next"] = [t.clone() for t in self._g_view.tensors]
+        current["d_steps"] = self._d_steps_before
+        current["pending"] = self._pending = {"step": step}  # the flips arrive with the measurement
+
+        def job() -> None:
+            with self._guarded("measurement"):
+                self._measure(current)
+
+        self._worker.submit(job)  # type: ignore[union-attr]
+
+    def _submit_persists(self, pending: dict[str, Any], snapshot: list[torch.Tensor] | None) -> None:
+        """D_{t+1}(x') on the measurement thread, after step t's measurement (which sets the flips)."""
+        if self.d_steps_since == 0:
+            return
+        d_steps, copy = self.d_steps_since, None if snapshot is None else [t.clone() for t in snapshot]
+
+        def job() -> None:
+            if "flip" not in pending:  # step t's measurement failed (recorded): nothing to resolve
+                return
+            with self._guarded("persistence"):
+                self._resolve_persists(pending, copy, d_steps)
+
+        self._worker.submit(job)  # type: ignore[union-attr]
 
     def _write_checkpoint(self) -> None:
         """``checkpoint.pt`` (weights_only-loadable, G's optimizer class recorded) and its SHA-256."""

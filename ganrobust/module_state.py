@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from typing import Iterator
 
 import torch
@@ -46,9 +47,23 @@ def observed_bn(module: nn.Module) -> BatchNormMode:
     return BatchNormMode.EVAL
 
 
+_THREAD = threading.local()
+
+
+def measurement_thread() -> None:
+    """Mark the calling thread as ganrobust's measurement thread (``watch(..., overlap=True)``):
+    there :func:`preserved_rng` does not fork. The global RNG is the process's, and restoring it
+    from another thread would rewind the training loop's draws; the measurement draws only from
+    its own seeded generators, so it needs no fork."""
+    _THREAD.no_fork = True
+
+
 @contextlib.contextmanager
 def preserved_rng(device: torch.device | None = None) -> Iterator[None]:
     """Fork the global torch RNG (CPU, and the CUDA device when given) for the block."""
+    if getattr(_THREAD, "no_fork", False):
+        yield
+        return
     devices = [device] if device is not None and device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices, enabled=True):
         yield

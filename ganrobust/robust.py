@@ -104,7 +104,7 @@ class RobustDLoss:
         if n == 0:
             return x.detach()
         scorer = Scorer(D, bounds=self._bounds, bn=BatchNormMode.BATCH).conditioned(c, self.call)
-        scorer.autocast = resolve_precision(self.precision, x.device).dtype  # the search only
+        scorer.autocast = resolve_precision(self.precision, x.device, scorer=scorer, x=x).dtype  # the search only
         gen = torch.Generator(device=x.device).manual_seed(self.seed * 1_000_003 + self._calls)
         fgsm = self.method == "fgsm-rs"
         steps = 1 if fgsm else self.steps

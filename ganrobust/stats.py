@@ -30,7 +30,6 @@ from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 import numpy as np
-from scipy import stats as _sp
 
 _Z95 = 1.959963984540054  # two-sided 95% normal quantile
 
@@ -173,8 +172,10 @@ def median_ranks(n: int, level: float = 0.95) -> tuple[int, float] | None:
     Returns (k, coverage), or None when even k = 1 falls short (n < MIN_N).
     """
     best = None
+    below, term = 0, 1  # Σ_{i<k} C(n, i) and C(n, k−1), in integers: exact, no scipy (issue 22)
     for k in range(1, n // 2 + 1):
-        coverage = 1.0 - 2.0 * float(_sp.binom.cdf(k - 1, n, 0.5))
+        below, term = below + term, term * (n - k + 1) // k
+        coverage = 1.0 - 2.0 * (below / 2 ** n)  # 1 − 2·P(Binomial(n, 1/2) <= k − 1)
         if coverage < level:
             break
         best = (k, coverage)
@@ -217,6 +218,8 @@ def mean_ci(values: Sequence[float] | np.ndarray, *, min_n: int = MIN_N,
     if arr.max() == arr.min():  # exact: the float std of identical values can be 1e-17 rather than 0
         return Estimate(mean, math.nan, math.nan, n, note=NO_VARIATION)
     s = float(arr.std(ddof=1))
+    from scipy import stats as _sp  # lazy: scipy.stats costs ~0.8 s at import
+
     half = float(_sp.t.ppf(0.975, n - 1)) * s / math.sqrt(n)
     low, high = mean - half, mean + half
     if bounds is not None:
@@ -253,6 +256,8 @@ def welch_difference(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.nd
         return Estimate(d, math.nan, math.nan, min(na, nb), note=NO_VARIATION)
     se = math.sqrt(va + vb)
     df = (va + vb) ** 2 / (va ** 2 / (na - 1) + vb ** 2 / (nb - 1))
+    from scipy import stats as _sp  # lazy: scipy.stats costs ~0.8 s at import
+
     half = float(_sp.t.ppf(0.975, df)) * se
     return Estimate(d, d - half, d + half, min(na, nb))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 import torch
@@ -12,6 +13,8 @@ from torch import nn
 from ganrobust.models import DCGANDiscriminator, MLPDiscriminator, init_dcgan_weights
 
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+# precision="auto" caches its timings here, never in the user's ~/.cache (issue 22)
+os.environ.setdefault("GANROBUST_CACHE_DIR", tempfile.mkdtemp(prefix="ganrobust-cache-"))
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 

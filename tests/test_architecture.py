@@ -42,7 +42,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("adversarial training", ("ganrobust.robust",)),
     ("measurement", ("ganrobust.measure",)),
     ("run store", ("ganrobust.runs",)),
-    ("hook and trainer", ("ganrobust.capture", "ganrobust.hook", "ganrobust.train")),
+    ("hook and trainer", ("ganrobust.capture", "ganrobust.hook", "ganrobust.train", "ganrobust.background")),
     ("reporting", ("ganrobust.report",)),
     ("pipelines", ("ganrobust.pipeline",)),
     ("command line", ("ganrobust.cli",)),

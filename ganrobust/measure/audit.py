@@ -261,7 +261,7 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
     return {
         **conditions,
         **({"real_samples": real_record} if real_record else {}),
-        "precision": precision_record(cfg.precision, x.device),
+        "precision": precision_record(cfg.precision, x.device, scorer=scorer, x=x),
         "batch_coupling": scorer.coupling_record(),  # measured on the probes (ganrobust.model_checks)
         "robust_d": robust_d,
         "summary": {**{key: update.summary[key] for key in metrics.keys("summary")},

@@ -33,6 +33,7 @@ import torch
 
 from ganrobust.attacks.base import _expand
 from ganrobust.attacks.minimum_norm import MinimumNormAttack
+from ganrobust.attacks.precision import resolve_precision
 from ganrobust.attacks.projected_gradient_descent import pgd
 from ganrobust.attacks.random_noise import random_direction
 from ganrobust.conventions import Direction, Norm
@@ -108,7 +109,7 @@ def measure_update(
 
     moved = l2 > 0
     if efficiency_steps > 0 and moved.any():
-        work = scorer.frozen(precision=precision)
+        work = scorer.frozen(precision=resolve_precision(precision, x.device, scorer=scorer, x=x))  # auto: timed
         x_pgd, _, _ = pgd(work, x, l2.clamp_min(1e-12), norm=Norm.L2, direction=F2R, steps=efficiency_steps,
                           rel_stepsize=2.5 / efficiency_steps, random_start=False, early_stop=False,
                           generator=generator, active=moved)
