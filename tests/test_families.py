@@ -193,7 +193,7 @@ def test_every_family_has_one_module_a_name_and_its_update_and_generic_is_last()
 
 
 def test_adding_a_family_is_one_module_and_one_line_in_the_table(tmp_path, monkeypatch) -> None:
-    from ganrobust.models import DCGANDiscriminator, DCGANGenerator
+    from ganrobust.models import MLPDiscriminator, MLPGenerator
 
     class Tagged(Family):  # a codebase whose checkpoint says who wrote it
         name, update = "tagged", Update(g_loss="hinge", lr=1e-3, betas=(0.0, 0.9), why="the tagged codebase's")
@@ -205,7 +205,7 @@ def test_adding_a_family_is_one_module_and_one_line_in_the_table(tmp_path, monke
             return GENERIC.load(found)
 
     monkeypatch.setattr(families, "FAMILIES", (Tagged(), *families.FAMILIES))
-    G, D = DCGANGenerator(nz=8, ngf=8, nc=1, image_size=32), DCGANDiscriminator(ndf=8, nc=1, image_size=32)
+    G, D = MLPGenerator(nz=2, hidden=8, dim=2, depth=1), MLPDiscriminator(dim=2, hidden=8, depth=1)
     torch.save({"written_by": "tagged", "G": G.state_dict(), "D": D.state_dict()}, tmp_path / "c.pt")
     loaded = load_gan(tmp_path / "c.pt")
     assert loaded.family == "tagged" and loaded.update.g_loss == "hinge"
@@ -224,14 +224,14 @@ def _studiogan(tmp_path: Path, code: Path) -> Path:
     (code / "models" / "__init__.py").write_text("")
     (code / "models" / "model.py").write_text(STUDIO_MODEL)
     (code / "configs" / "CIFAR10").mkdir(parents=True)
-    (code / "configs" / "CIFAR10" / "SNGAN.yaml").write_text(json.dumps(
+    (code / "configs" / "CIFAR10" / "SNGAN-tiny.yaml").write_text(json.dumps(
         {"DATA": {"img_size": 8, "num_classes": 3}, "MODEL": {"z_dim": 8}, "LOSS": {"adv_loss": "hinge"}}))
     model = importlib.import_module("models.model")
     torch.manual_seed(0)
-    cfg = importlib.import_module("config").Configurations(str(code / "configs" / "CIFAR10" / "SNGAN.yaml"))
+    cfg = importlib.import_module("config").Configurations(str(code / "configs" / "CIFAR10" / "SNGAN-tiny.yaml"))
     G, _, _, D, *_ = model.load_generator_discriminator(cfg.DATA, cfg.OPTIMIZATION, cfg.MODEL, None, cfg.MODULES,
                                                          cfg.RUN, "cpu", None)
-    ckpt = tmp_path / "checkpoints" / "CIFAR10-SNGAN-train-2026_01_01_00_00_00"
+    ckpt = tmp_path / "checkpoints" / "CIFAR10-SNGAN-tiny-train-2026_01_01_00_00_00"  # framework names have dashes
     ckpt.mkdir(parents=True)
     opt = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999))
     torch.save({"state_dict": G.state_dict(), "optimizer": opt.state_dict()}, ckpt / "model=G-current-weights-step=5.pth")
@@ -245,7 +245,7 @@ def test_studiogan_is_built_from_its_run_config_through_its_own_loader(tmp_path,
     loaded = load_gan(path)
     assert loaded.family == "studiogan" and loaded.update.g_loss == "hinge" and loaded.latent_shape == (8,)
     assert type(loaded.G).__name__ == "Generator" and loaded.optimizer_g is not None
-    assert any("SNGAN.yaml" in note for note in loaded.notes)
+    assert any("SNGAN-tiny.yaml" in note for note in loaded.notes)
     report = _audit([str(path)], tmp_path / "r")
     assert report["source"]["settings"]["g_loss"] == {"value": "hinge", "from": "family"}
     assert report["source"]["settings"]["optimizer"]["from"] == "detected"
@@ -253,7 +253,7 @@ def test_studiogan_is_built_from_its_run_config_through_its_own_loader(tmp_path,
 
 def test_studiogan_without_its_code_or_config_is_one_line(tmp_path, code) -> None:
     path = _studiogan(tmp_path, code)
-    (code / "configs" / "CIFAR10" / "SNGAN.yaml").unlink()
+    (code / "configs" / "CIFAR10" / "SNGAN-tiny.yaml").unlink()
     result = CliRunner().invoke(cli, ["audit", str(path), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "--config" in result.output.strip().splitlines()[-1]
@@ -360,6 +360,17 @@ STYLEGAN = textwrap.dedent('''
         def forward(self, img, c, **kwargs):
             return self.out(img.flatten(1))
 ''')
+
+
+def test_a_bare_file_name_in_the_working_directory_finds_its_partner(tmp_path, monkeypatch) -> None:
+    """`ganrobust audit generator_0.pth` run from the folder holding it: '.' has no folder name to swap."""
+    from ganrobust.models import MLPDiscriminator, MLPGenerator
+
+    torch.save(MLPGenerator(nz=2, hidden=8, dim=2, depth=1).state_dict(), tmp_path / "generator_0.pth")
+    torch.save(MLPDiscriminator(dim=2, hidden=8, depth=1).state_dict(), tmp_path / "discriminator_0.pth")
+    monkeypatch.chdir(tmp_path)
+    loaded = load_gan("generator_0.pth")
+    assert loaded.family == "pytorch-gan" and any("paired generator_0.pth" in note for note in loaded.notes)
 
 
 def test_stylegan_snapshot_replays_its_own_lazy_regularised_adam_unless_told(tmp_path, code) -> None:

@@ -129,8 +129,9 @@ def partner_file(path: Path) -> tuple[Path, Path] | None:
             if not re.search(pattern, name):
                 continue
             # the same folder, or a sibling folder named the same way (torch-mimicry's netG/ and netD/)
+            folder = path.absolute().parent  # a bare file name's folder is '.', which has no name to swap
             for candidate in (path.with_name(re.sub(pattern, other, name)),
-                              path.parent.with_name(re.sub(pattern, other, path.parent.name)) / re.sub(pattern, other, name)):
+                              folder.with_name(re.sub(pattern, other, folder.name)) / re.sub(pattern, other, name)):
                 if candidate != path and candidate.is_file():
                     return (path, candidate) if is_g else (candidate, path)
     return None

@@ -28,6 +28,8 @@ from ganrobust.optimizers import first_line
 from ganrobust.runs.store import CheckpointError
 
 NAME = re.compile(r"^model=(G|D)-(best|current)-weights-step=\d+\.pth$")
+#: main.py's RUN_NAME_FORMAT "{data_name}-{framework}-{phase}-{timestamp}"; framework = the YAML's name
+RUN_NAME = re.compile(r"^(?P<data>[^-]+)-(?P<framework>.+)-train-")
 #: LOSS.adv_loss -> the audit's name of the same generator loss (StudioGAN's utils/losses.py)
 LOSSES = {"vanilla": "ns", "logistic": "ns", "hinge": "hinge", "wasserstein": "wasserstein"}
 
@@ -47,9 +49,9 @@ def _config_file(found: Found) -> Path:
         return Path(given)
     run_name = found.d_raw.get("run_name") if isinstance(found.d_raw, dict) else None
     loader = sys.modules[_import("config:Configurations").__module__]
-    parts = str(run_name or "").split("-")
-    if len(parts) >= 3 and getattr(loader, "__file__", None):
-        candidate = Path(loader.__file__).parent / "configs" / parts[0] / f"{parts[1]}.yaml"
+    named = RUN_NAME.match(str(run_name or ""))  # framework names have dashes of their own (BigGAN-DiffAug)
+    if named and getattr(loader, "__file__", None):
+        candidate = Path(loader.__file__).parent / "configs" / named["data"] / f"{named['framework']}.yaml"
         if candidate.is_file():
             return candidate
     raise CheckpointError(f"{found.where}: StudioGAN builds its networks from the run's YAML config (run {run_name!r}); "
@@ -64,13 +66,18 @@ def _import(spec: str) -> Any:
 
 
 def configurations(path: Path) -> Any:
-    """StudioGAN's config objects for a YAML file, read by StudioGAN's own loader."""
+    """StudioGAN's config objects for a YAML file, read by StudioGAN's own loader. ``RUN`` (filled
+    by main.py's command line) gets the one field the builder reads, ``mixed_precision``, as
+    main.py's default (off: the audit scores in float32)."""
     try:
-        return _import("config:Configurations")(str(path))
+        cfgs = _import("config:Configurations")(str(path))
     except CheckpointError:
         raise
     except Exception as err:
         raise CheckpointError(f"StudioGAN's config.Configurations({path}) failed: {first_line(err)}") from None
+    if not hasattr(cfgs.RUN, "mixed_precision"):
+        cfgs.RUN.mixed_precision = False
+    return cfgs
 
 
 class StudioGAN(Family):
