@@ -331,8 +331,8 @@ def test_class_paths_import_from_the_working_directory_and_acgan_sigmoid_head_is
                      "--head", "0"], tmp_path / "r")
     sys.modules.pop("models", None)
     assert report["source"]["family"] == "pytorch-gan"
-    assert report["source"]["settings"]["kind"] == {"value": "prob", "from": "detected"}
     assert report["update"]["n_fake"] == 16  # D rejects every probe; scored as logits of its probabilities
+    assert report["source"]["settings"]["kind"] == {"value": "prob", "from": "detected"}
     assert report["source"]["settings"]["g_lr"] == {"value": 2e-4, "from": "family"}
 
 
