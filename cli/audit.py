@@ -45,9 +45,12 @@ from ganrobust.errors import InputError
 @click.option("--k-steps", type=int, default=AuditConfig.k_steps, show_default=True, help="Replayed generator steps for Odena's argument 1.")
 @click.option("--g-loss", type=click.Choice(["ns", "bce", "hinge", "wasserstein"]),
               help="G's loss for the replay [default: the loss a `ganrobust train` run recorded "
-                   "(ns; hinge; wgan -> wasserstein), else ns].")
-@click.option("--g-lr", type=float, default=AuditConfig.g_lr, show_default=True, help="Learning rate when the checkpoint has no G optimizer state.")
-@click.option("--g-betas", default=",".join(map(str, AuditConfig.g_betas)), show_default=True, help="Adam betas when the checkpoint has no G optimizer state.")
+                   "(ns; hinge; wgan -> wasserstein), else the family's own (mimicry, StudioGAN, BigGAN: as they "
+                   "train), else ns].")
+@click.option("--g-lr", type=float, default=AuditConfig.g_lr, show_default=True, help="Learning rate when the checkpoint has "
+              "no G optimizer state [default: the family's own (StyleGAN2-ADA: 0.002), else this].")
+@click.option("--g-betas", default=",".join(map(str, AuditConfig.g_betas)), show_default=True, help="Adam betas when the "
+              "checkpoint has no G optimizer state [default: the family's own (StyleGAN2-ADA: 0,0.992), else these].")
 @click.option("--fresh-optimizer", is_flag=True, help="Ignore G's optimizer state in the checkpoint.")
 @click.option("--g-optimizer", help="G's optimizer class in torch.optim (Adam, RMSprop, NAdam, ...) [default: as "
               "the checkpoint recorded, else inferred from its state where unambiguous; Adam for a fresh one].")
@@ -70,6 +73,9 @@ from ganrobust.errors import InputError
               "pkg.module:Class (built with --num-classes); see README, 'Your GAN'.")
 @click.option("--d-augment", is_flag=True, help="StyleGAN2-ADA snapshots: score D behind the snapshot's augment_pipe, "
               "as it trains (random when its p > 0) [default: D on un-augmented images]. The report states which.")
+@click.option("--config", "family_config", type=click.Path(path_type=Path),
+              help="A family's own config file: StudioGAN's YAML [default: found from the run name among StudioGAN's "
+                   "src/configs/].")
 @click.option("--device", default=DEVICE, show_default=True)
 def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path | None, arch: str | None,
           generator_class: str | None, generator_kwargs: str | None, discriminator_class: str | None,
@@ -79,7 +85,7 @@ def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path |
           g_loss: str | None, g_lr: float, g_betas: str, fresh_optimizer: bool, g_optimizer: str | None,
           no_verify: bool, snapshot_selection: str | None, robust_d: int, precision: str,
           num_classes: int | None, d_condition: bool, head: int | None, gan_call_spec: str | None, d_augment: bool,
-          device: str) -> None:
+          family_config: Path | None, device: str) -> None:
     """Audit a GAN checkpoint: replay its next generator update, measure whether it is an
     accidental attack on D, test Odena's three arguments, and sweep D's robustness.
 
@@ -120,13 +126,14 @@ def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path |
                 checkpoint, cfg=cfg, generator=generator,
                 load={"discriminator": discriminator, "arch": arch, "generator_class": generator_class,
                       "generator_kwargs": generator_kwargs, "discriminator_class": discriminator_class,
-                      "discriminator_kwargs": discriminator_kwargs, "trust": trust_checkpoint},
+                      "discriminator_kwargs": discriminator_kwargs, "trust": trust_checkpoint,
+                      "config": str(family_config) if family_config else None},
                 bn=bn, g_bn=g_bn, batch=batch, d_output=d_output, g_loss=g_loss, g_optimizer=g_optimizer, fresh_optimizer=fresh_optimizer,
                 data=data, snapshot_selection=snapshot_selection, robust_d=robust_d, device=device,
                 verify=not no_verify, out=out_dir, command=" ".join(["ganrobust", *sys.argv[1:]]), started=started,
                 note=lambda line: click.echo(f"note: {line}", err=True) if ctx.is_main else None, progress=bar,
                 snapshot_tick=sbar, ctx=ctx, num_classes=num_classes, d_condition=d_condition, head=head,
-                gan_call=gan_call_spec, d_augment=d_augment)
+                gan_call=gan_call_spec, d_augment=d_augment, **_given_update(cfg))
         except BaseException:
             close_progress_bars()  # each bar ends its line where it stopped, before the error is printed
             raise
@@ -176,6 +183,13 @@ def _checked_options(*, checkpoint: Path | None, data: str | None, d_output: str
         optimizer_class(g_optimizer)
     checked_device(device)
     return cfg
+
+
+def _given_update(cfg: AuditConfig) -> dict[str, Any]:
+    """``g_lr``/``g_betas`` when given on the command line (None otherwise: the family's own, else the default)."""
+    ctx = click.get_current_context()
+    given = {key: ctx.get_parameter_source(key) is not click.core.ParameterSource.DEFAULT for key in ("g_lr", "g_betas")}
+    return {"g_lr": cfg.g_lr if given["g_lr"] else None, "g_betas": cfg.g_betas if given["g_betas"] else None}
 
 
 def _fmt(est: dict[str, Any]) -> str:

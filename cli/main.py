@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import click
 
 from ganrobust import __version__
@@ -39,6 +42,15 @@ def cli() -> None:
     Measures how often a generator update is an accidental attack on the discriminator it
     was taken against (Odena 2019, Open Questions about GANs, Problem 7).
     """
+    import_from_cwd()
+
+
+def import_from_cwd() -> None:
+    """Class paths (``--generator-class models:Generator``) import from the working directory, as
+    under ``python -m``: a console script's import path starts at its own bin folder instead."""
+    cwd = os.getcwd()
+    if not any(os.path.abspath(entry or ".") == cwd for entry in sys.path):
+        sys.path.insert(0, cwd)
 
 
 cli.add_command(audit)

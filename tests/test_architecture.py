@@ -41,7 +41,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("attacks", ("ganrobust.attacks",)),
     ("adversarial training", ("ganrobust.robust",)),
     ("measurement", ("ganrobust.measure",)),
-    ("run store", ("ganrobust.runs",)),
+    # the run store, and the GAN families its one loading step dispatches to (each family reads
+    # through the store's reader and builds its networks with runs.architectures)
+    ("run store", ("ganrobust.runs", "ganrobust.families")),
     ("hook and trainer", ("ganrobust.capture", "ganrobust.hook", "ganrobust.train", "ganrobust.background")),
     ("reporting", ("ganrobust.report",)),
     ("pipelines", ("ganrobust.pipeline",)),

@@ -21,7 +21,7 @@ from ganrobust.pipeline.sweep import audit_sharded, parse_selection
 from ganrobust.report.envelope import audit_report
 from ganrobust.runs import CHECKPOINT, read_run
 from ganrobust.runs.checkpoints import LoadedGAN, load_gan
-from ganrobust.runs.settings import configured, describe, resolve_settings, scorer_options_for
+from ganrobust.runs.settings import configured, describe, resolve_settings, scorer_options_for, sigmoid_output
 from ganrobust.runs.store import is_run, persisted_steps
 from ganrobust.errors import InputError
 
@@ -57,7 +57,8 @@ def audit_checkpoint(checkpoint: Path | None, *, cfg: AuditConfig, load: dict[st
                      snapshot_tick: Callable[[int], None] | None = None, ctx: Context | None = None,
                      num_classes: int | None = None, d_condition: bool = True, head: int | None = None,
                      gan_call: str | None = None, d_augment: bool = False, g_bn: str | None = None,
-                     batch: int | None = None) -> Audited | None:
+                     batch: int | None = None, g_lr: float | None = None,
+                     g_betas: tuple[float, float] | None = None) -> Audited | None:
     """Audit ``checkpoint`` (a file or a run directory; ``load`` holds the other arguments of
     :func:`ganrobust.runs.checkpoints.load_gan`). ValueError (CheckpointError) with the fix for
     anything that cannot be audited; ``note`` receives one line per thing the user should know.
@@ -72,15 +73,13 @@ def audit_checkpoint(checkpoint: Path | None, *, cfg: AuditConfig, load: dict[st
     other convention; ``d_augment`` scores a StyleGAN2-ADA D behind its snapshot's augment pipe.
     ``g_bn`` and ``batch`` (G's BatchNorm mode and the replayed step's latent batch) are, like
     ``bn``, as the run recorded unless given (:mod:`ganrobust.runs.settings`).
-    ``data`` may be a folder of images, read at the model's resolution, channels and range."""
+    ``data`` may be a folder of images, read at the model's resolution, channels and range.
+    ``g_lr``/``g_betas`` (a fresh optimizer's; None: the family's own update, else ``cfg``'s)."""
     ctx = ctx or Context()
     folder = data is not None and Path(data).is_dir()
     dataset = None if data is None or folder else load_dataset(data, n=max(cfg.n_probes, 1000), seed=cfg.seed)
     real = None if dataset is None else dataset.x
     loaded = load_gan(checkpoint, generator=generator, d_output=d_output, verify=verify, **load)
-    settings = resolve_settings(loaded, bn=bn, d_output=d_output, g_loss=g_loss, g_optimizer=g_optimizer,
-                                fresh_optimizer=fresh_optimizer, g_bn=g_bn, batch=batch)
-    cfg = configured(cfg, settings, loaded.train_config)
     if d_augment:
         if loaded.augment_pipe is None or loaded.stylegan is None:
             raise InputError("--d-augment needs a StyleGAN2-ADA snapshot with an augment_pipe; this checkpoint has none")
@@ -92,15 +91,26 @@ def audit_checkpoint(checkpoint: Path | None, *, cfg: AuditConfig, load: dict[st
     loaded.D.to(dev)
     if head is not None:
         loaded.score["head"] = head
+    own = loaded.call if gan_call is None else None  # the family's adapter, unless --gan-call names another
     if num_classes is None and gan_call is None and loaded.gan_call:
         call = gan_call_from_record(loaded.gan_call)  # the run's own adapter, rebuilt (custom ones too)
     else:
-        call = gan_call_for(loaded.G, loaded.D, num_classes, d_condition=d_condition, adapter=gan_call)
+        if own is not None and num_classes not in (None, own.classes) and loaded.stylegan is None:
+            raise InputError(f"--num-classes {num_classes} does not fit this {loaded.family} checkpoint, whose "
+                             f"networks have {own.classes} classes; drop --num-classes")
+        call = own if own is not None and num_classes in (None, own.classes) else \
+            gan_call_for(loaded.G, loaded.D, num_classes, d_condition=d_condition, adapter=gan_call)
     check_pair(loaded.G, loaded.D, call, loaded.latent_shape)
     if call.conditional:
         note(f"GAN called as {call.describe()}")
-    shape = sample_shape(loaded, call)
     check_fit(loaded, call)
+    x, c = _samples(loaded, call)
+    shape = tuple(x.shape[1:])
+    settings = resolve_settings(loaded, bn=bn, d_output=d_output, g_loss=g_loss, g_optimizer=g_optimizer,
+                                fresh_optimizer=fresh_optimizer, g_lr=g_lr, g_betas=g_betas, g_bn=g_bn, batch=batch,
+                                sigmoid=sigmoid_output(loaded.D, x, c, call if call.binds else None,
+                                                       loaded.score.get("head")))
+    cfg = configured(cfg, settings, loaded.train_config)
     if folder:  # images at the model's resolution, channels and range
         from ganrobust.image_folder import load_image_folder
 
@@ -122,8 +132,11 @@ def audit_checkpoint(checkpoint: Path | None, *, cfg: AuditConfig, load: dict[st
     for line in loaded.notes:
         note(line)
     if settings["kind"].source == "detected":
-        note("D ends in nn.Sigmoid: scored as kind='prob' (the Sigmoid's input is the logit); pass --d-output logit "
-             "to score its output as it is")
+        head = loaded.score.get("head")
+        note(f"D{'' if head is None else f' output {head}'} ends in nn.Sigmoid: scored as kind='prob' (the Sigmoid's "
+             f"input is the logit); pass --d-output logit to score its output as it is")
+    if loaded.update is not None and loaded.update.why and any(s.source == "family" for s in settings.values()):
+        note(f"the {loaded.family} family's own update: {loaded.update.why}")
     note(f"audit settings: {describe(settings)}")
 
     def audit_itself() -> dict[str, Any]:
@@ -141,7 +154,8 @@ def audit_checkpoint(checkpoint: Path | None, *, cfg: AuditConfig, load: dict[st
     source = {"checkpoint": str(checkpoint) if checkpoint else None,
               "generator": str(generator) if generator else None,
               "discriminator": str(load.get("discriminator")) if load.get("discriminator") else None,
-              "format": loaded.source, "notes": loaded.notes,
+              "format": loaded.source, "family": loaded.family, "notes": loaded.notes,
+              **({"family_update": loaded.update.why} if loaded.update is not None and loaded.update.why else {}),
               **({"stylegan": loaded.stylegan} if loaded.stylegan else {}),
               "settings": {**{key: setting.to_dict() for key, setting in settings.items()},
                            "batch_coupling": {"value": measured.pop("batch_coupling", None), "from": "detected"}},
@@ -153,12 +167,12 @@ def audit_checkpoint(checkpoint: Path | None, *, cfg: AuditConfig, load: dict[st
     return Audited(report, measured["samples"], measured["images"])
 
 
-def sample_shape(loaded: LoadedGAN, call: GanCall) -> tuple[int, ...]:
-    """The shape of one of G's samples (two generated in eval mode, no gradient)."""
+def _samples(loaded: LoadedGAN, call: GanCall) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Two of G's samples and their conditions (eval mode, no gradient, seed 0)."""
     z, c = call.sample(2, loaded.latent_shape, torch.Generator().manual_seed(0),
                        next((p.device for p in loaded.G.parameters()), torch.device("cpu")))
     with torch.no_grad():
-        return tuple(call.generate(loaded.G.eval(), z, c).shape[1:])
+        return call.generate(loaded.G.eval(), z, c), c
 
 
 def check_fit(loaded: LoadedGAN, call: GanCall) -> None:
