@@ -19,20 +19,12 @@ from torch import nn
 
 from ganrobust.families.base import Family, Found, LoadedGAN, Update
 from ganrobust.families.generic import FAMILY as GENERIC, State
-from ganrobust.gan_call import GanCall
+from ganrobust.gan_call import BigGANCall  # the adapter, with the hook's mapping back to labels
 from ganrobust.models import import_object
 from ganrobust.optimizers import first_line
 from ganrobust.runs.store import CheckpointError
 
 NAME = re.compile(r"^(G|D)(_[A-Za-z0-9]+)?\.pth$")
-
-
-class BigGANCall(GanCall):
-    """BigGAN-PyTorch: ``G(z, G.shared(y))`` (the class enters G as its shared embedding), ``D(x, y)``."""
-
-    def generate(self, G: nn.Module, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-        self.check_condition(c, z.shape[0])
-        return G(z, G.shared(c))  # type: ignore[operator]
 
 
 def _state_file(found: Found) -> Any:
