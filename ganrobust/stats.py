@@ -31,6 +31,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ganrobust.beta import beta_ppf
+
 _Z95 = 1.959963984540054  # two-sided 95% normal quantile
 
 # The smallest n at which a distribution-free 95% interval exists: the widest order-statistic
@@ -153,8 +155,8 @@ def clopper_pearson(successes: float, n: float, level: float = 0.95) -> Estimate
     if n == 0:
         return Estimate(math.nan, 0.0, 1.0, 0)
     k, alpha = float(successes), 1.0 - level
-    low = 0.0 if k <= 0 else float(_sp.beta.ppf(alpha / 2, k, n - k + 1))
-    high = 1.0 if k >= n else float(_sp.beta.ppf(1 - alpha / 2, k + 1, n - k))
+    low = 0.0 if k <= 0 else beta_ppf(alpha / 2, k, n - k + 1)
+    high = 1.0 if k >= n else beta_ppf(1 - alpha / 2, k + 1, n - k)
     return Estimate(k / n, low, high, int(round(n)))
 
 

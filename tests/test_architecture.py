@@ -22,7 +22,7 @@ import ganrobust
 # The pipelines (one per command) conduct the stages and hand the report to the CLI, so they sit
 # above reporting; the CLI is the top.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("ganrobust.conventions", "ganrobust.stats", "ganrobust.diagnostics", "ganrobust.module_state",
+    ("foundation", ("ganrobust.conventions", "ganrobust.beta", "ganrobust.stats", "ganrobust.diagnostics", "ganrobust.module_state",
                     "ganrobust.environment", "ganrobust.errors", "ganrobust.config", "ganrobust.metrics", "ganrobust.records",
                     "ganrobust.scorer", "ganrobust.optimizers",
                     # intervals for correlated counts (clustered steps, paired probes), beside stats

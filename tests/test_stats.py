@@ -341,3 +341,20 @@ def test_the_robust_swap_difference_is_paired_over_the_same_probes() -> None:
         unpaired = mover_difference(clopper_pearson(int(robust[field][fake_rob].sum()), int(fake_rob.sum())),
                                     clopper_pearson(int(standard[field][fake_std].sum()), int(fake_std.sum())))
         assert d["ci_high"] - d["ci_low"] < unpaired.ci_high - unpaired.ci_low  # correlated: narrower
+
+
+@pytest.mark.parametrize("n", [1, 5, 64, 1000, 100_000])
+def test_the_beta_quantile_behind_clopper_pearson_is_scipys(n) -> None:
+    """Clopper–Pearson's bounds come from ganrobust.beta (so a watched loop never loads scipy): its
+    quantiles equal scipy's to 1e-9 relative, for integer and fractional k (shares of draws)."""
+    from scipy import stats as sp
+
+    from ganrobust.beta import beta_cdf, beta_ppf
+
+    for k in sorted({0.5, 1, 2, n / 3, n - 1, n - 0.5}):
+        if not 0 < k < n:
+            continue
+        for q, a, b in ((0.025, k, n - k + 1), (0.975, k + 1, n - k)):
+            assert beta_ppf(q, a, b) == pytest.approx(sp.beta.ppf(q, a, b), rel=1e-9, abs=1e-300)
+            x = beta_ppf(q, a, b)
+            assert beta_cdf(x, a, b) == pytest.approx(sp.beta.cdf(x, a, b), rel=1e-9)
