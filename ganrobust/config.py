@@ -65,6 +65,7 @@ class WatchConfig:
     ring_size: int = 4               # D snapshots kept in memory
     snapshot_every: int = 100        # persist D (and G before/after) every N generator steps
     persist_measured: bool = False   # also persist snapshots at every measured step
+    persist_optimizer: bool = True   # persisted steps also keep G's optimizer state (Odena's k-step replay)
     kind: ScoreKind = ScoreKind.LOGIT
     tau: float | None = None
     bounds: tuple[float, float] = (-1.0, 1.0)

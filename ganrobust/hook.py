@@ -54,6 +54,7 @@ from ganrobust.metrics import summarize
 from ganrobust.module_state import evaluation_state, preserved_rng
 from ganrobust.records import ErrorRecord, PersistsRecord, StepRecord
 from ganrobust.runs import RunWriter
+from ganrobust.runs.step_inputs import copy_optimizer_state, step_input_states
 from ganrobust.scorer import Scorer
 from ganrobust.snapshots import SnapshotRing, StateView
 
@@ -304,6 +305,9 @@ class Watcher:
             self._current = {"step": step, "z_train": z_train, "c_train": c_train,
                              "x": self._generate(self._theta, self.Z, self.C),
                              "x_train": None if z_train is None else self._generate(self._theta, z_train, c_train)}
+            if self._is_persisted(step) and self.config.persist_optimizer and not self._fsdp:
+                # G's optimizer before its step: what replaying this step (and the next k) needs
+                self._current["optimizer"] = (type(optimizer).__name__, copy_optimizer_state(optimizer))
 
     def _on_post(self, optimizer: torch.optim.Optimizer, _args: Any, _kwargs: Any) -> None:
         kind = self._kind(optimizer)
@@ -328,6 +332,9 @@ class Watcher:
     # -- measuring -----------------------------------------------------------------
     def _is_measured(self, step: int) -> bool:
         return step % self.config.every == 0 or step % self.config.snapshot_every == 0
+
+    def _is_persisted(self, step: int) -> bool:
+        return step % self.config.snapshot_every == 0 or self.config.persist_measured
 
     def _init_probes(self, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> None:
         gen = torch.Generator().manual_seed(self.config.seed)
@@ -376,8 +383,8 @@ class Watcher:
             train_samples = {k: np.concatenate([t[k] for t in trains]) for k in trains[0]}
             record.train = summarize(train_samples, width=width)
             record.samples["train"] = self.writer.save_samples(step, "train", train_samples)
-        if step % cfg.snapshot_every == 0 or cfg.persist_measured:
-            record.snapshots = self._persist(step, local["snapshot"])
+        if self._is_persisted(step):
+            record.snapshots = self._persist(step, local["snapshot"], current)
         record.seconds = time.perf_counter() - started
         self.writer.append(record)
         if self._tb is not None:
@@ -462,11 +469,15 @@ class Watcher:
         self.writer.append(PersistsRecord(step=pending["step"], d_steps=self.d_steps_since, tau=tau,
                                           persists=persistence(s_later, flip, tau)))
 
-    def _persist(self, step: int, snapshot: list[torch.Tensor]) -> dict[str, str]:
-        """Write D and G before/after of ``step`` (the run store records their SHA-256)."""
-        return self.writer.save_snapshots(step, {"D": (self._d_view.names, snapshot),
-                                                 "G_before": (self._g_view.names, self._theta),
-                                                 "G_after": (self._g_view.names, self._g_view.tensors)})
+    def _persist(self, step: int, snapshot: list[torch.Tensor], current: dict[str, Any]) -> dict[str, str]:
+        """Write D and G before/after of ``step``, G's optimizer state before it and the step's own
+        batch (``ganrobust.runs.step_inputs``; the run store records every SHA-256)."""
+        names = self.writer.save_snapshots(step, {"D": (self._d_view.names, snapshot),
+                                                  "G_before": (self._g_view.names, self._theta),
+                                                  "G_after": (self._g_view.names, self._g_view.tensors)})
+        opt_class, opt_state = current.get("optimizer") or (None, None)
+        return {**names, **self.writer.save_step_inputs(step, step_input_states(
+            step, opt_state, opt_class, current.get("z_train"), current.get("c_train")))}
 
     def _write_checkpoint(self) -> None:
         """``checkpoint.pt`` (weights_only-loadable, G's optimizer class recorded) and its SHA-256."""
