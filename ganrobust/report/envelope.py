@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from ganrobust.environment import environment
+from ganrobust.measure.arguments_over_training import arguments_over_training
 from ganrobust.measure.comparison import restate
 from ganrobust.measure.overtraining import run_headline
 from ganrobust.report.verdicts import compare_verdicts, verdicts
@@ -51,6 +52,9 @@ def audit_report(measured: dict[str, Any], *, source: dict[str, Any], config: di
     report["odena"]["verdicts"] = verdicts(report)
     if snapshots is not None:
         report["snapshots"] = snapshots
+        over = arguments_over_training(snapshots)
+        if over is not None:
+            report["odena_over_training"] = over
     if run is not None:
         report["training"] = run.training_rows()
     report["title"] = title
