@@ -127,3 +127,31 @@ def test_the_verdicts_over_training_count_the_snapshots_and_pool_over_them() -> 
     assert over["verdicts"]["new_batch"].startswith("at 8 of 10 snapshots the update flips more on the batch")
     assert over["verdicts"]["param_space"].startswith("at 10 of 10 snapshots a parameter-space attack of the "
                                                       "update's size flips at least as many probes as the real update")
+
+
+def test_the_report_shows_each_argument_over_training_above_the_final_checkpoint() -> None:
+    from ganrobust.report.html import render_html
+    from ganrobust.report.text import summary_markdown
+
+    snapshots = [_snapshot(25 * i, 2, 40, 10, 2, 6, 2) for i in range(1, 4)]
+    over = arguments_over_training(snapshots)
+    report = {"kind": "audit", "odena_over_training": over, "odena": _odena(snapshots[-1])}
+    md = summary_markdown({**report, "summary": _summary()})
+    assert md.index("## Odena's three arguments over training") < md.index("## Odena's three arguments at the final")
+    assert over["verdicts"]["param_space"] in md and "| 75 | 4.0%" in md
+    page = render_html({"kind": "audit", "odena_over_training": over, "summary": _summary()}, None)
+    for label in ("Argument 1: one step", "Argument 2: new batch", "Argument 3: parameter space"):
+        assert f'alt="{label} over training" src="data:image/png;base64,' in page
+
+
+def _summary() -> dict:
+    from ganrobust import metrics
+
+    est = _est(1, 10)
+    return {key: est for key in metrics.keys("summary")}
+
+
+def _odena(snapshot: dict) -> dict:
+    odena = snapshot["odena"]
+    return {"verdicts": {"one_step": "the final checkpoint's sentence"}, "one_step": {"steps": odena["one_step"]["steps"]},
+            "new_batch": odena["new_batch"], "param_space": odena["param_space"]}
