@@ -155,3 +155,26 @@ def _odena(snapshot: dict) -> dict:
     odena = snapshot["odena"]
     return {"verdicts": {"one_step": "the final checkpoint's sentence"}, "one_step": {"steps": odena["one_step"]["steps"]},
             "new_batch": odena["new_batch"], "param_space": odena["param_space"]}
+
+
+def test_compare_lines_up_each_argument_per_run_and_per_arm_against_the_baseline() -> None:
+    from ganrobust.measure.arguments_compare import compare_arguments
+    from ganrobust.report.arguments_over_training import compare_markdown
+
+    def run(label: str, kK: int) -> dict:
+        points = [{"step": s["step"], "odena": s["odena"]} for s in
+                  (_snapshot(25 * i, 2, kK + i % 3, 10, 2, 6, 2) for i in range(1, 7))]
+        return {"label": label, "points": points}
+
+    results = [run("a0", 10), run("a1", 12), run("b0", 30), run("b1", 34)]
+    section = compare_arguments(results, ["std", "std", "rob", "rob"])
+    pooled = [r["one_step"]["pooled"]["value"] for r in section["runs"]]
+    assert pooled[0] == pytest.approx(sum((10 + i % 3 - 2) / 50 for i in range(1, 7)) / 6)
+    assert section["runs"][0]["one_step"]["difference"] is None  # the baseline itself
+    assert section["runs"][2]["one_step"]["difference"]["value"] == pytest.approx(pooled[2] - pooled[0])
+    (arm,) = section["arm_differences"]
+    assert arm["arm"] == "rob" and arm["one_step"]["value"] == pytest.approx((pooled[2] + pooled[3] - pooled[0] - pooled[1]) / 2)
+    assert arm["new_batch"]["value"] == pytest.approx(0.0)  # the same batch effect in every run
+    md = "\n".join(compare_markdown({"runs": results, "odena_over_training": section}))
+    assert "## Odena's three arguments over training" in md and "| rob − std |" in md
+    assert "| b0 | Argument 1: one step |" in md and "25: +" in md  # each run's course over its snapshots

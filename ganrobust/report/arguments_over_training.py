@@ -95,3 +95,54 @@ def markdown(over: dict[str, Any] | None) -> list[str]:
                       "|" + " --- |" * len(rows[0])] + ["| " + " | ".join(r) + " |" for r in rows[1:]]
     lines += ["", "The final checkpoint's arguments follow beneath."]
     return lines
+
+
+def _series(over: dict[str, Any] | None, argument: str) -> str:
+    """``step: difference`` per snapshot, the argument's course over one run."""
+    if not over:
+        return "n/a"
+    rows = [r for r in over["rows"] if (r.get(argument) or {}).get("difference")]
+    return ", ".join(f"{r['step']}: {r[argument]['difference']['value']:+.0%}" for r in rows) or "n/a"
+
+
+def compare_tables(report: dict[str, Any]) -> dict[str, list[list[str]]]:
+    """``compare``: per run each argument's pooled number, its difference against the baseline run and
+    its course over the snapshots; per arm the mean over seeds and the difference against the baseline arm."""
+    section = report.get("odena_over_training")
+    if not section:
+        return {}
+    by_label = {run["label"]: run.get("odena_over_training") for run in report["runs"]}
+    head = ["run", "argument", "pooled over snapshots [95%]", f"− {section['baseline']} [95% MOVER]",
+            "per snapshot (step: difference)"]
+    body = [[row["label"], LABELS[a], _interval(row[a]["pooled"]), _diff(row[a]["difference"]) if row[a]["difference"]
+             else "—", _series(by_label.get(row["label"]), a)] for row in section["runs"] for a in LABELS]
+    out = {"runs": [head] + body}
+    if section.get("arms"):
+        out["arms"] = [["arm", *(LABELS[a] for a in LABELS)]] + [[r["arm"], *(_interval(r[a]) for a in LABELS)]
+                                                                 for r in section["arms"]]
+        out["arm_differences"] = [["arm − baseline arm", *(LABELS[a] for a in LABELS)]] + [
+            [f"{r['arm']} − {r['baseline']}", *(_interval(r[a]) for a in LABELS)] for r in section["arm_differences"]]
+    return out
+
+
+def _interval(est: dict[str, Any] | None) -> str:
+    if not est or not est.get("n"):
+        return "n/a"
+    return _diff(est) + f" (n={est['n']})"
+
+
+def compare_markdown(report: dict[str, Any]) -> list[str]:
+    tables = compare_tables(report)
+    if not tables:
+        return []
+    meaning = report["odena_over_training"]["meaning"]
+    lines = ["## Odena's three arguments over training", "",
+             "Pooled per run: the mean over its persisted snapshots of " + "; ".join(
+                 f"{LABELS[a]}: {meaning[a]}" for a in LABELS) + " (Student-t interval over snapshots); per arm: "
+             "the mean over seeds (Student-t), arms against the baseline arm by Welch's t.", ""]
+    for key in ("runs", "arms", "arm_differences"):
+        if key in tables:
+            rows = tables[key]
+            lines += ["| " + " | ".join(rows[0]) + " |", "|" + " --- |" * len(rows[0])]
+            lines += ["| " + " | ".join(r) + " |" for r in rows[1:]] + [""]
+    return lines

@@ -62,7 +62,7 @@ def audit_report(measured: dict[str, Any], *, source: dict[str, Any], config: di
 
 
 def demo_report(measured: dict[str, Any], *, run: Run, config: dict[str, Any], bounds: tuple[float, float],
-                command: str, started: float) -> dict[str, Any]:
+                command: str, started: float, snapshots: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """``ganrobust demo``: the watched run first (the question is "how often, over training"), the
     final replay beneath."""
     rows = run.training_rows()
@@ -74,6 +74,11 @@ def demo_report(measured: dict[str, Any], *, run: Run, config: dict[str, Any], b
         **_sections(measured),
     }
     report["odena"]["verdicts"] = verdicts(report)
+    if snapshots:
+        report["snapshots"] = snapshots
+        over = arguments_over_training(snapshots)
+        if over is not None:
+            report["odena_over_training"] = over
     report["seconds"] = time.time() - started
     return report
 

@@ -172,6 +172,12 @@ updates are accidental attacks, how robust D is, and what the samples look like,
 {% if tables.arms %}<section id="arms"><h2>Over seeds</h2><p class="explain">{{ arms_text }}</p>
 {{ table(tables.arms) }}{{ table(tables.arm_differences) }}</section>{% endif %}
 
+{% if odena_tables %}<section id="odena-over-training"><h2>Odena's three arguments over training</h2>
+<p class="explain">Per run, the mean over its persisted snapshots of each argument's difference (Student-t over
+snapshots), against the baseline run (MOVER), and its course snapshot by snapshot; per arm, the mean over seeds and
+the difference against the baseline arm (Welch t).</p>
+{{ table(odena_tables.runs) }}{% if odena_tables.arms %}{{ table(odena_tables.arms) }}{{ table(odena_tables.arm_differences) }}{% endif %}</section>{% endif %}
+
 <section id="differences"><h2>Differences</h2>
 <p class="explain">Against the first run. Per-step rates: mean of the per-step differences over the measured steps both
 runs share (Student-t over steps, none below 6 shared steps); end-of-run numbers and pooled persistence: MOVER
@@ -222,7 +228,7 @@ def render_compare_html(report: dict[str, Any], samples: dict[str, np.ndarray] |
     env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
     config = {k: report.get(k) for k in ("config", "versions", "seconds", "data", "methods")}
     return env.from_string(COMPARE_TEMPLATE).render(
-        tables=compare_tables(report), figs=figs, arms_text=arms_text(report), persistence_text=persistence_text(report), verdicts=report.get("verdicts", []), quality=q,
+        tables=compare_tables(report), odena_tables=over_training.compare_tables(report), figs=figs, arms_text=arms_text(report), persistence_text=persistence_text(report), verdicts=report.get("verdicts", []), quality=q,
         quality_text=quality_text, command=report.get("command", ""),
         notes=[f"{r['label']}: {n}" for r in runs for n in r.get("notes", [])] + ([q["note"]] if q.get("note") else []),
         config=json.dumps(to_jsonable(config), indent=2))

@@ -233,6 +233,9 @@ def compare_markdown(report: dict[str, Any]) -> str:
         lines += [*_md_table(tables["quality"]), ""]
     if q.get("note"):
         lines += [f"Note: {q['note']}", ""]
+    from ganrobust.report.arguments_over_training import compare_markdown as arguments_markdown
+
+    lines += arguments_markdown(report)
     lines += ["## Differences", ""] + [f"* {v}" for v in report.get("verdicts", [])] + [""]
     notes = [f"* {r['label']}: {n}" for r in report["runs"] for n in r.get("notes", [])]
     if notes:

@@ -187,6 +187,11 @@ class SnapshotResults:
         return json.loads(path.read_text())
 
 
+def clear_snapshot_results(out: str | os.PathLike[str]) -> None:
+    """Remove the per-snapshot results under ``out`` (the demo regenerates its own)."""
+    shutil.rmtree(SnapshotResults(out).dir, ignore_errors=True)
+
+
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text)
