@@ -57,7 +57,8 @@ from ganrobust.errors import InputError
 @click.option("--no-verify", is_flag=True, help="Audit a run's checkpoint and snapshots even when they do not match "
               "the SHA-256 recorded in its manifest.json.")
 @click.option("--snapshots", "snapshot_selection", help="For a run directory: also audit its persisted snapshots "
-              "('all', 'last' or steps like 100,200). Resumable: finished steps are skipped on a rerun.")
+              "('all', 'last' or steps like 100,200): the update, D's robustness and Odena's three "
+              "arguments at each. Resumable: finished steps are skipped on a rerun.")
 @click.option("--robust-d", "robust_d", type=int, default=AUDIT_ROBUST_D_STEPS, show_default=True,
               help="Fine-tune an adversarially trained copy of D for this many steps (needs --data) and measure the "
                    "same replayed update against both discriminators.")

@@ -19,13 +19,17 @@ from ganrobust.config import DemoConfig
 @click.option("--robust-d", "robust_d", type=int, default=DemoConfig.robust_d, show_default=True,
               help="Fine-tune an adversarially trained copy of the final D for this many steps and measure the same "
                    "replayed update against both (0 skips it).")
+@click.option("--snapshot-every", "snapshot_every", type=int, default=DemoConfig.snapshot_every, show_default=True,
+              help="Persist a snapshot every N generator steps; Odena's three arguments are replayed at each.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=DemoConfig.precision,
               show_default=True, help="Precision of attack searches (auto: bf16 where the hardware runs it natively); "
                                       "results are verified in float32.")
 @click.option("--out", type=click.Path(path_type=Path), default=DemoConfig.out, show_default=True)
-def demo(steps: int, seed: int, device: str, every: int, robust_d: int, precision: str, out: Path) -> None:
-    """Train a small DCGAN on the built-in shapes data with ganrobust.watch on, audit its final
-    checkpoint, and write the report to --out (index.html, summary.md, report.json).
+def demo(steps: int, seed: int, device: str, every: int, robust_d: int, snapshot_every: int, precision: str,
+         out: Path) -> None:
+    """Train a small DCGAN on the built-in shapes data with ganrobust.watch on, replay Odena's three
+    arguments at its persisted snapshots and at its final checkpoint, and write the report to --out
+    (index.html, summary.md, report.json).
 
     Nothing is downloaded. D's BatchNorm mode is observed at G's step (bn='auto'): the demo's loop, like
     pytorch/examples, keeps D in train mode then, so D scores with batch statistics, the D G optimises against.
@@ -38,7 +42,7 @@ def demo(steps: int, seed: int, device: str, every: int, robust_d: int, precisio
     started = time.time()
     try:
         cfg = DemoConfig(steps=steps, seed=seed, device=device, every=every, robust_d=robust_d, precision=precision,
-                         out=out)
+                         out=out, snapshot_every=snapshot_every)
         checked_device(device)
     except InputError as err:
         fail(str(err))

@@ -60,6 +60,7 @@ from ganrobust.module_state import evaluation_state, fixed_noise, observed_bn, p
 from ganrobust.recipes import model_recipe
 from ganrobust.records import ErrorRecord, PersistsRecord, StepRecord
 from ganrobust.runs import RunWriter
+from ganrobust.runs.step_inputs import copy_optimizer_state, step_input_states
 from ganrobust.scorer import Scorer
 from ganrobust.snapshots import SnapshotRing, StateView
 from ganrobust.errors import InputError
@@ -369,6 +370,9 @@ class Watcher:
             self._from_rank0(self._theta)
             self._current = {"step": step, "phase": phase, "x": self._generate(self._theta, self.Z, self.C),
                              "train": None, "train_error": train_error}
+            if self._is_persisted(step) and self.config.persist_optimizer and not self._fsdp:
+                # G's optimizer before its step: what replaying this step (and the next k) needs
+                self._current["optimizer"] = (type(optimizer).__name__, copy_optimizer_state(optimizer))
         if self._current is None or self._current["step"] != step or seen is None:
             return
         with self._train_guarded() as failed:
@@ -429,6 +433,9 @@ class Watcher:
     def _is_measured(self, step: int) -> bool:
         return step % self.config.every == 0 or step % self.config.snapshot_every == 0
 
+    def _is_persisted(self, step: int) -> bool:
+        return step % self.config.snapshot_every == 0 or self.config.persist_measured
+
     def _init_probes(self, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> None:
         gen = torch.Generator().manual_seed(self.config.seed)
         self.Z, self.C = self.call.sample(self.config.n_probes, shape, gen, device, dtype)
@@ -487,8 +494,8 @@ class Watcher:
             train_samples = {k: np.concatenate([t[k] for t in trains]) for k in trains[0]}
             record.train = summarize(train_samples, width=width)
             record.samples["train"] = self.writer.save_samples(step, "train", train_samples)
-        if step % cfg.snapshot_every == 0 or cfg.persist_measured:
-            record.snapshots = self._persist(step, local["snapshot"], current.get("theta"), current.get("theta_next"))
+        if self._is_persisted(step):
+            record.snapshots = self._persist(step, local["snapshot"], current)
         record.seconds = time.perf_counter() - started
         if self._measured == 1 and cfg.precision == "auto":  # the timing that chose it, on this D and batch
             self.writer.write_manifest(precision=precision_record(cfg.precision, current["x"].device,
@@ -588,14 +595,19 @@ class Watcher:
         self.writer.append(PersistsRecord(step=pending["step"], d_steps=d_steps, tau=tau,
                                           persists=persistence(s_later, flip, tau)))
 
-    def _persist(self, step: int, snapshot: list[torch.Tensor], theta: list[torch.Tensor] | None = None,
-                 theta_next: list[torch.Tensor] | None = None) -> dict[str, str]:
-        """Write D and G before/after of ``step`` (the run store records their SHA-256)."""
-        theta = self._theta if theta is None else theta
-        theta_next = self._g_view.tensors if theta_next is None else theta_next
-        return self.writer.save_snapshots(step, {"D": (self._d_view.names, snapshot),
-                                                 "G_before": (self._g_view.names, theta),
-                                                 "G_after": (self._g_view.names, theta_next)})
+    def _persist(self, step: int, snapshot: list[torch.Tensor], current: dict[str, Any]) -> dict[str, str]:
+        """Write D and G before/after of ``step``, G's optimizer state before it and the step's own
+        batch (``ganrobust.runs.step_inputs``; the run store records every SHA-256). ``current`` may
+        carry copies of θ and θ' (taken on the training thread under ``overlap=True``)."""
+        theta = current.get("theta", self._theta)
+        theta_next = current.get("theta_next", self._g_view.tensors)
+        names = self.writer.save_snapshots(step, {"D": (self._d_view.names, snapshot),
+                                                  "G_before": (self._g_view.names, theta),
+                                                  "G_after": (self._g_view.names, theta_next)})
+        opt_class, opt_state = current.get("optimizer") or (None, None)
+        z_train, c_train = current["train"][:2] if current.get("train") is not None else (None, None)
+        return {**names, **self.writer.save_step_inputs(step, step_input_states(
+            step, opt_state, opt_class, z_train, c_train))}
 
     # -- overlap=True: the measurement thread ------------------------------------------
     def _submit(self, current: dict[str, Any]) -> None:
@@ -611,7 +623,7 @@ class Watcher:
             if failed:
                 current["train"], current["train_error"] = None, failed[0]
         current["snapshot"] = [t.clone() for t in self._ring.get(step)]
-        if step % cfg.snapshot_every == 0 or cfg.persist_measured:
+        if self._is_persisted(step):
             current["theta"] = [t.clone() for t in self._theta]
             current["theta_next"] = [t.clone() for t in self._g_view.tensors]
         current["d_steps"] = self._d_steps_before

@@ -52,7 +52,7 @@ def test_replay_is_identical_to_a_step_taken_by_hand(trained) -> None:
 
 
 def test_three_experiments_on_a_trained_dcgan(trained, monkeypatch) -> None:
-    import ganrobust.measure.audit as audit_module
+    import ganrobust.measure.arguments as audit_module  # where argument 3 calls the attack
 
     result, _ = trained
     cfg = AuditConfig(n_probes=48, batch=16, k_steps=4, pgd_iterations=20, efficiency_steps=3, min_norm_probes=8,

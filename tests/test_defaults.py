@@ -25,7 +25,7 @@ SOURCES: dict[str, dict[str, Any]] = {
                 "classifier_steps": CompareConfig.classifier_steps, "seed": CompareConfig.seed, "device": DEVICE},
     "demo": {"steps": DemoConfig.steps, "seed": DemoConfig.seed, "device": DemoConfig.device,
              "every": DemoConfig.every, "robust_d": DemoConfig.robust_d, "precision": DemoConfig.precision,
-             "out": DemoConfig.out},
+             "out": DemoConfig.out, "snapshot_every": DemoConfig.snapshot_every},
     "train": {"data": TrainConfig.data, "steps": TrainConfig.steps, "d_training": TrainConfig.d_training,
               "d_eps": TrainConfig.d_eps, "d_steps": TrainConfig.d_steps, "d_gamma": TrainConfig.d_gamma,
               "loss": TrainConfig.loss, "batch": TrainConfig.batch, "lr": TrainConfig.lr, "seed": TrainConfig.seed,

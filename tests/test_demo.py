@@ -14,7 +14,8 @@ from ganrobust.cli.main import cli
 
 def test_demo_writes_a_complete_report(tmp_path) -> None:
     out = tmp_path / "demo"
-    result = CliRunner().invoke(cli, ["demo", "--steps", "20", "--every", "10", "--robust-d", "5", "--out", str(out)])
+    result = CliRunner().invoke(cli, ["demo", "--steps", "20", "--every", "10", "--robust-d", "5", "--snapshot-every", "10",
+                                       "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert result.stdout.strip().splitlines()[-1] == str(out / "index.html")
     report = json.loads((out / "report.json").read_text())
@@ -27,6 +28,10 @@ def test_demo_writes_a_complete_report(tmp_path) -> None:
     md = (out / "summary.md").read_text()
     assert md.index("## Over the watched run") < md.index("## The final replayed update")
     assert 'id="run-headline"' in (out / "index.html").read_text()
+    # Odena's arguments at both persisted snapshots, above the final checkpoint's
+    over = report["odena_over_training"]
+    assert over["steps"] == [10, 20] and all("one_step" in r and "param_space" in r for r in over["rows"])
+    assert md.index("## Odena's three arguments over training") < md.index("## Odena's three arguments at the final")
 
 
 def test_demo_rejects_impossible_settings() -> None:

@@ -175,7 +175,7 @@ def ring_run(tmp_path_factory) -> Path:
     return run
 
 
-AUDIT = ["--snapshots", "all", "--n-probes", "16", "--k-steps", "1"]
+AUDIT = ["--snapshots", "all", "--n-probes", "16", "--k-steps", "3"]  # k > 1: the arguments replay at every snapshot
 
 
 def _report(path: Path) -> dict:

@@ -22,6 +22,7 @@ Under batch statistics (``bn='batch'``) every attack runs on the whole scored ba
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable
 
 import torch
@@ -36,8 +37,8 @@ from ganrobust.config import AuditConfig
 from ganrobust.conventions import Direction, Norm, ScoreKind
 from ganrobust.data import real_subset
 from ganrobust.diagnostics import Diagnostic, diagnose_scorer
-from ganrobust.measure.replay import (flat_params, finetune_robust_d, generate, param_space_attack,
-                                      replay_steps)
+from ganrobust.measure import arguments
+from ganrobust.measure.replay import flat_params, finetune_robust_d, generate, replay_steps
 from ganrobust.gan_call import DEFAULT, GanCall
 from ganrobust.measure.update import by_class, measure_update
 from ganrobust.module_state import preserved_rng
@@ -46,16 +47,6 @@ from ganrobust.correlated import paired_share_difference
 from ganrobust.errors import InputError
 from ganrobust.stats import clopper_pearson, difference, median_ci, significant
 
-
-def _rates(summary: dict[str, Any]) -> dict[str, Any]:
-    """The metrics set side by side for Odena's arguments and the robust-D swap (registry view ``compared``)."""
-    return {key: summary[key] for key in metrics.keys("compared")}
-
-
-def _differences(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    """``a − b`` of independent samples (argument 2: the training batch and fresh latents) with its
-    MOVER interval, for every metric of the registry view ``paired``."""
-    return {key: difference(a[key], b[key]) for key in metrics.keys("paired")}
 
 
 def _paired_differences(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -141,49 +132,16 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
 
     tick("argument 1: one step")
     fake_t = torch.from_numpy(update.samples["fake"]).to(device)
-    xs_k = [generate(Gk, Z, cfg.g_bn, call, C) for Gk in steps]
-    one_step = []
-    for k, xk in enumerate(xs_k, 1):
-        m = measure_update(scorer, x, xk, eps=cfg.eps, efficiency_steps=0, noise_draws=0)
-        one_step.append({"k": k, "flip_rate": m.summary["flip_rate"], "aar": m.summary["aar"],
-                         "linf": m.summary["linf"]})
-    # like with like: the AAR (flips with linf <= eps) against PGD held to eps; the flip rate
-    # (no norm limit) against PGD held to each sample's own ||p_k||_inf, for k = 1 and k = K
-    pgd_curve = _pgd_iteration_curve(scorer, x, fake_t, torch.full_like(fake_t, scorer.bounds.to_data(cfg.eps),
-                                                                        dtype=x.dtype), cfg)
-    own_budget: list[dict[str, Any]] = []
-    for k in sorted({1, len(xs_k)}):
-        own = Norm.LINF.of(xs_k[k - 1] - x)
-        curve = _pgd_iteration_curve(scorer, x, fake_t & (own > 0), own.clamp_min(1e-12), cfg, n=int(fake_t.sum()))
-        own_budget.append({"k": k, "pgd": curve})
-    by_k = {row["k"]: row["pgd"] for row in own_budget}
-    for row in one_step:
-        row["pgd_iterations_for_same_aar"] = _iterations_to_reach(pgd_curve, row["aar"])
-        row["pgd_iterations_for_same_flip_rate"] = (_iterations_to_reach(by_k[row["k"]], row["flip_rate"])
-                                                    if row["k"] in by_k else None)
+    odena_one_step = arguments.one_step(scorer, x, [generate(Gk, Z, cfg.g_bn, call, C) for Gk in steps], fake_t, cfg)
 
     tick("argument 2: new batch")
     xt, xt_next = generate(G, Z_train, cfg.g_bn, call, C_train), generate(steps[0], Z_train, cfg.g_bn, call, C_train)
     trained_on = measure_update(base.conditioned(C_train, call) if bind else scorer, xt, xt_next, eps=cfg.eps, efficiency_steps=cfg.efficiency_steps, seed=cfg.seed)
-    new_batch = {"trained_batch": _rates(trained_on.summary), "fresh_latents": _rates(update.summary),
-                 "n_trained": cfg.batch, "n_fresh": cfg.n_probes,
-                 "difference": _differences(trained_on.summary, update.summary)}
+    new_batch = arguments.new_batch(trained_on.summary, update.summary, cfg.batch, cfg.n_probes)
 
     tick("argument 3: parameter space")
-    # the attack ascends on the batch the real update was computed on (Z_train), and both are
-    # scored on the held-out probes: argument 3 alone, not mixed with argument 2's new batch
-    attacked = param_space_attack(G, base, Z_train, update_size, cfg.g_bn, call, C_train)
-    x_param = generate(attacked, Z, cfg.g_bn, call, C)
-    param = measure_update(scorer, x, x_param, eps=cfg.eps, efficiency_steps=cfg.efficiency_steps, seed=cfg.seed)
-    l2_param = torch.from_numpy(param.samples["l2"]).to(device)
-    moved = l2_param > 0
-    x_pix, _, _ = pgd(scorer.frozen(), x, l2_param.clamp_min(1e-12), norm=Norm.L2, direction=Direction.FAKE_TO_REAL,
-                      steps=cfg.efficiency_steps, rel_stepsize=2.5 / cfg.efficiency_steps, random_start=False,
-                      early_stop=False, generator=torch.Generator(device=device).manual_seed(cfg.seed), active=moved)
-    pixel = measure_update(scorer, x, x_pix, eps=cfg.eps, efficiency_steps=0, seed=cfg.seed)
-    param_space = {"update_size_theta": update_size, "attacked_on": "training batch (Z_train), scored on probes Z",
-                   "real_update": _rates(update.summary),
-                   "parameter_attack": _rates(param.summary), "pixel_pgd_same_norm": _rates(pixel.summary)}
+    param_space = arguments.param_space(G, base, scorer, x, Z, C, Z_train, C_train, update_size, update.summary, cfg,
+                                        call)
 
     tick("robustness sweep")
     robustness: list[dict[str, Any]] = []
@@ -242,7 +200,7 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
         robust_d = {"steps": robust_d_steps, "real_called_real": accuracy,
                     "method": f"pgd linf eps={cfg.eps:.4g}, 5 steps, both directions, {cfg.d_loss} loss",
                     "tau": {"standard": scorer.tau, "robust": rob_scorer.tau},
-                    "standard": _rates(update.summary), "robust": _rates(same.summary), "robustness": rows,
+                    "standard": arguments.rates(update.summary), "robust": arguments.rates(same.summary), "robustness": rows,
                     "difference": _paired_differences(same.samples, update.samples)}
 
     labels = call.labels(C)
@@ -267,7 +225,7 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
         "summary": {**{key: update.summary[key] for key in metrics.keys("summary")},
                     "n": update.summary["n"], "n_fake": update.summary["n_fake"], "tau": scorer.tau},
         "update": update.summary,
-        "odena": {"one_step": {"steps": one_step, "pgd": pgd_curve, "pgd_own_budget": own_budget}, "new_batch": new_batch, "param_space": param_space},
+        "odena": {"one_step": odena_one_step, "new_batch": new_batch, "param_space": param_space},
         "robustness": robustness,
         "robustness_summary": {"median_eps_star": eps_star, "clean_accuracy": clean, "input_gradient_norm": gradients},
         "diagnostics": diagnostics,
@@ -288,33 +246,6 @@ def _pgd_within(scorer: Scorer, x: torch.Tensor, x_next: torch.Tensor, cfg: Audi
     return out
 
 
-def _pgd_iteration_curve(scorer: Scorer, x: torch.Tensor, active: torch.Tensor, eps_data: torch.Tensor,
-                         cfg: AuditConfig, n: int | None = None) -> list[dict[str, Any]]:
-    """Share of the ``active`` samples that linf PGD (per-sample budgets ``eps_data``, data
-    units) has flipped after t = 0..T iterations, over ``n`` samples (default: the active ones).
-    The whole scored batch is attacked with a mask, so batch statistics stay those that scored it."""
-    n = int(active.sum()) if n is None else n
-    if not n:
-        return []
-    _, iters, ok = pgd(scorer.frozen(), x, eps_data, norm=Norm.LINF, direction=Direction.FAKE_TO_REAL,
-                       steps=cfg.pgd_iterations, rel_stepsize=0.1, random_start=False, early_stop=True,
-                       generator=torch.Generator(device=x.device).manual_seed(cfg.seed), active=active)
-    ok = ok & active
-    return [{"iterations": t, "flip_rate": clopper_pearson(int((ok & (iters <= t)).sum()), n).to_dict()}
-            for t in range(cfg.pgd_iterations + 1)]
-
-
-def _iterations_to_reach(curve: list[dict[str, Any]], target: dict[str, Any]) -> int | None:
-    """PGD iterations whose flip rate first reaches ``target``'s value (0 for a zero target;
-    None when PGD never reaches it within the curve)."""
-    value = target.get("value")
-    if not curve or value is None or value != value:
-        return None
-    if value <= 0:
-        return 0
-    return next((r["iterations"] for r in curve if r["flip_rate"]["value"] >= value - 1e-12), None)
-
-
 def _grad_norms(scorer: Scorer, x: torch.Tensor) -> dict[str, float | int]:
     _, _, g = scorer.margin_grad(x, Direction.FAKE_TO_REAL)
     return median_ci(g.reshape(g.shape[0], -1).norm(dim=1).cpu().numpy()).to_dict()
@@ -322,16 +253,20 @@ def _grad_norms(scorer: Scorer, x: torch.Tensor) -> dict[str, float | int]:
 
 def audit_snapshot(G_before: nn.Module, G_after: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any],
                    Z: torch.Tensor, cfg: AuditConfig, real: torch.Tensor | None = None, C: torch.Tensor | None = None,
-                   call: GanCall = DEFAULT) -> dict[str, Any]:
+                   call: GanCall = DEFAULT, inputs: dict[str, Any] | None = None) -> dict[str, Any]:
     """One persisted step of a watched run: the exact recorded update against the exact D
     snapshot, and D's linf fake->real robustness curve at that step. A critic's threshold is
-    calibrated on this snapshot (``real`` and the step's own samples), never carried over."""
-    scorer = Scorer(D, **scorer_options)
+    calibrated on this snapshot (``real`` and the step's own samples), never carried over.
+
+    ``inputs`` (``{"optimizer": (class, state) | None, "batch": (z, c) | None, "seed": int}``, what
+    the run kept of the step): Odena's three arguments at this step too
+    (:func:`ganrobust.measure.arguments.snapshot_arguments`, random draws from ``seed``)."""
+    base = scorer = Scorer(D, **scorer_options)
     x, x_next = generate(G_before, Z, cfg.g_bn, call, C), generate(G_after, Z, cfg.g_bn, call, C)
     if scorer.kind is ScoreKind.CRITIC and scorer_options.get("tau") is None:
         if real is None:
             raise InputError("a critic D needs real samples to calibrate tau at each snapshot: pass --data")
-        scorer = scorer.calibrate(real_subset(real, Z.shape[0], seed=cfg.seed)[0].to(x.device), x)
+        base = scorer = scorer.calibrate(real_subset(real, Z.shape[0], seed=cfg.seed)[0].to(x.device), x)
     if call.binds:
         scorer = scorer.conditioned(C, call)
     m = measure_update(scorer, x, x_next, eps=cfg.eps, efficiency_steps=cfg.efficiency_steps,
@@ -339,5 +274,12 @@ def audit_snapshot(G_before: nn.Module, G_after: nn.Module, D: nn.Module, *, sco
                        min_norm_probes=cfg.min_norm_probes, seed=cfg.seed, precision=cfg.precision)
     curve = robustness_curve(scorer, x, cfg.eps_grid, norm="linf", direction="fake->real", seed=cfg.seed,
                              precision=cfg.precision)
-    return {"update": m.summary, "robustness": curve.rows(), "median_eps_star": curve.median_eps_star.to_dict(),
-            **({"diagnostics": [d.to_dict() for d in m.diagnostics]} if m.diagnostics else {})}
+    out = {"update": m.summary, "robustness": curve.rows(), "median_eps_star": curve.median_eps_star.to_dict(),
+           **({"diagnostics": [d.to_dict() for d in m.diagnostics]} if m.diagnostics else {})}
+    if inputs is not None:
+        fake = torch.from_numpy(m.samples["fake"]).to(x.device)
+        out["odena"] = arguments.snapshot_arguments(
+            G_before, G_after, scorer, base, x, m.summary, fake, Z=Z, C=C,
+            cfg=dataclasses.replace(cfg, seed=inputs["seed"]), optimizer=inputs.get("optimizer"),
+            batch=inputs.get("batch"), call=call)
+    return out

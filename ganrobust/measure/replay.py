@@ -32,11 +32,14 @@ def generator_loss(kind: str, s: torch.Tensor) -> torch.Tensor:
 
 def replay_steps(G: nn.Module, D_scorer: Scorer, opt_state: dict[str, Any] | None, opt_class: str | None,
                  cfg: AuditConfig, latent_shape: tuple[int, ...], k: int, z_first: torch.Tensor,
-                 call: GanCall = DEFAULT, c_first: torch.Tensor | None = None) -> list[nn.Module]:
+                 call: GanCall = DEFAULT, c_first: torch.Tensor | None = None,
+                 continue_from: nn.Module | None = None) -> list[nn.Module]:
     """k generator steps against the frozen D, on copies: G_1 .. G_k. The first step uses
     ``(z_first, c_first)``, later ones fresh latents (and conditions) from the audit's seed (a
     new batch each step, as in training). G is in train mode, as in a training loop; D scores as
-    the scorer says, called as ``call`` says."""
+    the scorer says, called as ``call`` says. ``continue_from`` (a persisted step's recorded G
+    after the step): its state replaces the first replayed step's, so steps 2..k continue from the
+    step training took, with the optimizer moments as the replay left them."""
     work = copy_module(G).train()
     opt = make_optimizer(work, opt_state, opt_class, cfg)
     frozen = D_scorer.frozen()
@@ -55,6 +58,8 @@ def replay_steps(G: nn.Module, D_scorer: Scorer, opt_state: dict[str, Any] | Non
         except (KeyError, RuntimeError, TypeError) as err:  # moments of another class (Adamax's exp_inf ...)
             raise InputError(f"G's optimizer state does not fit {type(opt).__name__} ({first_line(err)}); "
                              f"pass --g-optimizer NAME with its class, or --fresh-optimizer") from None
+        if i == 0 and continue_from is not None:
+            work.load_state_dict(continue_from.state_dict())  # in place: the optimizer keeps its parameters
         restore_buffers(work, G)
         states.append(copy_module(work))
     return states

@@ -151,6 +151,8 @@ def audit_checkpoint(checkpoint: Path | None, *, cfg: AuditConfig, load: dict[st
                                         tick=snapshot_tick, verify=verify, real=real, ctx=ctx, call=call)
     if measured is None:  # not rank 0: rank 0 alone builds the report
         return None
+    for line in not_replayed_notes(snapshots or []):
+        note(line)
     source = {"checkpoint": str(checkpoint) if checkpoint else None,
               "generator": str(generator) if generator else None,
               "discriminator": str(load.get("discriminator")) if load.get("discriminator") else None,
@@ -165,6 +167,17 @@ def audit_checkpoint(checkpoint: Path | None, *, cfg: AuditConfig, load: dict[st
                           score={**scorer_options, "bounds": list(loaded.bounds)}, command=command, started=started,
                           title=str(checkpoint or generator), snapshots=snapshots, run=run)
     return Audited(report, measured["samples"], measured["images"])
+
+
+def not_replayed_notes(snapshots: list[dict[str, Any]]) -> list[str]:
+    """One line per reason some snapshot could not replay an Odena argument (a run written before
+    the step inputs were kept: the arguments are then at the checkpoint alone, as before)."""
+    reasons: dict[str, list[int]] = {}
+    for snapshot in snapshots:
+        for argument, reason in ((snapshot.get("odena") or {}).get("not_replayed") or {}).items():
+            reasons.setdefault(f"{argument}: {reason}", []).append(snapshot["step"])
+    return [f"Odena's argument {what} — at {len(steps)} snapshot(s) (steps {', '.join(map(str, steps[:6]))}"
+            f"{', ...' if len(steps) > 6 else ''})" for what, steps in reasons.items()]
 
 
 def _samples(loaded: LoadedGAN, call: GanCall) -> tuple[torch.Tensor, torch.Tensor | None]:

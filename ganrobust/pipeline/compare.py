@@ -50,6 +50,8 @@ from ganrobust.module_state import preserved_rng
 from ganrobust.runs import Run, read_run
 from ganrobust.runs.checkpoints import LoadedGAN, load_gan
 from ganrobust.runs.settings import batch_setting, g_bn_setting
+from ganrobust.measure.arguments_compare import compare_arguments
+from ganrobust.pipeline.compare_arguments import point_arguments
 from ganrobust.runs.store import CheckpointError, IntegrityError, load_snapshot, persisted_steps
 from ganrobust.scorer import Scorer
 from ganrobust.stats import Estimate
@@ -205,7 +207,8 @@ def compare_runs(run_dirs: list[Path], *, labels: list[str] | None = None, arms:
     bounds = runs[0].manifest.get("data_range") or [-1.0, 1.0]
     out = {"runs": results, "quality": yardstick.describe(), "data": None if dataset is None else dataset.name,
            "bounds": [float(b) for b in bounds], "methods": {"persistence": PERSISTENCE_METHOD_NOTE}}
-    return {**out, **line_up(results, arms, cfg)}
+    over = compare_arguments(results, arms)  # each run's arguments over training, per arm, against the baseline
+    return {**out, **line_up(results, arms, cfg), **({"odena_over_training": over} if over else {})}
 
 
 def _evaluate_run(run: Run, name: str, cfg: CompareConfig) -> tuple[dict[str, Any], LoadedGAN | None]:
@@ -272,6 +275,8 @@ def _evaluate_point(run: Run, name: str, loaded: LoadedGAN, step: int, where: st
                              "robustness": {"fake->real": _robustness(scorer, x[: cfg.robustness_samples], "fake->real", cfg)}}
     if yardstick.real is not None and not call.conditional:
         point["robustness"]["real->fake"] = _robustness(scorer, yardstick.real.to(dev), "real->fake", cfg)
+    if where == "snapshot":  # Odena's three arguments at the step, as `audit RUN --snapshots all` replays them
+        point["odena"] = point_arguments(run, loaded, step, cfg, device, yardstick.real)
     return point, samples
 
 

@@ -22,6 +22,7 @@ from ganrobust.module_copy import copy_module
 from ganrobust.module_state import preserved_rng
 from ganrobust.runs import read_run
 from ganrobust.runs.checkpoints import LoadedGAN
+from ganrobust.runs.step_inputs import load_optimizer_state, load_training_batch
 from ganrobust.runs.store import SnapshotResults, load_snapshot, persisted_steps
 from ganrobust.errors import InputError
 
@@ -40,6 +41,13 @@ def parse_selection(text: str | None, available: list[int]) -> list[int]:
     if missing:
         raise InputError(f"no persisted snapshot for step(s) {missing}; available: {available[:10]}")
     return wanted
+
+
+def step_inputs(run_dir: Path, step: int, cfg: AuditConfig, verify: bool = True) -> dict[str, Any]:
+    """What the run kept of ``step`` for replaying Odena's arguments (None where it kept nothing) and
+    the step's own seed: every random draw of the arguments is keyed by the step, not by the rank."""
+    return {"optimizer": load_optimizer_state(run_dir, step, verify=verify), "batch": load_training_batch(run_dir, step, verify=verify),
+            "seed": item_seed(cfg.seed, step)}
 
 
 def audit_run_snapshots(run_dir: Path, loaded: LoadedGAN, out: Path, *, selection: str | None, cfg: AuditConfig,
@@ -88,14 +96,17 @@ def audit_sharded(main: Callable[[], Any] | None, run_dir: Path | None, loaded: 
             return main()
         assert run_dir is not None and Z is not None
         result = done.get(item)  # resume: done in an earlier, interrupted audit
+        if result is not None and "odena" not in result:  # written before the arguments were swept
+            result = None
         if result is None:
             D, Gb, Ga = copy_module(loaded.D), copy_module(loaded.G), copy_module(loaded.G)
             for module, kind in ((D, "D"), (Gb, "G_before"), (Ga, "G_after")):
                 module.load_state_dict(load_snapshot(run_dir, item, kind, verify=verify))
+            inputs = step_inputs(run_dir, item, cfg, verify)
             with preserved_rng(next(iter(loaded.G.parameters())).device):  # a draw from the global RNG (a G with noise layers) is keyed by the step
                 torch.manual_seed(item_seed(cfg.seed, item))
                 measured = audit_snapshot(Gb, Ga, D, scorer_options=scorer_options, Z=Z, cfg=cfg, real=real,
-                                          C=C if call.conditional else None, call=call)
+                                          C=C if call.conditional else None, call=call, inputs=inputs)
             result = done.put(item, {"step": item, **measured})
         if tick:
             tick(item)

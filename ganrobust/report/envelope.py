@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from ganrobust.environment import environment
+from ganrobust.measure.arguments_over_training import arguments_over_training
 from ganrobust.measure.comparison import restate
 from ganrobust.measure.overtraining import run_headline
 from ganrobust.report.verdicts import compare_verdicts, verdicts
@@ -53,6 +54,9 @@ def audit_report(measured: dict[str, Any], *, source: dict[str, Any], config: di
     report["odena"]["verdicts"] = verdicts(report)
     if snapshots is not None:
         report["snapshots"] = snapshots
+        over = arguments_over_training(snapshots)
+        if over is not None:
+            report["odena_over_training"] = over
     if run is not None:
         report["training"] = run.training_rows()
     report["title"] = title
@@ -60,7 +64,7 @@ def audit_report(measured: dict[str, Any], *, source: dict[str, Any], config: di
 
 
 def demo_report(measured: dict[str, Any], *, run: Run, config: dict[str, Any], bounds: tuple[float, float],
-                command: str, started: float) -> dict[str, Any]:
+                command: str, started: float, snapshots: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """``ganrobust demo``: the watched run first (the question is "how often, over training"), the
     final replay beneath."""
     rows = run.training_rows()
@@ -72,6 +76,11 @@ def demo_report(measured: dict[str, Any], *, run: Run, config: dict[str, Any], b
         **_sections(measured), "intervals": dict(INTERVALS),
     }
     report["odena"]["verdicts"] = verdicts(report)
+    if snapshots:
+        report["snapshots"] = snapshots
+        over = arguments_over_training(snapshots)
+        if over is not None:
+            report["odena_over_training"] = over
     report["seconds"] = time.time() - started
     return report
 

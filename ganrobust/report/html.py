@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from jinja2 import Environment, select_autoescape
 
+from ganrobust.report import arguments_over_training as over_training
 from ganrobust.report import figures
 from ganrobust.report.text import (arms_text, fmt, persistence_text, compare_tables, headline_rows,
                                    run_headline_rows)
@@ -61,6 +62,15 @@ flips D at the same sample.</p>
 {% if figs.histogram %}<img alt="norm histogram" src="data:image/png;base64,{{ figs.histogram }}">{% endif %}</section>
 
 <section id="odena"><h2>Odena's three arguments</h2>
+{% if over %}<h3>Over training</h3>
+<p class="explain">At each of {{ over.rows|length }} persisted snapshots, against that snapshot's frozen D: k = 1 is the
+update training took, k = 2..K replay G's recorded optimizer ({{ over.loss }} loss); the batch G's step used vs fresh
+latents; a parameter-space attack of the update's size vs the real update. Bars: 95% intervals.</p>
+<ul>{% for key, text in over.verdicts.items() %}<li><b>{{ key.replace('_', ' ') }}</b>: {{ text }}</li>{% endfor %}</ul>
+{% for key, label in over_labels.items() %}{% if figs["over_" + key] %}<p class="explain">{{ label }}, over training</p>
+<img alt="{{ label }} over training" src="data:image/png;base64,{{ figs["over_" + key] }}">{% endif %}
+{% if over_tables[key]|length > 1 %}<table>{% for row in over_tables[key] %}<tr>{% for cell in row %}<td>{{ cell }}</td>{% endfor %}</tr>{% endfor %}</table>{% endif %}
+{% endfor %}<h3>The final checkpoint</h3>{% endif %}
 {% if verdicts %}<ul>{% for key, text in verdicts.items() %}<li><b>{{ key.replace('_', ' ') }}</b>: {{ text }}</li>{% endfor %}</ul>{% endif %}
 {% for key, label in [("one_step", "Argument 1: one step"), ("new_batch", "Argument 2: new batch"), ("param_space", "Argument 3: parameter space")] %}
 {% if figs[key] %}<p class="explain">{{ label }}</p><img alt="{{ label }}" src="data:image/png;base64,{{ figs[key] }}">{% endif %}
@@ -130,6 +140,10 @@ def render_html(report: dict[str, Any], samples: dict[str, np.ndarray] | None) -
         figs["param_space"] = _b64(figures.bars({"real update": ps["real_update"], "parameter attack": ps["parameter_attack"],
                                                  "pixel PGD": ps["pixel_pgd_same_norm"]},
                                                 "Argument 3: parameter space vs pixel space, same size"))
+    over = report.get("odena_over_training")
+    if over:
+        for key in over_training.LABELS:
+            figs["over_" + key] = _b64(over_training.figure(over, key))
     if report.get("robustness"):
         figs["robustness"] = _b64(figures.robustness(report["robustness"]))
     if report.get("snapshots"):
@@ -142,6 +156,8 @@ def render_html(report: dict[str, Any], samples: dict[str, np.ndarray] | None) -
         diagnostics=report.get("diagnostics", []), command=report.get("command", ""),
         robust_d=report.get("robust_d"), by_class=report.get("by_class"), fmt=fmt, run_headline=run_headline_rows(report.get("run_headline")),
         run_method=(report.get("run_headline") or {}).get("method", ""), intervals=report.get("intervals"),
+        over=over, over_labels=over_training.LABELS,
+        over_tables={key: over_training.table(over, key) for key in over_training.LABELS} if over else {},
         config=json.dumps(to_jsonable(config), indent=2))
 
 
@@ -157,6 +173,12 @@ updates are accidental attacks, how robust D is, and what the samples look like,
 <section id="runs"><h2>Runs</h2>{{ table(tables.runs) }}</section>
 {% if tables.arms %}<section id="arms"><h2>Over seeds</h2><p class="explain">{{ arms_text }}</p>
 {{ table(tables.arms) }}{{ table(tables.arm_differences) }}</section>{% endif %}
+
+{% if odena_tables %}<section id="odena-over-training"><h2>Odena's three arguments over training</h2>
+<p class="explain">Per run, the mean over its persisted snapshots of each argument's difference (Student-t over
+snapshots), against the baseline run (MOVER), and its course snapshot by snapshot; per arm, the mean over seeds and
+the difference against the baseline arm (Welch t).</p>
+{{ table(odena_tables.runs) }}{% if odena_tables.arms %}{{ table(odena_tables.arms) }}{{ table(odena_tables.arm_differences) }}{% endif %}</section>{% endif %}
 
 <section id="differences"><h2>Differences</h2>
 <p class="explain">Against the first run. Per-step rates: mean of the per-step differences over the measured steps both
@@ -208,7 +230,7 @@ def render_compare_html(report: dict[str, Any], samples: dict[str, np.ndarray] |
     env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
     config = {k: report.get(k) for k in ("config", "versions", "seconds", "data", "methods")}
     return env.from_string(COMPARE_TEMPLATE).render(
-        tables=compare_tables(report), figs=figs, arms_text=arms_text(report), persistence_text=persistence_text(report), verdicts=report.get("verdicts", []), quality=q,
+        tables=compare_tables(report), odena_tables=over_training.compare_tables(report), figs=figs, arms_text=arms_text(report), persistence_text=persistence_text(report), verdicts=report.get("verdicts", []), quality=q,
         quality_text=quality_text, command=report.get("command", ""),
         notes=[f"{r['label']}: {n}" for r in runs for n in r.get("notes", [])] + ([q["note"]] if q.get("note") else []),
         config=json.dumps(to_jsonable(config), indent=2))

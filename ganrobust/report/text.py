@@ -82,8 +82,12 @@ def summary_markdown(report: dict[str, Any]) -> str:
                   "| class | probes | fake-classified | flip rate [95%] | AAR [95%] |", "| --- | --- | --- | --- | --- |"]
         lines += [f"| {r['class']} | {r['n']} | {r['n_fake']} | {fmt(r['flip_rate'])} | {fmt(r['aar'])} |"
                   for r in report["by_class"]]
+    from ganrobust.report.arguments_over_training import markdown as over_training_markdown
+
+    lines += over_training_markdown(report.get("odena_over_training"))
     if report.get("odena"):
-        lines += ["", "## Odena's three arguments", ""]
+        lines += ["", "## Odena's three arguments" + (" at the final checkpoint" if report.get("odena_over_training")
+                                                      else ""), ""]
         lines += [f"* **{k.replace('_', ' ')}**: {v}" for k, v in report["odena"].get("verdicts", {}).items()]
     if report.get("robustness"):
         lines += ["", "## Robustness of D", "", "| norm | direction | eps (fraction of range) | success rate [95%] | n |",
@@ -231,6 +235,9 @@ def compare_markdown(report: dict[str, Any]) -> str:
         lines += [*_md_table(tables["quality"]), ""]
     if q.get("note"):
         lines += [f"Note: {q['note']}", ""]
+    from ganrobust.report.arguments_over_training import compare_markdown as arguments_markdown
+
+    lines += arguments_markdown(report)
     lines += ["## Differences", ""] + [f"* {v}" for v in report.get("verdicts", [])] + [""]
     notes = [f"* {r['label']}: {n}" for r in report["runs"] for n in r.get("notes", [])]
     if notes:

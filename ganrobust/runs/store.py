@@ -62,9 +62,11 @@ class IntegrityError(CheckpointError):
 
 def snapshot_file(step: int, kind: str) -> str:
     """The path, relative to the run directory, of the snapshot of ``kind`` (D, G_before, G_after) at ``step``."""
-    names = {"D": f"d_{step:07d}", "G_before": f"g_{step:07d}_before", "G_after": f"g_{step:07d}_after"}
+    names = {"D": f"d_{step:07d}", "G_before": f"g_{step:07d}_before", "G_after": f"g_{step:07d}_after",
+             # optional (ganrobust.runs.step_inputs): G's optimizer before the step, the step's own batch
+             "G_optimizer": f"g_{step:07d}_optimizer", "batch": f"g_{step:07d}_batch"}
     if kind not in names:
-        raise InputError(f"expected a snapshot kind among {SNAPSHOT_KINDS}, got {kind!r}")
+        raise InputError(f"expected a snapshot kind among {tuple(names)}, got {kind!r}")
     return f"snapshots/{names[kind]}.safetensors"
 
 
@@ -186,6 +188,11 @@ class SnapshotResults:
         return json.loads(path.read_text())
 
 
+def clear_snapshot_results(out: str | os.PathLike[str]) -> None:
+    """Remove the per-snapshot results under ``out`` (the demo regenerates its own)."""
+    shutil.rmtree(SnapshotResults(out).dir, ignore_errors=True)
+
+
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text)
@@ -251,6 +258,16 @@ class RunWriter:
         names = {kind: snapshot_file(step, kind) for kind in states}
         for kind, (keys, tensors) in states.items():
             save_state(self.dir / names[kind], keys, tensors, {"step": str(step)})
+        self.record_file(*names.values())
+        return names
+
+    def save_step_inputs(self, step: int, states: dict[str, tuple[list[str], list[torch.Tensor], dict[str, str]]]
+                         ) -> dict[str, str]:
+        """The optional files of ``step`` (:mod:`ganrobust.runs.step_inputs`: G's optimizer state
+        before the step, the step's batch), written atomically with their SHA-256 recorded."""
+        from ganrobust.runs.step_inputs import write_step_inputs
+
+        names = write_step_inputs(self.dir, step, states)
         self.record_file(*names.values())
         return names
 
