@@ -4,7 +4,7 @@ batch, its own losses and score convention)."""
 
 from __future__ import annotations
 
-import copy
+from ganrobust.module_copy import copy_module
 import dataclasses
 from typing import Any
 
@@ -38,7 +38,7 @@ def point_arguments(run: Run, loaded: LoadedGAN, step: int, cfg: CompareConfig, 
     Z = run.probes().to(dev)
     C = run.probe_conditions()
     C = None if C is None or not call.conditional else C.to(dev)
-    modules = {kind: copy.deepcopy(loaded.G if kind.startswith("G") else loaded.D).to(dev)
+    modules = {kind: copy_module(loaded.G if kind.startswith("G") else loaded.D).to(dev)
                for kind in ("G_before", "G_after", "D")}
     for kind, module in modules.items():
         module.load_state_dict(load_snapshot(run.dir, step, kind, verify=cfg.verify))
