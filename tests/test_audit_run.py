@@ -145,7 +145,8 @@ def test_runs_written_before_hashes_load_as_before(hinge_run, tmp_path) -> None:
     shutil.copytree(run, copy_)
     manifest = json.loads((copy_ / "manifest.json").read_text())
     assert set(manifest["sha256"]) == {"checkpoint.pt"} | {
-        snapshot_file(step, kind) for step in persisted_steps(copy_) for kind in ("D", "G_before", "G_after")}
+        snapshot_file(step, kind) for step in persisted_steps(copy_)
+        for kind in ("D", "G_before", "G_after", "G_optimizer", "batch")}  # every persisted file is hashed
     del manifest["sha256"]
     (copy_ / "manifest.json").write_text(json.dumps(manifest))
     _flip_tensor_bytes(copy_ / "checkpoint.pt", result.G.state_dict()["main.0.weight"])
