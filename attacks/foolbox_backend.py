@@ -16,6 +16,7 @@ from ganrobust.attacks.torchattacks_backend import CROSS_ENTROPY, _ce_masking
 from ganrobust.attacks.two_logit import BackendAttack, BackendSpec, TwoLogit, sandbox, scalar_budget
 from ganrobust.conventions import Direction, Norm
 from ganrobust.diagnostics import Diagnostic
+from ganrobust.errors import InputError
 from ganrobust.scorer import Scorer
 
 
@@ -56,6 +57,9 @@ class FoolboxAttack(BackendAttack):
     def run(self, scorer: Scorer, x: torch.Tensor, eps: torch.Tensor | None, direction: Direction,
             crossed: torch.Tensor, generator: torch.Generator, seed: int
             ) -> tuple[torch.Tensor, torch.Tensor, list[Diagnostic]]:
+        if not scorer.bounds.box:
+            raise InputError(f"the foolbox backend attacks inside the data box, and this scorer has none "
+                             f"(D sees G's raw output, as StyleGAN's does); use backend='native'")
         fb = import_foolbox()
         epsilon = None if eps is None else scalar_budget(eps, f"foolbox {self.name}")
         if self.minimum_norm:

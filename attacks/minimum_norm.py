@@ -33,7 +33,7 @@ def deepfool(
     max_iter: int, overshoot: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Binary DeepFool on the margin. Returns ``(x_adv, found, iterations)`` per sample."""
-    tau, lo, hi = scorer.tau, scorer.bounds.lo, scorer.bounds.hi
+    tau, lo, hi = scorer.tau, scorer.bounds.box_lo, scorer.bounds.box_hi
     batch = x.shape[0]
     r_total = torch.zeros_like(x)
     adv = x.clone()

@@ -73,7 +73,7 @@ def pgd(
 
     Returns ``(x_adv, iterations, crossed)``, each per sample.
     """
-    tau, lo, hi = scorer.tau, scorer.bounds.lo, scorer.bounds.hi
+    tau, lo, hi = scorer.tau, scorer.bounds.box_lo, scorer.bounds.box_hi
     batch = x.shape[0]
     todo = torch.ones(batch, dtype=torch.bool, device=x.device) if active is None else active.clone()
     start = x if init is None else init.detach()

@@ -17,6 +17,7 @@ from ganrobust.attacks.base import Attack
 from ganrobust.attacks.two_logit import BackendAttack, BackendSpec, TwoLogit, sandbox, scalar_budget
 from ganrobust.conventions import Direction, Norm
 from ganrobust.diagnostics import SATURATION_MARGIN, Diagnostic
+from ganrobust.errors import InputError
 from ganrobust.scorer import Scorer
 
 CROSS_ENTROPY = "cross-entropy"
@@ -54,6 +55,9 @@ class TorchattacksAttack(BackendAttack):
     def run(self, scorer: Scorer, x: torch.Tensor, eps: torch.Tensor | None, direction: Direction,
             crossed: torch.Tensor, generator: torch.Generator, seed: int
             ) -> tuple[torch.Tensor, torch.Tensor, list[Diagnostic]]:
+        if not scorer.bounds.box:
+            raise InputError(f"the torchattacks backend attacks inside the data box, and this scorer has none "
+                             f"(D sees G's raw output, as StyleGAN's does); use backend='native'")
         import torchattacks as ta
 
         width = scorer.bounds.width

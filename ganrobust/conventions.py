@@ -123,10 +123,17 @@ DirectionLike = Union[Direction, str]
 
 @dataclass(frozen=True)
 class Bounds:
-    """The data range ``[lo, hi]`` samples live in (default ``[-1, 1]``, tanh generators)."""
+    """The data range ``[lo, hi]`` samples live in (default ``[-1, 1]``, tanh generators).
+
+    The range is the unit of every budget (a fraction of ``hi - lo``). With ``box=True`` (the
+    default) it is also a box: inputs must lie inside it and attacks keep ``x + δ`` inside it.
+    ``box=False`` is for generators whose output D sees unclamped (StyleGAN: its loss feeds G's
+    raw output, which overshoots ``[-1, 1]``, to D): budgets keep the range as their unit, inputs
+    need only be finite, and nothing is clamped."""
 
     lo: float = -1.0
     hi: float = 1.0
+    box: bool = True
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.lo) and math.isfinite(self.hi)) or self.hi <= self.lo:
@@ -153,10 +160,21 @@ class Bounds:
     def to_fraction(self, data_units: float) -> float:
         return data_units / self.width
 
+    @property
+    def box_lo(self) -> float:
+        """The lower end of the box attacks clamp to: ``lo``, or ``-inf`` without a box."""
+        return self.lo if self.box else -math.inf
+
+    @property
+    def box_hi(self) -> float:
+        return self.hi if self.box else math.inf
+
     def check(self, x: torch.Tensor, name: str = "x", atol: float = 1e-6) -> None:
-        """Raise a ValueError unless every entry of ``x`` is finite and inside the range."""
+        """Raise an InputError unless every entry of ``x`` is finite (and inside the box, if one)."""
         if not torch.isfinite(x).all():
             raise InputError(f"{name} contains NaN or inf; clean the inputs before attacking")
+        if not self.box:
+            return
         lo, hi = x.min().item(), x.max().item()
         if lo < self.lo - atol or hi > self.hi + atol:
             raise InputError(
@@ -166,7 +184,7 @@ class Bounds:
             )
 
     def clamp(self, x: torch.Tensor) -> torch.Tensor:
-        return x.clamp(self.lo, self.hi)
+        return x.clamp(self.lo, self.hi) if self.box else x
 
 
 class Precision(str, enum.Enum):

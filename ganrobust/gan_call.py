@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -48,6 +48,9 @@ class GanCall:
 
     num_classes: int | None = None
     d_condition: bool = True
+
+    #: True where D sees G's output unclamped (StyleGAN): attacks then keep no box (Bounds.box)
+    raw_output: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         if self.num_classes is not None and (not isinstance(self.num_classes, int) or self.num_classes < 1):
@@ -164,6 +167,9 @@ class StyleGANCall(GanCall):
     ``G.mapping(z, c)`` (StyleGAN's loss calls ``G.mapping`` and ``G.synthesis``, not ``G``)."""
 
     c_dim: int = 0
+
+    #: D sees G's output unclamped, so attacks on G's samples keep no [-1, 1] box (Bounds.box)
+    raw_output: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         if self.c_dim < 0:

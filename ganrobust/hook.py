@@ -142,7 +142,8 @@ class Watcher:
         self._bn_observed: BatchNormMode | None = None
         self._d_has_bn = any(isinstance(m, _BatchNorm) for m in self.D.modules())
         self.scorer = Scorer(self._shadow_d, kind=config.kind, tau=config.tau, bounds=config.bounds,
-                             bn=BatchNormMode.EVAL if config.bn is BatchNormMode.AUTO else config.bn)
+                             bn=BatchNormMode.EVAL if config.bn is BatchNormMode.AUTO else config.bn,
+                             box=not getattr(self.call, "raw_output", False))
         self._real = None if real is None else real.detach().clone()
         self._min_norm = (MinimumNormAttack(norm=config.min_norm_norm, bisection_steps=5, precision=config.precision)
                           if config.min_norm_every else None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import math
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Union
 
@@ -62,6 +63,7 @@ class Scorer:
         head: Head = None,
         bounds: Bounds | tuple[float, float] = (-1.0, 1.0),
         bn: BatchNormMode | str = BatchNormMode.EVAL,
+        box: bool = True,
     ) -> None:
         if not isinstance(module, nn.Module):
             raise InputError(f"expected a torch.nn.Module discriminator, got {type(module).__name__}")
@@ -78,6 +80,8 @@ class Scorer:
             raise InputError(f"expected head to be an int index or a callable, got {head!r}")
         self.head = head
         self.bounds = Bounds.coerce(bounds)
+        if not box:  # D sees G's raw output (StyleGAN): the range is the budgets' unit, not a box
+            self.bounds = dataclasses.replace(self.bounds, box=False)
         self.bn = BatchNormMode(bn)
         if self.bn is BatchNormMode.AUTO:
             raise ValueError("bn='auto' is resolved by ganrobust.watch from D's mode at G's step; a scorer needs "

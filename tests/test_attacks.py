@@ -238,3 +238,22 @@ def test_inputs_outside_bounds_or_not_batched_are_clear_errors(linear_d, central
         PGD(steps=0)
     with pytest.raises(ValueError, match="one eps for the whole batch"):
         TorchattacksAttack("PGD")(Scorer(linear_d), central_x, eps=torch.linspace(0.01, 0.1, central_x.shape[0]))
+
+
+def test_raw_output_scorer_attacks_outside_the_range_without_a_box(linear_d, central_x) -> None:
+    """StyleGAN's D sees G's unclamped output: with box=False, inputs outside [-1, 1] are attacked
+    (the range stays the budgets' unit) and minimum norm is the linear optimum |s|/‖w‖₁, which a
+    clamp to [-1, 1] would forbid; a boxed scorer refuses those inputs in one line."""
+    x = central_x * 0.1 - 4.0  # every pixel far outside [-1, 1]
+    boxed, raw = Scorer(linear_d), Scorer(linear_d, box=False)
+    with pytest.raises(ValueError, match="outside the data bounds"):
+        MinNorm(norm="linf")(boxed, x)
+    s = raw(x).detach()
+    result = MinNorm(norm="linf")(raw, x)
+    exact = s.abs() / linear_d.w.abs().sum()
+    fake = s < 0  # attacked fake -> real; real-classified samples need no perturbation
+    assert fake.sum() >= 4 and result.success[fake].all()
+    torch.testing.assert_close(result.norms[fake], exact[fake], rtol=0.05, atol=0)
+    assert result.x_adv.max() < -1.0  # not pulled back into the range
+    with pytest.raises(ValueError, match="use backend='native'"):
+        TorchattacksAttack("PGD")(raw, x, eps=0.1)

@@ -131,7 +131,7 @@ def measure_update(
             if index is not None:  # drawn for the whole batch, keyed by the probe's row in it
                 whole = torch.empty((int(n_total or n),) + tuple(x.shape[1:]), device=x.device, dtype=x.dtype)
                 u = random_direction(whole, Norm.L2, generator)[index]
-            x_noise = x + random_step_in_box(x, l2, bounds.lo, bounds.hi, generator, u=u)
+            x_noise = x + random_step_in_box(x, l2, bounds.box_lo, bounds.box_hi, generator, u=u)
             noise_flip += (fake & (scorer.forward(x_noise) >= tau)).to(s.dtype)
     if noise_draws:
         noise_flip /= noise_draws

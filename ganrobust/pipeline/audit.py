@@ -128,7 +128,7 @@ def audit_checkpoint(checkpoint: Path | None, *, cfg: AuditConfig, load: dict[st
     if real is not None and tuple(real.shape[1:]) != shape:
         raise InputError(f"--data samples have shape {tuple(real.shape[1:])} but G makes {shape}; pass data of the "
                          f"model's size and channels")
-    scorer_options = scorer_options_for(loaded, settings)
+    scorer_options = scorer_options_for(loaded, settings, call)
     for line in loaded.notes:
         note(line)
     if settings["kind"].source == "detected":

@@ -262,7 +262,8 @@ def _evaluate_point(run: Run, name: str, loaded: LoadedGAN, step: int, where: st
         samples = shown[:16].cpu().numpy()
     if not torch.isfinite(x).all():
         return {"step": step, "source": where, "error": "G produced NaN or inf samples"}, samples
-    scorer = Scorer(D, kind=score.get("kind", "logit"), tau=score.get("tau"), bounds=loaded.bounds, bn=bn)
+    scorer = Scorer(D, kind=score.get("kind", "logit"), tau=score.get("tau"), bounds=loaded.bounds, bn=bn,
+                    box=not getattr(call, "raw_output", False))
     if call.binds:  # each probe (z, c) scored with its own condition
         scorer = scorer.conditioned(C[: cfg.robustness_samples], call)
     if scorer.kind is ScoreKind.CRITIC and score.get("tau") is None:

@@ -31,10 +31,10 @@ def point_arguments(run: Run, loaded: LoadedGAN, step: int, cfg: CompareConfig, 
     settings = resolve_settings(loaded)
     acfg = configured(dataclasses.replace(COMPARE_AUDIT, seed=cfg.seed, eps=cfg.eps, eps_grid=(cfg.eps,)), settings,
                       loaded.train_config)
-    options = scorer_options_for(loaded, settings)
+    call = gan_call_from_record(run.manifest.get("gan_call"))
+    options = scorer_options_for(loaded, settings, call)
     if cfg.bn is not None:
         options["bn"] = cfg.bn.value
-    call = gan_call_from_record(run.manifest.get("gan_call"))
     Z = run.probes().to(dev)
     C = run.probe_conditions()
     C = None if C is None or not call.conditional else C.to(dev)

@@ -168,11 +168,14 @@ def configured(cfg: AuditConfig, settings: dict[str, Setting], train_config: dic
     return dataclasses.replace(cfg, **changes)
 
 
-def scorer_options_for(loaded: LoadedGAN, settings: dict[str, Setting]) -> dict[str, Any]:
+def scorer_options_for(loaded: LoadedGAN, settings: dict[str, Setting], call: Any = None) -> dict[str, Any]:
     """The Scorer's keyword arguments: resolved kind and BatchNorm mode, the data range, a recorded
-    tau (a critic's is calibrated on each snapshot instead)."""
+    tau (a critic's is calibrated on each snapshot instead); ``box=False`` where ``call`` feeds D
+    G's raw output (StyleGAN), so the range is the budgets' unit and not a box."""
     kind = settings["kind"].value
     options: dict[str, Any] = {"kind": kind, "bounds": loaded.bounds, "bn": settings["bn"].value}
+    if getattr(call, "raw_output", False):
+        options["box"] = False
     if loaded.score.get("tau") is not None and kind != "critic":
         options["tau"] = loaded.score["tau"]
     if loaded.score.get("head") is not None:  # a D with several outputs (AC-GAN): the real/fake one
