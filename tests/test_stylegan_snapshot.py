@@ -223,3 +223,22 @@ def test_an_unconditional_snapshot_audits_with_an_unlabelled_image_folder(tmp_pa
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
     assert "real->fake" in {r["direction"] for r in report["robustness"]} and "by_class" not in report
+
+
+def test_a_snapshot_whose_raw_output_overshoots_the_range_audits(tmp_path, standin) -> None:
+    """StyleGAN's G overshoots [-1, 1] and D sees it raw: the audit attacks those samples without a
+    box (StyleGANCall.raw_output) instead of stopping at 'outside the data bounds'."""
+    path = _snapshot(tmp_path, standin, 0)
+    with open(path, "rb") as f:
+        snapshot = pickle.load(f)
+    with torch.no_grad():
+        snapshot["G"].synthesis.weight.mul_(50.0)  # saturates 1.1 * tanh: pixels near ±1.1
+    with open(path, "wb") as f:
+        pickle.dump(snapshot, f)
+    loaded = load_gan(path, trust=True)
+    z = torch.randn(16, 8, generator=torch.Generator().manual_seed(0))
+    assert loaded.G(z, torch.zeros(16, 0)).abs().max() > 1.05  # the trait: raw output outside the range
+    out = tmp_path / "report"
+    result = CliRunner().invoke(cli, ["audit", str(path), "--trust-checkpoint", "--out", str(out), *FAST])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "report.json").read_text())["score"].get("box") is False
