@@ -8,6 +8,7 @@ data units) and every result reports both units.
 
 from __future__ import annotations
 
+import dataclasses
 import copy
 import math
 from dataclasses import dataclass, field
@@ -28,7 +29,9 @@ class AttackResult:
     """What one attack call found, per sample (B = batch size).
 
     ``success`` is re-checked by ganrobust's own scorer on the returned inputs, whatever the
-    backend claimed; failed samples are returned unperturbed (``x_adv == x``). Samples
+    backend claimed; failed samples are returned unperturbed (``x_adv == x``), except under batch
+    statistics (``Scorer.whole_batch``), where the returned batch is the one verified, failed
+    samples where the search left them (their norms are still 0, or inf). Samples
     already on the target side before the attack (``clean_crossed``) are not attacked and
     are excluded from :attr:`success_rate`; so are samples outside the call's ``active`` mask
     (they stay in the batch, unperturbed, so that batch statistics are those of the whole
@@ -178,14 +181,23 @@ class Attack:
             if not self.minimum_norm and retry.any():
                 with torch.no_grad():
                     retry &= direction.crossed(work(x_adv), tau)
-            if retry.any():
+            # Under batch statistics a sample's score depends on every other sample of the batch:
+            # retry samples searched on their own (the others put back to clean) and spliced into
+            # this batch give a batch that no search saw and the verification scores anew. There,
+            # the whole batch is searched again in float32 and the batch with more successes kept.
+            whole = scorer.check_batch(x).whole_batch
+            full: AttackResult | None = None
+            if retry.any() and whole:
+                full = self._float32()(scorer, x, eps=eps, direction=direction, seed=seed, active=active)
+                result = _more_successful(result, full)
+            elif retry.any():
                 r32 = self._float32()(scorer, x, eps=eps, direction=direction, seed=seed, active=retry)
                 fix = _expand(retry & r32.success, x)
                 result = self._verify(scorer, x, torch.where(fix, r32.x_adv, result.x_adv), eps_data, direction,
                                       s_clean, crossed, skip, active, result.iterations + r32.iterations,
                                       result.diagnostics, precision)
             if self.precision_check:
-                self._check_precision(result, scorer, x, eps, seed)
+                self._check_precision(result, scorer, x, eps, seed, whole=whole, full=full)
         return result
 
     def _float32(self) -> "Attack":
@@ -218,8 +230,11 @@ class Attack:
         if active is not None:
             success = success & (active | crossed)
         keep = success & ~skip
-        x_adv = torch.where(_expand(keep, x), x_adv, x)
-        s_adv = torch.where(keep, s_adv, s_clean)
+        # under batch statistics every verdict holds for this batch only: attacked samples that
+        # failed stay where the search left them (putting them back would move the others' scores)
+        place = ~skip if scorer.check_batch(x).whole_batch else keep
+        x_adv = torch.where(_expand(place, x), x_adv, x)
+        s_adv = torch.where(place, s_adv, s_clean)
         norms = torch.where(keep, norms, torch.zeros_like(norms))
         if self.minimum_norm:
             norms = torch.where(success, norms, torch.full_like(norms, math.inf))
@@ -234,15 +249,23 @@ class Attack:
         )
 
     def _check_precision(self, result: AttackResult, scorer: Scorer, x: torch.Tensor,
-                         eps: float | torch.Tensor | None, seed: int) -> None:
+                         eps: float | torch.Tensor | None, seed: int, *, whole: bool = False,
+                         full: AttackResult | None = None) -> None:
         """Re-attack the first ``precision_check`` attacked samples with a float32 search (same
-        seed, inside the whole batch) and flag a reduced-precision search that did worse."""
+        seed, inside the whole batch) and flag a reduced-precision search that did worse. Under
+        batch statistics (``whole``) the float32 search attacks every sample the call attacked,
+        as the reduced one did (``full``: that search, when it already ran), and the first
+        ``precision_check`` are compared."""
         attacked = result.attacked
         sub = attacked & (attacked.cumsum(0) <= self.precision_check)
         n = int(sub.sum())
         if n == 0:
             return
-        r32 = self._float32()(scorer, x, eps=eps, direction=result.direction, seed=seed, active=sub)
+        if full is not None:
+            r32 = full
+        else:
+            r32 = self._float32()(scorer, x, eps=eps, direction=result.direction, seed=seed,
+                                  active=result.active if whole else sub)
         if self.minimum_norm:
             low, full = result.norms[sub & result.success], r32.norms[sub & r32.success]
             if full.numel() == 0:
@@ -319,3 +342,10 @@ def _show(e: torch.Tensor) -> str:
     vals = e.unique()
     return f"{vals.item():g}" if vals.numel() == 1 else np.array2string(vals.cpu().numpy(), threshold=5)
 
+
+def _more_successful(reduced: AttackResult, full: AttackResult) -> AttackResult:
+    """Of two searches of the same whole batch, the one whose batch the float32 D finds more
+    adversarial in (ties: the float32 search); the iterations of both are counted."""
+    best = full if int(full.success.sum()) >= int(reduced.success.sum()) else reduced
+    return dataclasses.replace(best, iterations=reduced.iterations + full.iterations,
+                               diagnostics=reduced.diagnostics + full.diagnostics)
