@@ -9,16 +9,25 @@ draw of a measurement comes from its own seeded generator, and D scores in eval 
 not fork it either (``module_state.measurement_thread``): restoring the RNG from another thread
 would rewind the training thread's draws.
 
+``overlap='auto'`` (the default) runs the thread where it can only pay: a single-process CPU
+loop whose torch threads leave a core idle (:func:`overlap_decision`). The hook then measures its
+first step on the training thread and stays there if that measurement drew from the global RNG
+(a D that draws random numbers while it is scored: in the thread, the draws would move the loop's
+RNG); the manifest records the decision and why (``overlap``).
+
 At most ``depth`` measurements wait; a loop that outruns the thread waits at its next measured
 step, so memory stays bounded. ``close`` (or ``Watcher.close``) waits for every one.
 """
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import warnings
 from typing import Callable
+
+import torch
 
 from ganrobust.module_state import measurement_thread
 
@@ -59,3 +68,26 @@ class MeasurementThread:
                 warnings.warn(f"ganrobust.watch: the measurement thread's job failed ({err})", RuntimeWarning)
             finally:
                 self._jobs.task_done()
+
+
+def overlap_decision(setting: bool | str, *, sharded: bool, device: torch.device,
+                     threads: int | None = None, cores: int | None = None) -> tuple[bool, str]:
+    """Whether the hook measures on the background thread, and why (recorded in the manifest).
+
+    ``auto`` chooses it only for a single-process CPU loop whose torch threads leave a core idle,
+    where ``benchmarks/watch.py --whole-process`` measured it near free; on a busy CPU the thread
+    competes with training, and on a GPU it has not been measured.
+    """
+    if setting is False:
+        return False, "overlap=False"
+    if sharded:
+        return False, "sharded: every rank measures on the training thread, in step order"
+    if setting is True:
+        return True, "overlap=True"
+    if device.type != "cpu":
+        return False, f"auto: the loop runs on {device.type}, where the thread is not measured yet"
+    threads = torch.get_num_threads() if threads is None else threads
+    cores = (os.cpu_count() or 1) if cores is None else cores
+    if threads >= cores:
+        return False, f"auto: the loop's {threads} torch threads use all {cores} cores"
+    return True, f"auto: the loop's {threads} torch threads leave {cores - threads} of {cores} cores idle"

@@ -66,7 +66,8 @@ class WatchConfig:
     ring_size: int = 4               # D snapshots kept in memory
     snapshot_every: int = 100        # persist D (and G before/after) every N generator steps
     persist_measured: bool = False   # also persist snapshots at every measured step
-    overlap: bool = False            # measure on a background thread while training goes on (same records)
+    overlap: bool | str = "auto"     # measure on a background thread while training goes on (same records);
+                                     # auto: on a CPU loop that leaves a core idle (ganrobust.background)
     persist_optimizer: bool = True   # persisted steps also keep G's optimizer state (Odena's k-step replay)
     kind: ScoreKind = ScoreKind.LOGIT
     tau: float | None = None
@@ -83,6 +84,8 @@ class WatchConfig:
         object.__setattr__(self, "g_bn", BatchNormMode(self.g_bn))
         if self.g_bn is BatchNormMode.AUTO:
             raise InputError("expected g_bn 'eval' or 'batch' (how G's BatchNorm generates the probes), got 'auto'")
+        if self.overlap not in (True, False, "auto") or not isinstance(self.overlap, (bool, str)):
+            raise InputError(f"expected overlap True, False or 'auto', got {self.overlap!r}")
         object.__setattr__(self, "min_norm_norm", Norm(self.min_norm_norm))
         object.__setattr__(self, "bounds", (float(self.bounds[0]), float(self.bounds[1])))
         for name in ("every", "n_probes", "ring_size", "snapshot_every"):

@@ -46,7 +46,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook, register_op
 from ganrobust import metrics
 from ganrobust.attacks.minimum_norm import MinimumNormAttack
 from ganrobust.attacks.precision import precision_record
-from ganrobust.background import MeasurementThread
+from ganrobust.background import MeasurementThread, overlap_decision
 from ganrobust.capture import ForwardCapture
 from ganrobust.config import WatchConfig
 from ganrobust.conventions import BatchNormMode, ScoreKind
@@ -56,7 +56,7 @@ from ganrobust.distributed import (Context, RankFailed, current, is_fsdp, item_s
 from ganrobust.measure.update import by_class, eps_star_diagnostics, measure_update, persistence
 from ganrobust.metrics import summarize
 from ganrobust.module_copy import copy_module
-from ganrobust.module_state import evaluation_state, fixed_noise, observed_bn, preserved_rng
+from ganrobust.module_state import evaluation_state, fixed_noise, observed_bn, preserved_rng, rng_draws_seen
 from ganrobust.recipes import model_recipe
 from ganrobust.records import ErrorRecord, PersistsRecord, StepRecord
 from ganrobust.runs import RunWriter
@@ -152,8 +152,11 @@ class Watcher:
         self._current: dict[str, Any] | None = None
         self._pending: dict[str, Any] | None = None
         self.Z: torch.Tensor | None = None
-        # overlap=True: measurements run on a background thread, in step order (one process only)
-        self._worker = MeasurementThread() if config.overlap and not self.ctx.sharded else None
+        # overlap: measurements run on a background thread, in step order (one process only); under
+        # 'auto' the first measurement runs here and checks that it leaves the global RNG alone
+        use, self._overlap_why = overlap_decision(config.overlap, sharded=self.ctx.sharded, device=self._device())
+        self._worker = MeasurementThread() if use else None
+        self._overlap_checked = config.overlap != "auto"
 
         if self.writes:
             self._recipes = {"generator": describe(self.G, generator_kwargs),
@@ -244,6 +247,7 @@ class Watcher:
             "gan_call": self.call.record(),  # every run: rebuilt by audit and compare
             "snapshot_bytes": {"D": self._d_view.nbytes, "G": self._g_view.nbytes, "ring": self._ring.nbytes},
             "distributed": self._distributed_record(),
+            "overlap": {"used": self._worker is not None, "why": self._overlap_why},
         })
         if tensorboard is not None:
             try:
@@ -425,10 +429,30 @@ class Watcher:
         # sharded, every rank enters the measurement's gather at a measured step, with or without
         # its own part (a rank whose snapshot failed brings the failure): none is left waiting
         with self._guarded("measurement"):
-            if self._worker is not None and current is not None:
+            if self._worker is not None and current is not None and self._overlap_checked:
                 self._submit(current)
+            elif self._worker is not None and current is not None:
+                self._measure_checking_rng(current)
             else:
                 self._measure(current)
+
+    def _measure_checking_rng(self, current: dict[str, Any]) -> None:
+        """overlap='auto', first measured step: measured here, as the synchronous hook measures it, and
+        watched for draws from the global RNG (a D that draws while it is scored). On the thread such
+        draws would move the loop's RNG: then every later step is measured here too."""
+        with rng_draws_seen() as drew:
+            try:
+                self._measure(current)
+            finally:
+                self._overlap_checked = True
+        if drew[0]:
+            assert self._worker is not None
+            self._worker.close()
+            self._worker = None
+            self._overlap_why = "auto: D drew from the global RNG while it was scored; measured on the training thread"
+            warnings.warn(f"ganrobust.watch: {self._overlap_why}", RuntimeWarning, stacklevel=4)
+        if self.writer is not None:
+            self.writer.write_manifest(overlap={"used": self._worker is not None, "why": self._overlap_why})
 
     # -- measuring -----------------------------------------------------------------
     def _is_measured(self, step: int) -> bool:
@@ -612,10 +636,21 @@ class Watcher:
 
     # -- overlap=True: the measurement thread ------------------------------------------
     def _submit(self, current: dict[str, Any]) -> None:
-        """What reads the live models happens now, on the training thread: G_θ'(Z) (and the training
-        batch's), copies of D_t and, when they are persisted, of θ and θ'. The rest of the measurement
-        runs on the measurement thread (ganrobust.background) while training goes on."""
-        cfg, step = self.config, current["step"]
+        """What reads the live models happens now, on the training thread (:meth:`_hand_over`); the
+        rest of the measurement runs on the measurement thread (ganrobust.background) while training
+        goes on."""
+        self._hand_over(current)
+
+        def job() -> None:
+            with self._guarded("measurement"):
+                self._measure(current)
+
+        self._worker.submit(job)  # type: ignore[union-attr]
+
+    def _hand_over(self, current: dict[str, Any]) -> None:
+        """G_θ'(Z) (and the training batch's), copies of D_t and, when they are persisted, of θ and θ',
+        into ``current``: what the measurement thread needs of the live models."""
+        step = current["step"]
         current["x_next"] = self._generate(self._g_view.tensors, self.Z, self.C)
         if current["train"] is not None:
             with self._train_guarded() as failed:
@@ -624,17 +659,15 @@ class Watcher:
             if failed:
                 current["train"], current["train_error"] = None, failed[0]
         current["snapshot"] = [t.clone() for t in self._ring.get(step)]
+        if self.scorer.coupling is None:  # once: its check seeds the RNG, which only this thread may do
+            self._worker.wait()  # type: ignore[union-attr]  # nothing in flight uses the shadow D
+            self._shadow_d_view.load(current["snapshot"])
+            (self.scorer.conditioned(self.C, self.call) if self.call.binds else self.scorer).check_batch(current["x"])
         if self._is_persisted(step):
             current["theta"] = [t.clone() for t in self._theta]
             current["theta_next"] = [t.clone() for t in self._g_view.tensors]
         current["d_steps"] = self._d_steps_before
         current["pending"] = self._pending = {"step": step}  # the flips arrive with the measurement
-
-        def job() -> None:
-            with self._guarded("measurement"):
-                self._measure(current)
-
-        self._worker.submit(job)  # type: ignore[union-attr]
 
     def _submit_persists(self, pending: dict[str, Any], snapshot: list[torch.Tensor] | None) -> None:
         """D_{t+1}(x') on the measurement thread, after step t's measurement (which sets the flips)."""

@@ -59,14 +59,40 @@ def measurement_thread() -> None:
 
 
 @contextlib.contextmanager
-def preserved_rng(device: torch.device | None = None) -> Iterator[None]:
-    """Fork the global torch RNG (CPU, and the CUDA device when given) for the block."""
+def rng_draws_seen() -> Iterator[list[bool]]:
+    """Yields ``[drew]``, True after the block when something in it drew from the global CPU RNG,
+    also inside a :func:`preserved_rng` fork, which hides the draw from the caller
+    (``overlap='auto'``'s check: on the measurement thread nothing forks, and such a draw would
+    move the training loop's RNG). The deliberate seeding of :func:`fixed_noise` is not a draw."""
+    seen, outer = [False], getattr(_THREAD, "draws", None)
+    _THREAD.draws = seen
+    before = torch.random.get_rng_state()
+    try:
+        yield seen
+    finally:
+        _THREAD.draws = outer
+        if not torch.equal(before, torch.random.get_rng_state()):
+            seen[0] = True
+        if outer is not None and seen[0]:
+            outer[0] = True
+
+
+@contextlib.contextmanager
+def preserved_rng(device: torch.device | None = None, *, seeds: bool = False) -> Iterator[None]:
+    """Fork the global torch RNG (CPU, and the CUDA device when given) for the block (``seeds``:
+    the block seeds it on purpose, which :func:`rng_draws_seen` does not count)."""
     if getattr(_THREAD, "no_fork", False):
+        if seeds:  # restoring the RNG from this thread would rewind the loop's draws; seeding it, reset them
+            raise RuntimeError("the measurement thread cannot seed the global RNG (it is the training loop's)")
         yield
         return
     devices = [device] if device is not None and device.type == "cuda" else []
+    draws = None if seeds else getattr(_THREAD, "draws", None)
     with torch.random.fork_rng(devices=devices, enabled=True):
+        start = None if draws is None else torch.random.get_rng_state()
         yield
+        if start is not None and not torch.equal(start, torch.random.get_rng_state()):
+            draws[0] = True  # type: ignore[index]
 
 
 #: the seed of the one fixed draw that G's own random layers (per-layer noise, StyleGAN's
@@ -79,6 +105,6 @@ def fixed_noise(device: torch.device | None = None, seed: int = NOISE_SEED) -> I
     """The global RNG forked and seeded with ``seed`` for the block: every generation under it
     draws the same numbers (a G that redraws noise on each call gives x and x' the same noise),
     and the caller's RNG state is exactly as before."""
-    with preserved_rng(device):
+    with preserved_rng(device, seeds=True):
         torch.manual_seed(seed)
         yield
