@@ -10,8 +10,9 @@ from typing import Any
 
 import click
 
-from ganrobust.cli.common import checked_device, close_progress_bars, fail, parse_pair
-from ganrobust.config import AUDIT_ROBUST_D_STEPS, DEVICE, AuditConfig
+from ganrobust.cli.common import checked_device, choice, close_progress_bars, fail, parse_pair
+from ganrobust.config import ARCHS, AUDIT_ROBUST_D_STEPS, DEVICE, G_LOSSES, AuditConfig
+from ganrobust.conventions import BatchNormMode, Precision, ScoreKind
 from ganrobust.errors import InputError
 
 
@@ -19,17 +20,17 @@ from ganrobust.errors import InputError
 @click.argument("checkpoint", required=False, type=click.Path(path_type=Path))
 @click.option("--generator", type=click.Path(path_type=Path), help="G weights file (pytorch/examples netG_epoch_*.pth, TorchScript).")
 @click.option("--discriminator", type=click.Path(path_type=Path), help="D weights file, paired with --generator.")
-@click.option("--arch", type=click.Choice(["dcgan", "mlp"]), help="Built-in architecture; hyperparameters are inferred from tensor shapes.")
+@click.option("--arch", type=choice(ARCHS), help="Built-in architecture; hyperparameters are inferred from tensor shapes.")
 @click.option("--generator-class", help="Import path of G's class, e.g. mypkg.models:Generator.")
 @click.option("--generator-kwargs", help="JSON keyword arguments for --generator-class.")
 @click.option("--discriminator-class", help="Import path of D's class.")
 @click.option("--discriminator-kwargs", help="JSON keyword arguments for --discriminator-class.")
-@click.option("--d-output", type=click.Choice(["logit", "prob", "critic"]),
+@click.option("--d-output", type=choice(ScoreKind),
               help="What D outputs [default: as the run recorded, else 'prob' when D ends in nn.Sigmoid "
                    "(or for pytorch/examples pairs), else logit].")
-@click.option("--bn", type=click.Choice(["eval", "batch"]),
+@click.option("--bn", type=choice(BatchNormMode, exclude=(BatchNormMode.AUTO,)),
               help="How D's BatchNorm scores [default: as the run recorded, else eval].")
-@click.option("--g-bn", type=click.Choice(["eval", "batch"]),
+@click.option("--g-bn", type=choice(BatchNormMode, exclude=(BatchNormMode.AUTO,)),
               help="How G's BatchNorm generates the probes and the replay [default: as the run recorded, else batch].")
 @click.option("--batch", type=int, help="Latent batch of the replayed generator step [default: as the run recorded "
               "(the batch the hook saw, or `ganrobust train --batch`), else 64].")
@@ -43,7 +44,7 @@ from ganrobust.errors import InputError
 @click.option("--n-probes", type=int, default=AuditConfig.n_probes, show_default=True, help="Held-out probe latents.")
 @click.option("--eps", type=float, default=AuditConfig.eps, show_default="8/255", help="'Small' linf budget, as a fraction of the data range.")
 @click.option("--k-steps", type=int, default=AuditConfig.k_steps, show_default=True, help="Replayed generator steps for Odena's argument 1.")
-@click.option("--g-loss", type=click.Choice(["ns", "bce", "hinge", "wasserstein"]),
+@click.option("--g-loss", type=choice(G_LOSSES),
               help="G's loss for the replay [default: the loss a `ganrobust train` run recorded "
                    "(ns; hinge; wgan -> wasserstein), else the family's own (mimicry, StudioGAN, BigGAN: as they "
                    "train), else ns].")
@@ -62,8 +63,8 @@ from ganrobust.errors import InputError
 @click.option("--robust-d", "robust_d", type=int, default=AUDIT_ROBUST_D_STEPS, show_default=True,
               help="Fine-tune an adversarially trained copy of D for this many steps (needs --data) and measure the "
                    "same replayed update against both discriminators.")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=AuditConfig.precision, show_default=True,
-              help="Precision of attack searches (auto: bf16 where the hardware runs it natively); results are verified in float32.")
+@click.option("--precision", type=choice(Precision), default=AuditConfig.precision, show_default=True,
+              help="Precision of attack searches (auto: bf16 where it times faster on this model and host); results are verified in float32.")
 @click.option("--num-classes", type=int, help="A class-conditional GAN called as G(z, y), D(x, y) with integer labels "
               "0..K-1 [default: as the run recorded; StyleGAN networks are recognised by their attributes].")
 @click.option("--d-condition/--no-d-condition", default=True, show_default=True,

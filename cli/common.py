@@ -14,6 +14,15 @@ import click
 from ganrobust.errors import InputError
 
 
+def choice(values: Any, *, exclude: tuple[Any, ...] = ()) -> click.Choice:
+    """A ``click.Choice`` of an enum's values (or a tuple of names from ``ganrobust.config``), so a
+    new member is a new choice everywhere; ``exclude`` leaves members out (``bn='auto'`` where
+    nothing can be observed). tests/test_defaults.py checks that every choice list comes from here."""
+    skip = {getattr(v, "value", v) for v in exclude}
+    names = [getattr(v, "value", v) for v in values]
+    return click.Choice([n for n in names if n not in skip])
+
+
 def fail(message: str) -> NoReturn:
     """Print ``error: message`` on stderr and exit with status 2 (bad input), no traceback.
 

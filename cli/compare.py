@@ -9,8 +9,9 @@ from pathlib import Path
 
 import click
 
-from ganrobust.cli.common import checked_device, fail
+from ganrobust.cli.common import checked_device, choice, fail
 from ganrobust.config import COMPARE_OUT, DEVICE, CompareConfig
+from ganrobust.conventions import BatchNormMode
 from ganrobust.errors import InputError
 
 
@@ -29,7 +30,7 @@ from ganrobust.errors import InputError
               help="Samples attacked per direction at each snapshot.")
 @click.option("--eps", type=float, default=CompareConfig.eps, show_default="8/255",
               help="linf budget of the reported attack success rate, as a fraction of the data range.")
-@click.option("--bn", type=click.Choice(["eval", "batch"]), help="How D's BatchNorm scores [default: as each run recorded].")
+@click.option("--bn", type=choice(BatchNormMode, exclude=(BatchNormMode.AUTO,)), help="How D's BatchNorm scores [default: as each run recorded].")
 @click.option("--classifier-steps", type=int, default=CompareConfig.classifier_steps, show_default=True,
               help="Training steps of the feature-space classifier (image data).")
 @click.option("--seed", type=int, default=CompareConfig.seed, show_default=True)

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import click
 
+from ganrobust.cli.common import choice
 from ganrobust.config import DemoConfig
+from ganrobust.conventions import Precision
 
 
 @click.command()
@@ -21,8 +23,8 @@ from ganrobust.config import DemoConfig
                    "replayed update against both (0 skips it).")
 @click.option("--snapshot-every", "snapshot_every", type=int, default=DemoConfig.snapshot_every, show_default=True,
               help="Persist a snapshot every N generator steps; Odena's three arguments are replayed at each.")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=DemoConfig.precision,
-              show_default=True, help="Precision of attack searches (auto: bf16 where the hardware runs it natively); "
+@click.option("--precision", type=choice(Precision), default=DemoConfig.precision,
+              show_default=True, help="Precision of attack searches (auto: bf16 where it times faster on this model and host); "
                                       "results are verified in float32.")
 @click.option("--out", type=click.Path(path_type=Path), default=DemoConfig.out, show_default=True)
 def demo(steps: int, seed: int, device: str, every: int, robust_d: int, snapshot_every: int, precision: str,

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
-from ganrobust.cli.common import checked_device, fail, watch_notices_as_notes
-from ganrobust.config import D_LOSSES, D_TRAINING_METHODS, TRAINER_WATCH, TrainConfig
+from ganrobust.cli.common import checked_device, choice, fail, watch_notices_as_notes
+from ganrobust.config import ARCHS, D_LOSSES, D_TRAINING_METHODS, TRAINER_WATCH, TrainConfig
+from ganrobust.conventions import BatchNormMode, Precision
 from ganrobust.errors import InputError
 
 
@@ -16,15 +17,15 @@ from ganrobust.errors import InputError
 @click.option("--data", default=TrainConfig.data, show_default=True,
               help="shapes, 8gaussians, digits, an .npz/.npy file of samples in [-1, 1], or a folder of PNG/JPEG images "
                    "(class sub-folders give --conditional its labels).")
-@click.option("--arch", type=click.Choice(["dcgan", "mlp"]), help="[default: mlp for 8gaussians, else dcgan]")
+@click.option("--arch", type=choice(ARCHS), help="[default: mlp for 8gaussians, else dcgan]")
 @click.option("--steps", type=int, default=TrainConfig.steps, show_default=True, help="Generator steps.")
-@click.option("--d-training", type=click.Choice(list(D_TRAINING_METHODS)), default=TrainConfig.d_training,
+@click.option("--d-training", type=choice(D_TRAINING_METHODS), default=TrainConfig.d_training,
               show_default=True, help="How D is trained (ganrobust.robust.RobustDLoss).")
 @click.option("--d-eps", type=float, default=TrainConfig.d_eps, show_default="8/255",
               help="Adversarial budget of pgd / fgsm-rs (linf), as a fraction of the data range.")
 @click.option("--d-steps", type=int, default=TrainConfig.d_steps, show_default=True, help="PGD steps per D update for --d-training pgd.")
 @click.option("--d-gamma", type=float, default=TrainConfig.d_gamma, show_default=True, help="Weight of r1 / gp.")
-@click.option("--loss", type=click.Choice(list(D_LOSSES)), default=TrainConfig.loss, show_default=True)
+@click.option("--loss", type=choice(D_LOSSES), default=TrainConfig.loss, show_default=True)
 @click.option("--spectral-norm", is_flag=True, help="Spectral normalisation on D's layers.")
 @click.option("--batch", type=int, default=TrainConfig.batch, show_default=True)
 @click.option("--lr", type=float, default=TrainConfig.lr, show_default=True)
@@ -32,12 +33,12 @@ from ganrobust.errors import InputError
 @click.option("--every", type=int, default=TRAINER_WATCH.every, show_default=True, help="Measure every N-th generator update.")
 @click.option("--snapshot-every", type=int, default=TRAINER_WATCH.snapshot_every, show_default=True,
               help="Persist D and G every N steps (what `compare` evaluates quality and robustness on).")
-@click.option("--bn", type=click.Choice(["auto", "eval", "batch"]), default=TRAINER_WATCH.bn.value, show_default=True,
+@click.option("--bn", type=choice(BatchNormMode), default=TRAINER_WATCH.bn.value, show_default=True,
               help="How D's BatchNorm scores in the measurements; auto: as observed on D at G's step (this loop "
                    "keeps D in train mode then, so batch statistics: the D that G optimises against).")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=TrainConfig.precision,
+@click.option("--precision", type=choice(Precision), default=TrainConfig.precision,
               show_default=True, help="Precision of attack searches: the robust loss's PGD/FGSM and the hook's "
-                                      "eps* and efficiency (auto: bf16 where the hardware runs it natively); every "
+                                      "eps* and efficiency (auto: bf16 where it times faster on this model and host); every "
                                       "result the hook records is verified in float32.")
 @click.option("--conditional", is_flag=True, help="A class-conditional DCGAN (G(z, y), projection D(x, y)) on the "
               "data's labels; rates are also reported by class.")

@@ -19,11 +19,10 @@ from ganrobust.errors import InputError
 EPS: float = 8 / 255
 #: the linf budgets (fractions of the data range) of every robustness curve: audit and compare
 EPS_GRID: tuple[float, ...] = (0.5 / 255, 1 / 255, 2 / 255, 4 / 255, EPS, 16 / 255)
-#: precision of attack *searches* (fp32 | bf16 | fp16 | auto: bf16 where the CPU/GPU has native
-#: bf16, else fp32). Verdicts are verified in float32 whatever it is. fp32 by default: a bf16
-#: search agreed with float32 (README, "Precision") but on the 2-core AVX512 + avx512_bf16 host
-#: that measured it, bf16 ran slower than float32 (matmul 0.56x, conv forward+backward 0.73x), so
-#: it buys nothing there; choose auto/bf16 where benchmarks/attacks.py shows it faster.
+#: precision of attack *searches* (fp32 | bf16 | fp16 | auto: timed on the model, bf16/fp16 only where
+#: faster by ganrobust.attacks.precision.SPEEDUP_MARGIN). Verdicts are verified in float32 whatever
+#: it is. fp32 by default: bf16 agrees within 1 point (benchmark D, the sample's batch-statistics D)
+#: but was slower than float32 on the AVX512 + avx512_bf16/fp16 host that measured it (README, "Precision").
 PRECISION: str = "fp32"
 DEVICE: str = "cpu"
 SEED: int = 0
@@ -33,6 +32,8 @@ SEED: int = 0
 #: ``GANROBUST_DIST_TIMEOUT`` environment variable (seconds) for sharded CLI runs
 DIST_TIMEOUT_S: float = 600.0
 
+#: the built-in architectures (ganrobust.models) the trainer builds and the audit infers from shapes
+ARCHS = ("dcgan", "mlp")
 #: generator losses the audit can replay: ns softplus(−s); bce −softplus(s); hinge, wasserstein −s
 G_LOSSES = ("ns", "bce", "hinge", "wasserstein")
 #: discriminator losses (the trainer's ``loss`` and the robust copy's fine-tuning)
@@ -232,7 +233,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "precision", Precision.coerce(self.precision).value)
-        if self.arch not in ("dcgan", "mlp"):
+        if self.arch not in ARCHS:
             raise InputError(f"expected arch 'dcgan' or 'mlp', got {self.arch!r}")
         if self.conditional and self.arch != "dcgan":
             raise InputError(f"a conditional GAN is built as a conditional DCGAN with a projection D: expected "

@@ -10,7 +10,7 @@ from typing import Any
 import click
 import pytest
 
-from ganrobust import config
+from ganrobust import config, conventions
 from ganrobust.cli.main import cli
 from ganrobust.config import (AUDIT_ROBUST_D_STEPS, COMPARE_OUT, DEVICE, TRAINER_WATCH, AuditConfig, CompareConfig,
                               DemoConfig, TrainConfig)
@@ -85,3 +85,31 @@ def test_the_library_and_the_cli_share_the_trainer_and_demo_defaults(tmp_path) -
     recorded = read_run(tmp_path / "run").manifest["config"]
     assert {k: recorded[k] for k in ("bn", "snapshot_every", "every")} == \
         {"bn": TRAINER_WATCH.bn.value, "snapshot_every": TRAINER_WATCH.snapshot_every, "every": TRAINER_WATCH.every}
+
+
+#: every choice list of the CLI: an enum of ganrobust.conventions or a tuple of ganrobust.config
+VOCABULARIES: list[tuple[str, ...]] = [
+    tuple(v.value for v in e) for e in (conventions.Norm, conventions.Direction, conventions.ScoreKind,
+                                        conventions.BatchNormMode, conventions.Precision)
+] + [tuple(v.value for v in conventions.BatchNormMode if v is not conventions.BatchNormMode.AUTO),
+     config.ARCHS, config.G_LOSSES, config.D_LOSSES, config.D_TRAINING_METHODS]
+
+
+@pytest.mark.parametrize("name", sorted(SOURCES) + ["report"])
+def test_every_choice_list_is_an_enum_or_a_config_tuple(name: str) -> None:
+    """A new enum member (a norm, a precision, a BatchNorm mode) reaches every option that offers it."""
+    command = cli.commands[name]
+    choices = {p.name: tuple(p.type.choices) for p in command.params if isinstance(p.type, click.Choice)}
+    for option, values in choices.items():
+        assert values in VOCABULARIES, f"{name} --{option}: {values} is written in the CLI, not taken from an enum"
+    if name in ("audit", "train"):
+        assert choices, name
+
+
+def test_no_choice_list_is_written_out_in_the_cli() -> None:
+    """Choice lists are built by ``ganrobust.cli.common.choice`` from an enum or a config tuple only."""
+    import ganrobust.cli as package
+
+    for path in sorted(Path(package.__file__).parent.glob("*.py")):
+        if path.name != "common.py":
+            assert "click.Choice(" not in path.read_text(), f"{path.name} writes a click.Choice of its own"
