@@ -32,6 +32,16 @@ SEED: int = 0
 #: ``GANROBUST_DIST_TIMEOUT`` environment variable (seconds) for sharded CLI runs
 DIST_TIMEOUT_S: float = 600.0
 
+#: bisection steps of the minimum-norm eps*: the hook's (every min_norm_every measured steps, on its
+#: critical path) and the audit's (once per audit or snapshot, one step finer)
+HOOK_MIN_NORM_BISECTIONS: int = 5
+AUDIT_MIN_NORM_BISECTIONS: int = 6
+#: the audit's adversarially fine-tuned copy of D (--robust-d N): Adam's lr and betas, PGD steps per update
+ROBUST_FINETUNE_LR: float = 2e-4
+ROBUST_FINETUNE_BETAS: tuple[float, float] = (0.5, 0.999)
+ROBUST_FINETUNE_PGD_STEPS: int = 5
+#: real samples the audit loads at least (calibration, "real called real", robustness real->fake)
+AUDIT_MIN_REAL: int = 1000
 #: the built-in architectures (ganrobust.models) the trainer builds and the audit infers from shapes
 ARCHS = ("dcgan", "mlp")
 #: generator losses the audit can replay: ns softplus(−s); bce −softplus(s); hinge, wasserstein −s

@@ -48,7 +48,7 @@ from ganrobust.attacks.minimum_norm import MinimumNormAttack
 from ganrobust.attacks.precision import precision_record
 from ganrobust.background import MeasurementThread, overlap_decision
 from ganrobust.capture import ForwardCapture
-from ganrobust.config import WatchConfig
+from ganrobust.config import HOOK_MIN_NORM_BISECTIONS, WatchConfig
 from ganrobust.conventions import BatchNormMode, ScoreKind
 from ganrobust.gan_call import DEFAULT, GanCall, gan_call_for
 from ganrobust.distributed import (Context, RankFailed, current, is_fsdp, item_seed, load_full_state, merge_rows,
@@ -145,7 +145,8 @@ class Watcher:
                              bn=BatchNormMode.EVAL if config.bn is BatchNormMode.AUTO else config.bn,
                              box=not getattr(self.call, "raw_output", False))
         self._real = None if real is None else real.detach().clone()
-        self._min_norm = (MinimumNormAttack(norm=config.min_norm_norm, bisection_steps=5, precision=config.precision)
+        self._min_norm = (MinimumNormAttack(norm=config.min_norm_norm, bisection_steps=HOOK_MIN_NORM_BISECTIONS,
+                                            precision=config.precision)
                           if config.min_norm_every else None)
         self._measured = 0
         self.C: torch.Tensor | None = None  # the probes' conditions (conditional GANs)

@@ -33,7 +33,7 @@ from ganrobust.attacks.minimum_norm import MinimumNormAttack
 from ganrobust.attacks.precision import precision_record
 from ganrobust.attacks.projected_gradient_descent import pgd
 from ganrobust.attacks.robustness_curve import robustness_curve
-from ganrobust.config import AuditConfig
+from ganrobust.config import AUDIT_MIN_NORM_BISECTIONS, AuditConfig
 from ganrobust.conventions import Direction, Norm, ScoreKind
 from ganrobust.data import real_subset
 from ganrobust.diagnostics import Diagnostic, diagnose_scorer
@@ -117,7 +117,7 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
     base = scorer  # D(x) scorer; below, scorers bound to the conditions of the batch they score
     if bind:
         scorer = base.conditioned(C, call)
-    min_norm = MinimumNormAttack(norm=Norm.LINF, bisection_steps=6, precision=cfg.precision,
+    min_norm = MinimumNormAttack(norm=Norm.LINF, bisection_steps=AUDIT_MIN_NORM_BISECTIONS, precision=cfg.precision,
                                  precision_check=cfg.precision_check)
 
     tick("replaying the next generator update")
@@ -270,7 +270,7 @@ def audit_snapshot(G_before: nn.Module, G_after: nn.Module, D: nn.Module, *, sco
     if call.binds:
         scorer = scorer.conditioned(C, call)
     m = measure_update(scorer, x, x_next, eps=cfg.eps, efficiency_steps=cfg.efficiency_steps,
-                       min_norm=MinimumNormAttack(norm=Norm.LINF, bisection_steps=6, precision=cfg.precision),
+                       min_norm=MinimumNormAttack(norm=Norm.LINF, bisection_steps=AUDIT_MIN_NORM_BISECTIONS, precision=cfg.precision),
                        min_norm_probes=cfg.min_norm_probes, seed=cfg.seed, precision=cfg.precision)
     curve = robustness_curve(scorer, x, cfg.eps_grid, norm="linf", direction="fake->real", seed=cfg.seed,
                              precision=cfg.precision)

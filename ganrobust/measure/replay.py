@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganrobust.config import AuditConfig
+from ganrobust.config import ROBUST_FINETUNE_BETAS, ROBUST_FINETUNE_LR, ROBUST_FINETUNE_PGD_STEPS, AuditConfig
 from ganrobust.conventions import BatchNormMode
 from ganrobust.gan_call import DEFAULT, GanCall
 from ganrobust.module_copy import copy_module
@@ -108,7 +108,7 @@ def param_space_attack(G: nn.Module, scorer: Scorer, z: torch.Tensor, size: floa
 
 
 def finetune_robust_d(D: nn.Module, G: nn.Module, real: torch.Tensor, *, steps: int, latent_shape: tuple[int, ...],
-                      cfg: AuditConfig, bounds: tuple[float, float], lr: float = 2e-4, call: GanCall = DEFAULT,
+                      cfg: AuditConfig, bounds: tuple[float, float], lr: float = ROBUST_FINETUNE_LR, call: GanCall = DEFAULT,
                       real_c: torch.Tensor | None = None) -> nn.Module:
     """An adversarially trained copy of D: ``steps`` Adam steps of the PGD robust loss
     (ganrobust.robust, both directions, eps = the audit's eps) against G's samples and ``real``,
@@ -117,8 +117,8 @@ def finetune_robust_d(D: nn.Module, G: nn.Module, real: torch.Tensor, *, steps: 
     from ganrobust.robust import RobustDLoss
 
     robust = copy_module(D).train().requires_grad_(True)
-    opt = torch.optim.Adam(robust.parameters(), lr=lr, betas=(0.5, 0.999))
-    loss_fn = RobustDLoss(method="pgd", eps=cfg.eps, steps=5, loss=cfg.d_loss, bounds=bounds, seed=cfg.seed,
+    opt = torch.optim.Adam(robust.parameters(), lr=lr, betas=ROBUST_FINETUNE_BETAS)
+    loss_fn = RobustDLoss(method="pgd", eps=cfg.eps, steps=ROBUST_FINETUNE_PGD_STEPS, loss=cfg.d_loss, bounds=bounds, seed=cfg.seed,
                           call=call if call.binds else None)
     gen = torch.Generator().manual_seed(cfg.seed + 2)
     device = next(robust.parameters()).device

@@ -11,7 +11,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ganrobust.config import AuditConfig
+from ganrobust.config import AUDIT_MIN_REAL, AuditConfig
 from ganrobust.data import load_dataset
 from ganrobust.distributed import Context
 from ganrobust.gan_call import AugmentedDiscriminator, GanCall, check_pair, gan_call_for, gan_call_from_record
@@ -77,7 +77,7 @@ def audit_checkpoint(checkpoint: Path | None, *, cfg: AuditConfig, load: dict[st
     ``g_lr``/``g_betas`` (a fresh optimizer's; None: the family's own update, else ``cfg``'s)."""
     ctx = ctx or Context()
     folder = data is not None and Path(data).is_dir()
-    dataset = None if data is None or folder else load_dataset(data, n=max(cfg.n_probes, 1000), seed=cfg.seed)
+    dataset = None if data is None or folder else load_dataset(data, n=max(cfg.n_probes, AUDIT_MIN_REAL), seed=cfg.seed)
     real = None if dataset is None else dataset.x
     loaded = load_gan(checkpoint, generator=generator, d_output=d_output, verify=verify, **load)
     if d_augment:
@@ -117,7 +117,7 @@ def audit_checkpoint(checkpoint: Path | None, *, cfg: AuditConfig, load: dict[st
         if len(shape) != 3 or shape[1] != shape[2]:
             raise InputError(f"--data {data} is a folder of images, but G makes samples of shape {shape}")
         dataset = load_image_folder(data, size=shape[1], channels=shape[0], bounds=loaded.bounds,  # type: ignore[arg-type]
-                                    limit=max(cfg.n_probes, 1000))
+                                    limit=max(cfg.n_probes, AUDIT_MIN_REAL))
         real = dataset.x
         note(f"{len(dataset)} images from {data}, resized to {shape[1]}x{shape[2]}, {shape[0]} channel(s), scaled to "
              f"[{loaded.bounds[0]:g}, {loaded.bounds[1]:g}]"
