@@ -13,7 +13,7 @@ import click
 from ganrobust.cli.common import checked_device, choice, close_progress_bars, fail, parse_pair
 from ganrobust.config import ARCHS, AUDIT_ROBUST_D_STEPS, DEVICE, G_LOSSES, AuditConfig
 from ganrobust.conventions import BatchNormMode, Precision, ScoreKind
-from ganrobust.errors import InputError
+from ganrobust.errors import InputError, cli_text
 
 
 @click.command()
@@ -144,9 +144,9 @@ def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path |
         if sbar is not None:
             sbar.close()
     except RankFailed as err:
-        fail(f"{err}; the audit stopped on every rank (finished snapshot steps are kept: rerun to resume)")
+        fail(f"{cli_text(err)}; the audit stopped on every rank (finished snapshot steps are kept: rerun to resume)")
     except (InputError, FileNotFoundError) as err:  # anything else is a bug: cli.main shows its traceback
-        fail(str(err))
+        fail(cli_text(err))
     if audited is None:  # not rank 0: rank 0 alone writes the report and prints
         return
     report = audited.report

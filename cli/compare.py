@@ -12,7 +12,7 @@ import click
 from ganrobust.cli.common import checked_device, choice, fail
 from ganrobust.config import COMPARE_OUT, DEVICE, CompareConfig
 from ganrobust.conventions import BatchNormMode
-from ganrobust.errors import InputError
+from ganrobust.errors import InputError, cli_text
 
 
 @click.command()
@@ -96,9 +96,9 @@ def compare(runs: tuple[Path, ...], out: Path, labels: tuple[str, ...], arm_spec
             for bar in bars:
                 bar.close()
     except RankFailed as err:
-        fail(f"{err}; the comparison stopped on every rank")
+        fail(f"{cli_text(err)}; the comparison stopped on every rank")
     except (InputError, FileNotFoundError) as err:  # anything else is a bug: cli.main shows its traceback
-        fail(str(err))
+        fail(cli_text(err))
     if report is None:  # not rank 0: rank 0 alone writes the report and prints
         return
     samples = sample_arrays(report)

@@ -37,7 +37,7 @@ def demo(steps: int, seed: int, device: str, every: int, robust_d: int, snapshot
     pytorch/examples, keeps D in train mode then, so D scores with batch statistics, the D G optimises against.
     """
     from ganrobust.cli.common import checked_device, fail, watch_notices_as_notes
-    from ganrobust.errors import InputError
+    from ganrobust.errors import InputError, cli_text
     from ganrobust.pipeline.demo import run_demo
     from ganrobust.report.files import write_report
 
@@ -47,13 +47,13 @@ def demo(steps: int, seed: int, device: str, every: int, robust_d: int, snapshot
                          out=out, snapshot_every=snapshot_every)
         checked_device(device)
     except InputError as err:
-        fail(str(err))
+        fail(cli_text(err))
     try:  # train() closes its progress bar before an error leaves it, so the error line stands alone
         with watch_notices_as_notes():
             demo_run = run_demo(cfg, command=" ".join(["ganrobust", *sys.argv[1:]]) or "ganrobust demo",
                                 started=started, note=lambda line: click.echo(line, err=True))
     except (InputError, FloatingPointError) as err:  # anything else is a bug: cli.main shows its traceback
-        fail(str(err))
+        fail(cli_text(err))
     index = write_report(out, demo_run.report, demo_run.samples, demo_run.images)
     click.echo(f"done in {time.time() - started:.0f} s", err=True)
     click.echo(str(index))

@@ -15,7 +15,7 @@ from ganrobust.cli.demo import demo
 from ganrobust.cli.env import env
 from ganrobust.cli.report import report
 from ganrobust.cli.train import train
-from ganrobust.errors import InputError
+from ganrobust.errors import InputError, cli_text
 
 
 class _Commands(click.Group):
@@ -29,7 +29,7 @@ class _Commands(click.Group):
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except (InputError, FileNotFoundError) as err:
-            fail(str(err))
+            fail(cli_text(err))
         except Exception as err:
             report_bug(err)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ganrobust.cli.common import fail
-from ganrobust.errors import InputError
+from ganrobust.errors import InputError, cli_text
 
 
 @click.command()
@@ -40,5 +40,5 @@ def report(directory: Path, out: Path | None) -> None:
             data = run_report(run, command=" ".join(["ganrobust", *sys.argv[1:]]))
             index = write_report(out or directory / "report", data, run.samples(run.steps[-1].step))
     except (InputError, FileNotFoundError) as err:  # anything else is a bug: cli.main shows its traceback
-        fail(str(err))
+        fail(cli_text(err))
     click.echo(str(index))

@@ -10,7 +10,7 @@ import click
 from ganrobust.cli.common import checked_device, choice, fail, watch_notices_as_notes
 from ganrobust.config import ARCHS, D_LOSSES, D_TRAINING_METHODS, TRAINER_WATCH, TrainConfig
 from ganrobust.conventions import BatchNormMode, Precision
-from ganrobust.errors import InputError
+from ganrobust.errors import InputError, cli_text
 
 
 @click.command()
@@ -93,13 +93,13 @@ def train(data: str, arch: str | None, steps: int, d_training: str, d_eps: float
             raise InputError(f"--conditional needs labelled data; {data} has no labels (an image folder with one "
                              f"sub-folder per class, digits, shapes, or an .npz with y)")
     except (InputError, FileNotFoundError) as err:
-        fail(str(err))
+        fail(cli_text(err))
     click.echo(f"training {arch} on {dataset.name} for {steps} steps, D: {d_training}, with ganrobust.watch on -> {out}",
                err=True)
     try:
         with watch_notices_as_notes():
             result = run_training(cfg, run_dir=out, watch_config=watch, data=dataset, progress=True)
     except FloatingPointError as err:
-        fail(f"{err}; the partial run is kept in {out}. Lower --lr or change --loss")
+        fail(f"{cli_text(err)}; the partial run is kept in {out}. Lower --lr or change --loss")
     click.echo(f"done in {time.time() - started:.0f} s", err=True)
     click.echo(str(result.run_dir))

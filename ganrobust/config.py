@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ganrobust.conventions import BatchNormMode, Norm, Precision, ScoreKind
-from ganrobust.errors import InputError
+from ganrobust.errors import InputError, param
 
 #: Odena's "small": a linf budget as a fraction of the data range (8/255 of [0, 1] images)
 EPS: float = 8 / 255
@@ -159,7 +159,7 @@ class AuditConfig:
         if self.precision_check < 0:
             raise InputError(f"expected precision_check >= 0, got {self.precision_check}")
         if self.g_loss not in G_LOSSES:
-            raise InputError(f"expected --g-loss among {G_LOSSES}, got {self.g_loss!r}")
+            raise InputError(f"expected {param('g_loss')} among {G_LOSSES}, got {self.g_loss!r}")
         if self.d_loss not in D_LOSSES:
             raise InputError(f"expected a D loss among {D_LOSSES}, got {self.d_loss!r}")
         if self.d_clip is not None and not self.d_clip > 0:
@@ -170,11 +170,11 @@ class AuditConfig:
         if not 0 < self.eps <= 1:
             raise InputError(f"expected 0 < eps <= 1 (fraction of the data range), got {self.eps}")
         if self.g_lr <= 0:
-            raise InputError(f"expected a positive --g-lr, got {self.g_lr}")
+            raise InputError(f"expected a positive {param('g_lr')}, got {self.g_lr}")
         if not all(0 <= b < 1 for b in self.g_betas):
-            raise InputError(f"expected --g-betas in [0, 1), got {self.g_betas}")
+            raise InputError(f"expected {param('g_betas')} in [0, 1), got {self.g_betas}")
         if self.seed < 0:
-            raise InputError(f"expected a --seed >= 0, got {self.seed}")
+            raise InputError(f"expected a {param('seed')} >= 0, got {self.seed}")
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -281,7 +281,7 @@ class DemoConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "precision", Precision.coerce(self.precision).value)
         if self.steps < 1 or self.every < 1 or self.robust_d < 0 or self.snapshot_every < 1:
-            raise InputError(f"expected --steps >= 1, --every >= 1, --robust-d >= 0 and --snapshot-every >= 1, got "
+            raise InputError(f"expected {param('steps')} >= 1, {param('every')} >= 1, {param('robust_d')} >= 0 and {param('snapshot_every')} >= 1, got "
                              f"{self.steps}, {self.every}, {self.robust_d} and {self.snapshot_every}")
 
     def watch(self) -> WatchConfig:

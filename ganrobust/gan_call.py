@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ganrobust.errors import InputError
+from ganrobust.errors import InputError, param
 from ganrobust.gan_check import check_pair  # noqa: F401  (its home before the split; callers import it here)
 from ganrobust.recipes import class_path, jsonable, rebuild
 
@@ -149,8 +149,8 @@ class GanCall:
                 raise InputError(f"this GAN is conditional ({self.num_classes} classes) but no condition was given")
             return
         if not self.conditional:
-            raise InputError(f"got conditions of shape {tuple(c.shape)} for an unconditional GAN; pass num_classes= "
-                             f"(--num-classes) for a conditional one")
+            raise InputError(f"got conditions of shape {tuple(c.shape)} for an unconditional GAN; pass "
+                             f"{param('num_classes')} for a conditional one")
         if c.shape != (n,) or c.is_floating_point():
             raise InputError(f"expected class labels c of shape ({n},) (integers), got {tuple(c.shape)} {c.dtype}")
         if n and (int(c.min()) < 0 or int(c.max()) >= self.num_classes):  # type: ignore[operator]
@@ -296,10 +296,10 @@ def gan_call_from_record(record: dict[str, Any] | None) -> GanCall:
         if record.get("adapter") == "StyleGANCall":
             return StyleGANCall(c_dim=int(record.get("c_dim") or 0))
         return GanCall(record.get("num_classes"), bool(record.get("d_condition", True)))
-    call = rebuild(spec, record.get("kwargs"), what="the GAN adapter", option=f"--gan-call {spec}")
+    call = rebuild(spec, record.get("kwargs"), what="the GAN adapter", option=f"{param('gan_call')} {spec}")
     if not isinstance(call, GanCall):
         raise InputError(f"the run's GAN adapter {spec} is not a ganrobust.gan_call.GanCall (got "
-                         f"{type(call).__name__}); pass --gan-call pkg.mod:Class")
+                         f"{type(call).__name__}); pass {param('gan_call')} pkg.mod:Class")
     return call
 
 
@@ -313,8 +313,8 @@ def gan_call_for(G: nn.Module, D: nn.Module, num_classes: int | None = None, *, 
     if all(hasattr(G, a) for a in ("z_dim", "c_dim", "img_resolution")):
         c_dim = int(G.c_dim)
         if num_classes is not None and num_classes != c_dim:
-            raise InputError(f"--num-classes {num_classes} does not fit this StyleGAN generator (c_dim={c_dim}); "
-                             f"drop --num-classes")
+            raise InputError(f"{param('num_classes')} {num_classes} does not fit this StyleGAN generator (c_dim={c_dim}); "
+                             f"drop {param('num_classes')}")
         return StyleGANCall(c_dim=c_dim)
     return GanCall(num_classes, d_condition)
 

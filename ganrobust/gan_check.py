@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ganrobust.errors import InputError
+from ganrobust.errors import InputError, param
 
 
 def check_pair(G: nn.Module, D: nn.Module, call: Any, latent_shape: tuple[int, ...]) -> None:
@@ -30,10 +30,10 @@ def check_pair(G: nn.Module, D: nn.Module, call: Any, latent_shape: tuple[int, .
         if takes is not None:
             if c is not None and takes < 2:
                 raise InputError(f"{name}'s forward takes one input ({name}({'z' if name == 'G' else 'x'})) but the GAN "
-                                 f"is called with conditions; drop --num-classes / num_classes= for an unconditional model")
+                                 f"is called with conditions; drop {param('num_classes')} for an unconditional model")
             if c is None and takes >= 2 and _required_inputs(module) >= 2:
-                raise InputError(f"{name}'s forward needs a condition ({name}(input, c)); pass --num-classes K / "
-                                 f"num_classes=K for a class-conditional model")
+                raise InputError(f"{name}'s forward needs a condition ({name}(input, c)); pass {param('num_classes')} K "
+                                 f"for a class-conditional model")
     if not call.binds:
         return  # plain G(z)/D(x): a failing call is reported where the audit runs it
     was = (G.training, D.training)
@@ -46,7 +46,7 @@ def check_pair(G: nn.Module, D: nn.Module, call: Any, latent_shape: tuple[int, .
     except (TypeError, IndexError, RuntimeError) as err:
         text = str(err).strip().splitlines()
         raise InputError(f"calling the GAN as {type(call).__name__}{call.describe()} failed "
-                         f"({type(err).__name__}: {text[0] if text else ''}); check --num-classes and the models' "
+                         f"({type(err).__name__}: {text[0] if text else ''}); check {param('num_classes')} and the models' "
                          f"call signatures") from None
     finally:
         G.train(was[0])

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ganrobust.config import AuditConfig
-from ganrobust.errors import InputError
+from ganrobust.errors import InputError, param
 
 #: every optimizer class torch.optim ships, by name: what ``--g-optimizer`` accepts
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
@@ -34,10 +34,10 @@ def optimizer_class(name: str) -> type[torch.optim.Optimizer]:
     cls = OPTIMIZERS.get(name)
     if cls is None:
         raise InputError(f"expected a torch.optim optimizer class for G ({', '.join(OPTIMIZERS)}), got {name!r}; "
-                         f"pass --g-optimizer NAME with the class whose step G's optimizer takes, or --fresh-optimizer")
+                         f"pass {param('g_optimizer')} NAME with the class whose step G's optimizer takes, or {param('fresh_optimizer')}")
     if name in NOT_REPLAYABLE:
-        raise InputError(f"G's optimizer {name} cannot be replayed: {NOT_REPLAYABLE[name]}; pass --fresh-optimizer "
-                         f"(a fresh Adam) or --g-optimizer NAME for another class")
+        raise InputError(f"G's optimizer {name} cannot be replayed: {NOT_REPLAYABLE[name]}; pass {param('fresh_optimizer')} "
+                         f"(a fresh Adam) or {param('g_optimizer')} NAME for another class")
     return cls
 
 
@@ -61,7 +61,7 @@ def infer_optimizer_class(state: dict[str, Any]) -> str:
     groups = state.get("param_groups") if isinstance(state, dict) else None
     if not groups or not isinstance(groups[0], dict):
         raise InputError("G's optimizer state has no param_groups, so its class is unknown; "
-                         "pass --g-optimizer NAME or --fresh-optimizer")
+                         f"pass {param('g_optimizer')} NAME or {param('fresh_optimizer')}")
     keys = frozenset(groups[0]) - _GROUP_EXTRAS
     matches = [name for name, cls in OPTIMIZERS.items() if _group_keys(cls) == keys]
     steps = {OPTIMIZERS[name].step for name in matches}
@@ -69,9 +69,9 @@ def infer_optimizer_class(state: dict[str, Any]) -> str:
         return next(name for name in matches if "step" in vars(OPTIMIZERS[name]))
     if matches:
         raise InputError(f"G's optimizer state fits {' and '.join(matches)} alike, which step differently; "
-                         f"pass --g-optimizer NAME")
+                         f"pass {param('g_optimizer')} NAME")
     raise InputError(f"G's optimizer state (hyperparameters {sorted(keys)}) matches no torch.optim class of torch "
-                     f"{torch.__version__}; pass --g-optimizer NAME or --fresh-optimizer")
+                     f"{torch.__version__}; pass {param('g_optimizer')} NAME or {param('fresh_optimizer')}")
 
 
 def make_optimizer(G: nn.Module, state: dict[str, Any] | None, cls_name: str | None, cfg: AuditConfig
@@ -89,7 +89,7 @@ def make_optimizer(G: nn.Module, state: dict[str, Any] | None, cls_name: str | N
         opt = cls(G.parameters(), **(fresh if state is None else {}))
     except Exception as err:  # e.g. Muon on G's 1-D parameters
         raise InputError(f"{name} cannot be built on G's parameters ({first_line(err)}); "
-                         f"pass another --g-optimizer NAME or --fresh-optimizer") from None
+                         f"pass another {param('g_optimizer')} NAME or {param('fresh_optimizer')}") from None
     if state is not None:
         try:
             # load_state_dict keeps same-device tensors by reference: without the copy the
@@ -97,7 +97,7 @@ def make_optimizer(G: nn.Module, state: dict[str, Any] | None, cls_name: str | N
             opt.load_state_dict(copy.deepcopy(state))
         except (ValueError, KeyError, RuntimeError, TypeError) as err:
             raise InputError(f"G's optimizer state in the checkpoint does not fit G with {name} ({first_line(err)}); "
-                             f"pass --g-optimizer NAME or --fresh-optimizer") from None
+                             f"pass {param('g_optimizer')} NAME or {param('fresh_optimizer')}") from None
     return opt
 
 

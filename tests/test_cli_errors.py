@@ -65,3 +65,42 @@ def test_a_device_this_machine_lacks_is_bad_input(tmp_path) -> None:
     result = CliRunner().invoke(cli, [*_checkpoint(tmp_path), "--device", "cuda"])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "sees no CUDA device" in result.stderr
+
+
+def test_library_errors_name_the_parameter_and_the_cli_its_flag(tmp_path) -> None:
+    """Issue 20: an API user reads ``pass real=``, the command line ``pass --data``, from one error."""
+    from ganrobust.config import AuditConfig
+    from ganrobust.measure.audit import audit_gan
+    from ganrobust.models import MLPDiscriminator, MLPGenerator
+
+    G, D = MLPGenerator(nz=2, hidden=8, dim=2), MLPDiscriminator(dim=2, hidden=8)
+    with pytest.raises(InputError) as caught:
+        audit_gan(G, D, scorer_options={"kind": "critic"}, latent_shape=(2,), cfg=AuditConfig(n_probes=8, k_steps=1))
+    assert "pass real=" in str(caught.value) and "--" not in str(caught.value)
+    assert caught.value.params == ("real",) and "pass --data" in caught.value.cli_message()
+    result = CliRunner().invoke(cli, _checkpoint(tmp_path) + ["--d-output", "critic"])
+    assert result.exit_code == 2, result.output
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error:") and "pass --data" in last and "=" not in last.split("pass")[-1]
+
+
+def test_no_library_error_names_a_command_line_flag() -> None:
+    """Below the CLI an error names parameters (``ganrobust.errors.param``), never ``--flags``."""
+    import ast
+    import re
+    from pathlib import Path
+
+    import ganrobust
+    import ganrobust.attacks
+
+    flag = re.compile(r"(?<![\w-])--[a-z]")
+    root = Path(ganrobust.__file__).parent
+    found = []
+    for path in sorted([*root.rglob("*.py"), *Path(ganrobust.attacks.__file__).parent.rglob("*.py")]):
+        if path.is_relative_to(root) and "cli" in path.relative_to(root).parts[:1]:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Raise) and node.exc is not None:
+                texts = [n.value for n in ast.walk(node.exc) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+                found += [f"{path.name}:{node.lineno}" for t in texts if flag.search(t)]
+    assert not found, found

@@ -115,7 +115,7 @@ def test_an_adapter_that_does_not_import_is_one_line_naming_it(tmp_path, code) -
     record = read_run(run).manifest["gan_call"]
     sys.path.remove(str(tmp_path / "code"))
     sys.modules.pop(MODULE)
-    with pytest.raises(ValueError, match=f"GAN adapter {MODULE}:ShiftedCall does not import here.*--gan-call"):
+    with pytest.raises(ValueError, match=f"GAN adapter {MODULE}:ShiftedCall does not import here.*gan_call="):
         gan_call_from_record(record)
     result = CliRunner().invoke(cli, ["audit", str(run), "--out", str(tmp_path / "o")])
     last = result.output.strip().splitlines()[-1]
@@ -127,7 +127,7 @@ def test_networks_without_recorded_arguments_name_the_option(tmp_path, code) -> 
     run = _watched(tmp_path, code)  # G keeps no config and watch() was not told its arguments
     assert read_run(run).manifest["models"]["generator"]["kwargs"] is None
     with pytest.raises(CheckpointError, match="recorded the generator's class .*:G but not its constructor "
-                                              "arguments.*--generator-kwargs"):
+                                              "arguments.*generator_kwargs="):
         load_gan(run)
 
 
@@ -136,7 +136,7 @@ def test_a_class_from_the_training_script_says_to_move_it(tmp_path) -> None:
     from ganrobust.runs.architectures import recorded_pair
 
     with pytest.raises(CheckpointError, match=r"Generator was defined in the training script \(train.py\).*"
-                                              r"--generator-class"):
+                                              r"generator_class="):
         recorded_pair({"generator": ref, "discriminator": ref}, "run")
 
 

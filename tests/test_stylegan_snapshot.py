@@ -148,7 +148,7 @@ def test_d_augment_puts_the_augment_pipe_in_front_of_d_and_says_so(tmp_path, sta
 
 def test_snapshot_without_trust_or_without_its_code_is_one_line(tmp_path, standin) -> None:
     path = _snapshot(tmp_path, standin, 0)
-    with pytest.raises(CheckpointError, match="--trust-checkpoint"):
+    with pytest.raises(CheckpointError, match="trust=True"):
         load_gan(path)
     sys.modules.pop(MODULE, None)
     sys.path.remove(str(tmp_path / "code"))

@@ -16,6 +16,7 @@ from torch import nn
 from ganrobust.families import biggan, dcgan, ganrobust_run, generic, mimicry, pytorch_gan, studiogan, stylegan
 from ganrobust.families.base import Family, Found, LoadedGAN, Options, Update
 from ganrobust.runs.store import CheckpointError
+from ganrobust.errors import param
 
 FAMILIES: tuple[Family, ...] = (
     ganrobust_run.FAMILY,   # checkpoint.pt of ganrobust.watch / ganrobust train
@@ -39,7 +40,7 @@ def recognise(found: Found) -> Family:
             return family
     if isinstance(found.obj, nn.Module):
         raise CheckpointError(f"{found.where} is a single module; pass the generator and discriminator as a pair "
-                              f"(--generator G.pt --discriminator D.pt)")
+                              f"({param('generator')} G.pt {param('discriminator')} D.pt)")
     raise CheckpointError(f"{found.where} holds a {type(found.obj).__name__}, not a checkpoint dict")
 
 

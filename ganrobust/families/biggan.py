@@ -23,6 +23,7 @@ from ganrobust.gan_call import BigGANCall  # the adapter, with the hook's mappin
 from ganrobust.models import import_object
 from ganrobust.optimizers import first_line
 from ganrobust.runs.store import CheckpointError
+from ganrobust.errors import marked, param
 
 NAME = re.compile(r"^(G|D)(_[A-Za-z0-9]+)?\.pth$")
 
@@ -46,10 +47,10 @@ class BigGAN(Family):
         try:
             state = found.read(path)
         except CheckpointError as err:
-            raise CheckpointError(f"{path} (BigGAN-PyTorch's run state, whose config builds G and D): {err}") from None
+            raise CheckpointError(f"{path} (BigGAN-PyTorch's run state, whose config builds G and D): {marked(err)}") from None
         config = state.get("config") if isinstance(state, dict) else None
         if not isinstance(config, dict):
-            raise CheckpointError(f"{path} holds no 'config' dict; pass --generator-class/--generator-kwargs")
+            raise CheckpointError(f"{path} holds no 'config' dict; pass {param('generator_class')}/{param('generator_kwargs')}")
         module = str(config.get("model") or "BigGAN")
         kwargs = {**config, "skip_init": True, "no_optim": True}
 
@@ -58,7 +59,7 @@ class BigGAN(Family):
                 G = import_object(f"{module}:Generator")(**kwargs)
                 D = import_object(f"{module}:Discriminator")(**kwargs)
             except ValueError as err:
-                raise CheckpointError(f"{err} (BigGAN-PyTorch's repository root, which holds {module}.py, on "
+                raise CheckpointError(f"{marked(err)} (BigGAN-PyTorch's repository root, which holds {module}.py, on "
                                       f"PYTHONPATH)") from None
             except Exception as err:
                 raise CheckpointError(f"{module}.Generator(**config) from {path} failed: {first_line(err)}") from None

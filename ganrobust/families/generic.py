@@ -16,6 +16,7 @@ from ganrobust.families.base import Family, Found, LoadedGAN, Update
 from ganrobust.runs.architectures import (build, infer_dcgan, infer_latent_shape, infer_mlp, load_into,
                                          recorded_pair, unrecorded)
 from ganrobust.runs.store import CheckpointError
+from ganrobust.errors import param
 
 State = dict[str, torch.Tensor]
 #: a family's own way to build (G, D) for the given state dicts (None where the file held a module)
@@ -28,7 +29,7 @@ def user_classes(found: Found) -> tuple[nn.Module, nn.Module] | None:
     if not o.classes:
         return None
     if not (o.generator_class and o.discriminator_class):
-        raise CheckpointError("pass both --generator-class and --discriminator-class")
+        raise CheckpointError(f"pass both {param('generator_class')} and {param('discriminator_class')}")
     return build(o.generator_class, o.generator_kwargs), build(o.discriminator_class, o.discriminator_kwargs)
 
 
@@ -63,7 +64,7 @@ def load_networks(found: Found, g_obj: Any, d_obj: Any, *, source: str, builder:
             notes.append("MLP hyperparameters inferred from tensor shapes")
         if built is None:
             raise failed or CheckpointError(unrecorded(refs, where) or f"{where}: cannot tell the architecture; pass "
-                                            f"--arch dcgan|mlp or --generator-class pkg.mod:Class --discriminator-class "
+                                            f"{param('arch')} dcgan|mlp or {param('generator_class')} pkg.mod:Class {param('discriminator_class')} "
                                             f"pkg.mod:Class")
         if G is None:
             assert g_state is not None

@@ -26,6 +26,7 @@ from ganrobust.gan_call import GanCall
 from ganrobust.models import import_object
 from ganrobust.optimizers import first_line
 from ganrobust.runs.store import CheckpointError
+from ganrobust.errors import marked, param
 
 NAME = re.compile(r"^model=(G|D)-(best|current)-weights-step=\d+\.pth$")
 #: main.py's RUN_NAME_FORMAT "{data_name}-{framework}-{phase}-{timestamp}"; framework = the YAML's name
@@ -45,7 +46,7 @@ def _config_file(found: Found) -> Path:
     given = found.options.config
     if given:
         if not Path(given).is_file():
-            raise CheckpointError(f"--config {given} does not exist")
+            raise CheckpointError(f"{param('config')} {given} does not exist")
         return Path(given)
     run_name = found.d_raw.get("run_name") if isinstance(found.d_raw, dict) else None
     loader = sys.modules[_import("config:Configurations").__module__]
@@ -55,14 +56,14 @@ def _config_file(found: Found) -> Path:
         if candidate.is_file():
             return candidate
     raise CheckpointError(f"{found.where}: StudioGAN builds its networks from the run's YAML config (run {run_name!r}); "
-                          f"pass --config path/to/CONFIG.yaml")
+                          f"pass {param('config')} path/to/CONFIG.yaml")
 
 
 def _import(spec: str) -> Any:
     try:
         return import_object(spec)
     except ValueError as err:
-        raise CheckpointError(f"{err} (StudioGAN's src/ folder, which holds config.py and models/, on PYTHONPATH)") from None
+        raise CheckpointError(f"{marked(err)} (StudioGAN's src/ folder, which holds config.py and models/, on PYTHONPATH)") from None
 
 
 def configurations(path: Path) -> Any:
@@ -115,7 +116,7 @@ class StudioGAN(Family):
             loaded.update = Update(g_loss=LOSSES[loss], why=f"the StudioGAN config's LOSS.adv_loss {loss!r}")
         else:
             loaded.notes.append(f"StudioGAN's LOSS.adv_loss {loss!r} has no generator loss in ganrobust: "
-                                f"pass --g-loss")
+                                f"pass {param('g_loss')}")
         loaded.latent_shape = (int(cfgs.MODEL.z_dim),)
         loaded.call = StudioGANCall(int(cfgs.DATA.num_classes))
         return loaded

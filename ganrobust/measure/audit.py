@@ -44,7 +44,7 @@ from ganrobust.measure.update import by_class, measure_update
 from ganrobust.module_state import preserved_rng
 from ganrobust.scorer import Scorer
 from ganrobust.correlated import paired_share_difference
-from ganrobust.errors import InputError
+from ganrobust.errors import InputError, param
 from ganrobust.stats import clopper_pearson, difference, median_ci, significant
 
 
@@ -96,7 +96,7 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
     real_c: torch.Tensor | None = None
     if cond and real is not None:
         if real_labels is None:
-            raise InputError("a conditional D scores real samples with their labels, and --data has none; pass "
+            raise InputError(f"a conditional D scores real samples with their labels, and {param('real')} has none; pass "
                              "labelled data (an image folder with one sub-folder per class, digits, shapes, an .npz "
                              "with y)")
         real_c = call.condition_of_labels(real_labels).to(device)
@@ -112,7 +112,7 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
     x = generate(G, Z, cfg.g_bn, call, C)
     if scorer_options.get("kind") == "critic" and scorer_options.get("tau") is None:
         if real is None:
-            raise InputError("a critic D needs real samples to calibrate tau: pass --data")
+            raise InputError(f"a critic D needs real samples to calibrate tau: pass {param('real')}")
         scorer = scorer.calibrate(real_probe, x)
     base = scorer  # D(x) scorer; below, scorers bound to the conditions of the batch they score
     if bind:
@@ -175,7 +175,7 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
     robust_d = None
     if robust_d_steps > 0:
         if real is None:
-            raise InputError("--robust-d needs real samples to train on: pass --data")
+            raise InputError(f"{param('robust_d_steps')} needs real samples to train on: pass {param('real')}")
         tick("fine-tuning a robust D")
         D_rob = finetune_robust_d(D, G, real, steps=robust_d_steps, latent_shape=latent_shape, cfg=cfg,
                                   bounds=(scorer.bounds.lo, scorer.bounds.hi), call=call, real_c=real_c)
@@ -265,7 +265,7 @@ def audit_snapshot(G_before: nn.Module, G_after: nn.Module, D: nn.Module, *, sco
     x, x_next = generate(G_before, Z, cfg.g_bn, call, C), generate(G_after, Z, cfg.g_bn, call, C)
     if scorer.kind is ScoreKind.CRITIC and scorer_options.get("tau") is None:
         if real is None:
-            raise InputError("a critic D needs real samples to calibrate tau at each snapshot: pass --data")
+            raise InputError(f"a critic D needs real samples to calibrate tau at each snapshot: pass {param('real')}")
         base = scorer = scorer.calibrate(real_subset(real, Z.shape[0], seed=cfg.seed)[0].to(x.device), x)
     if call.binds:
         scorer = scorer.conditioned(C, call)

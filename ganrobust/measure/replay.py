@@ -17,7 +17,7 @@ from ganrobust.module_copy import copy_module
 from ganrobust.module_state import evaluation_state, fixed_noise
 from ganrobust.optimizers import first_line, make_optimizer
 from ganrobust.scorer import Scorer
-from ganrobust.errors import InputError
+from ganrobust.errors import InputError, param
 
 
 def generator_loss(kind: str, s: torch.Tensor) -> torch.Tensor:
@@ -57,7 +57,7 @@ def replay_steps(G: nn.Module, D_scorer: Scorer, opt_state: dict[str, Any] | Non
             opt.step()
         except (KeyError, RuntimeError, TypeError) as err:  # moments of another class (Adamax's exp_inf ...)
             raise InputError(f"G's optimizer state does not fit {type(opt).__name__} ({first_line(err)}); "
-                             f"pass --g-optimizer NAME with its class, or --fresh-optimizer") from None
+                             f"pass {param('g_optimizer')} NAME with its class, or {param('fresh_optimizer')}") from None
         if i == 0 and continue_from is not None:
             work.load_state_dict(continue_from.state_dict())  # in place: the optimizer keeps its parameters
         restore_buffers(work, G)

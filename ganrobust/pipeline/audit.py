@@ -23,7 +23,7 @@ from ganrobust.runs import CHECKPOINT, read_run
 from ganrobust.runs.checkpoints import LoadedGAN, load_gan
 from ganrobust.runs.settings import configured, describe, resolve_settings, scorer_options_for, sigmoid_output
 from ganrobust.runs.store import is_run, persisted_steps
-from ganrobust.errors import InputError
+from ganrobust.errors import InputError, param
 
 Note = Callable[[str], None]
 
@@ -82,7 +82,7 @@ def audit_checkpoint(checkpoint: Path | None, *, cfg: AuditConfig, load: dict[st
     loaded = load_gan(checkpoint, generator=generator, d_output=d_output, verify=verify, **load)
     if d_augment:
         if loaded.augment_pipe is None or loaded.stylegan is None:
-            raise InputError("--d-augment needs a StyleGAN2-ADA snapshot with an augment_pipe; this checkpoint has none")
+            raise InputError(f"{param('d_augment')} needs a StyleGAN2-ADA snapshot with an augment_pipe; this checkpoint has none")
         loaded.D = AugmentedDiscriminator(loaded.D, loaded.augment_pipe).eval()
         loaded.stylegan["augment"] = (f"used: D scores augment_pipe(x) ({type(loaded.augment_pipe).__name__}, "
                                       f"p={loaded.stylegan.get('augment_p')})")
@@ -96,8 +96,8 @@ def audit_checkpoint(checkpoint: Path | None, *, cfg: AuditConfig, load: dict[st
         call = gan_call_from_record(loaded.gan_call)  # the run's own adapter, rebuilt (custom ones too)
     else:
         if own is not None and num_classes not in (None, own.classes) and loaded.stylegan is None:
-            raise InputError(f"--num-classes {num_classes} does not fit this {loaded.family} checkpoint, whose "
-                             f"networks have {own.classes} classes; drop --num-classes")
+            raise InputError(f"{param('num_classes')} {num_classes} does not fit this {loaded.family} checkpoint, whose "
+                             f"networks have {own.classes} classes; drop {param('num_classes')}")
         call = own if own is not None and num_classes in (None, own.classes) else \
             gan_call_for(loaded.G, loaded.D, num_classes, d_condition=d_condition, adapter=gan_call)
     check_pair(loaded.G, loaded.D, call, loaded.latent_shape)
@@ -115,7 +115,7 @@ def audit_checkpoint(checkpoint: Path | None, *, cfg: AuditConfig, load: dict[st
         from ganrobust.image_folder import load_image_folder
 
         if len(shape) != 3 or shape[1] != shape[2]:
-            raise InputError(f"--data {data} is a folder of images, but G makes samples of shape {shape}")
+            raise InputError(f"{param('data')} {data} is a folder of images, but G makes samples of shape {shape}")
         dataset = load_image_folder(data, size=shape[1], channels=shape[0], bounds=loaded.bounds,  # type: ignore[arg-type]
                                     limit=max(cfg.n_probes, AUDIT_MIN_REAL))
         real = dataset.x
@@ -124,9 +124,9 @@ def audit_checkpoint(checkpoint: Path | None, *, cfg: AuditConfig, load: dict[st
              + (f", {len(dataset.classes)} classes from sub-folders" if dataset.classes else ""))
     if settings["kind"].value == "critic" and real is None:
         raise InputError(f"D is a critic (kind=critic, from the {settings['kind'].source}): its threshold is "
-                         f"calibrated on real samples; pass --data")
+                         f"calibrated on real samples; pass {param('data')}")
     if real is not None and tuple(real.shape[1:]) != shape:
-        raise InputError(f"--data samples have shape {tuple(real.shape[1:])} but G makes {shape}; pass data of the "
+        raise InputError(f"{param('data')} samples have shape {tuple(real.shape[1:])} but G makes {shape}; pass data of the "
                          f"model's size and channels")
     scorer_options = scorer_options_for(loaded, settings, call)
     for line in loaded.notes:
@@ -134,7 +134,7 @@ def audit_checkpoint(checkpoint: Path | None, *, cfg: AuditConfig, load: dict[st
     if settings["kind"].source == "detected":
         head = loaded.score.get("head")
         note(f"D{'' if head is None else f' output {head}'} ends in nn.Sigmoid: scored as kind='prob' (the Sigmoid's "
-             f"input is the logit); pass --d-output logit to score its output as it is")
+             f"input is the logit); pass {param('d_output')} logit to score its output as it is")
     if loaded.update is not None and loaded.update.why and any(s.source == "family" for s in settings.values()):
         note(f"the {loaded.family} family's own update: {loaded.update.why}")
     note(f"audit settings: {describe(settings)}")
@@ -200,7 +200,7 @@ def check_fit(loaded: LoadedGAN, call: GanCall) -> None:
     except (RuntimeError, TypeError, IndexError, ValueError) as err:
         text = str(err).strip().splitlines()
         raise InputError(f"D cannot score G's samples ({type(err).__name__}: {text[0] if text else ''}); check that "
-                         f"G's output fits D (--arch, --generator-class, --discriminator-class) and --device") from None
+                         f"G's output fits D ({param('arch')}, {param('generator_class')}, {param('discriminator_class')}) and {param('device')}") from None
 
 
 def _replay(loaded: LoadedGAN, settings: dict[str, Any], cfg: AuditConfig, fresh_optimizer: bool) -> str:

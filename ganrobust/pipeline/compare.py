@@ -55,7 +55,7 @@ from ganrobust.pipeline.compare_arguments import point_arguments
 from ganrobust.runs.store import CheckpointError, IntegrityError, load_snapshot, persisted_steps
 from ganrobust.scorer import Scorer
 from ganrobust.stats import Estimate
-from ganrobust.errors import InputError
+from ganrobust.errors import InputError, param
 
 
 @dataclass
@@ -95,14 +95,14 @@ def _run_data(runs: list[Run], data: Dataset | None) -> tuple[Dataset | None, st
     names = {(r.manifest.get("data") or {}).get("name") for r in runs}
     configs = [r.manifest.get("train_config") or {} for r in runs]
     if None in names:
-        return None, ("a run does not record its data (runs from your own loop): pass --data to score sample quality "
+        return None, (f"a run does not record its data (runs from your own loop): pass {param('data')} to score sample quality "
                       "and real->fake robustness")
     if len(names) > 1:
         raise InputError(f"the runs were trained on different data ({', '.join(sorted(map(str, names)))}); compare runs "
-                         f"on the same data, or pass --data to score them all against one dataset")
+                         f"on the same data, or pass {param('data')} to score them all against one dataset")
     name = names.pop()
     if name not in BUILTIN and name not in ("eight_gaussians", "ring"):
-        return None, f"the runs were trained on {name!r}, not a built-in dataset: pass --data with that file"
+        return None, f"the runs were trained on {name!r}, not a built-in dataset: pass {param('data')} with that file"
     c = configs[0]
     return load_dataset(name, n=int(c.get("n_data", 10000)), seed=int(c.get("seed", 0)),
                         size=int(c.get("image_size", 32))), None
@@ -269,7 +269,7 @@ def _evaluate_point(run: Run, name: str, loaded: LoadedGAN, step: int, where: st
     if scorer.kind is ScoreKind.CRITIC and score.get("tau") is None:
         # a critic's threshold moves with training: recalibrated at every point, as the hook does
         if yardstick.real is None:
-            raise InputError(f"{name} has a critic D (WGAN): its threshold needs real samples; pass --data")
+            raise InputError(f"{name} has a critic D (WGAN): its threshold needs real samples; pass {param('data')}")
         scorer = scorer.calibrate(yardstick.real.to(dev), x[: cfg.robustness_samples])
     point: dict[str, Any] = {"step": step, "source": where, "tau": float(scorer.tau),
                              "quality": yardstick.score(shown[: yardstick.n].cpu(), cfg.seed) if yardstick.n else None,

@@ -24,7 +24,7 @@ from ganrobust.runs import read_run
 from ganrobust.runs.checkpoints import LoadedGAN
 from ganrobust.runs.step_inputs import load_optimizer_state, load_training_batch
 from ganrobust.runs.store import SnapshotResults, load_snapshot, persisted_steps
-from ganrobust.errors import InputError
+from ganrobust.errors import InputError, param
 
 
 def parse_selection(text: str | None, available: list[int]) -> list[int]:
@@ -36,7 +36,7 @@ def parse_selection(text: str | None, available: list[int]) -> list[int]:
     try:
         wanted = [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
-        raise InputError(f"expected --snapshots all, last or a comma list of steps, got {text!r}") from None
+        raise InputError(f"expected {param('snapshot_selection')} all, last or a comma list of steps, got {text!r}") from None
     missing = sorted(set(wanted) - set(available))
     if missing:
         raise InputError(f"no persisted snapshot for step(s) {missing}; available: {available[:10]}")
@@ -86,7 +86,7 @@ def audit_sharded(main: Callable[[], Any] | None, run_dir: Path | None, loaded: 
         C = None if C is None else C[: cfg.n_probes]
         if call.conditional and C is None:
             raise InputError(f"{run_dir} stored no probe conditions, but the GAN is audited as conditional; "
-                             f"drop --num-classes")
+                             f"drop {param('num_classes')}")
     done = SnapshotResults(out)
     items: list[Any] = (["checkpoint"] if main is not None else []) + steps
 

@@ -16,10 +16,11 @@ from ganrobust.models import DCGANDiscriminator, DCGANGenerator, MLPDiscriminato
 from ganrobust.optimizers import first_line
 from ganrobust.recipes import rebuild
 from ganrobust.runs.store import CheckpointError
+from ganrobust.errors import marked, param
 
 #: the options that build each network of a pair by hand
-OPTIONS = {"generator": "--generator-class pkg.mod:Class --generator-kwargs JSON",
-           "discriminator": "--discriminator-class pkg.mod:Class --discriminator-kwargs JSON"}
+OPTIONS = {"generator": f"{param('generator_class')} pkg.mod:Class {param('generator_kwargs')} JSON",
+           "discriminator": f"{param('discriminator_class')} pkg.mod:Class {param('discriminator_kwargs')} JSON"}
 
 
 def _count(state: dict[str, torch.Tensor], pattern: str) -> list[str]:
@@ -39,8 +40,8 @@ def infer_dcgan(g_state: dict[str, torch.Tensor], d_state: dict[str, torch.Tenso
         d0 = d_state["main.0.parametrizations.weight.original" if sn else "main.0.weight"]  # (ndf, nc, 4, 4)
         D = DCGANDiscriminator(ndf=d0.shape[0], nc=d0.shape[1], image_size=image_size, sigmoid=sigmoid, spectral_norm=sn)
     except (KeyError, IndexError) as err:
-        raise CheckpointError(f"the weights do not look like a DCGAN pair (no {err}); pass --generator-class/"
-                              f"--discriminator-class for your architecture") from None
+        raise CheckpointError(f"the weights do not look like a DCGAN pair (no {err}); pass {param('generator_class')}/"
+                              f"{param('discriminator_class')} for your architecture") from None
     return G, D
 
 
@@ -56,7 +57,7 @@ def infer_mlp(g_state: dict[str, torch.Tensor], d_state: dict[str, torch.Tensor]
         D = MLPDiscriminator(dim=d_first.shape[1], hidden=d_first.shape[0], depth=len(_count(d_state, r"net\.(\d+)\.")) - 1,
                              spectral_norm=sn)
     except (KeyError, IndexError) as err:
-        raise CheckpointError(f"the weights do not look like an MLP pair (no {err}); pass --generator-class") from None
+        raise CheckpointError(f"the weights do not look like an MLP pair (no {err}); pass {param('generator_class')}") from None
     return G, D
 
 
@@ -104,7 +105,7 @@ def _rebuilt(refs: dict[str, Any], which: str, where: str) -> nn.Module:
         module = rebuild(ref["class"], ref.get("kwargs"), what=f"the {which}'s class", option=OPTIONS[which],
                          args=ref.get("args"), script=ref.get("script"))
     except ValueError as err:
-        raise CheckpointError(f"{where}: {err}") from None
+        raise CheckpointError(f"{where}: {marked(err)}") from None
     if not isinstance(module, nn.Module):
         raise CheckpointError(f"{where}: the {which}'s class {ref['class']} does not build an nn.Module; pass "
                               f"{OPTIONS[which]}")
@@ -144,7 +145,7 @@ def load_into(module: nn.Module, state: dict[str, torch.Tensor], which: str, whe
     if mismatched:
         parts.append(f"shape mismatch {mismatched[:2]}")
     raise CheckpointError(f"{where}: {which} weights do not fit {type(module).__name__} ({'; '.join(parts)}); "
-                          f"check --arch or the class and its kwargs")
+                          f"check {param('arch')} or the class and its kwargs")
 
 
 def infer_latent_shape(G: nn.Module) -> tuple[int, ...]:
@@ -158,4 +159,4 @@ def infer_latent_shape(G: nn.Module) -> tuple[int, ...]:
             return (m.in_features,)
         if isinstance(m, nn.ConvTranspose2d):
             return (m.in_channels, 1, 1)
-    raise CheckpointError("cannot tell the generator's latent size; pass --latent-shape")
+    raise CheckpointError(f"cannot tell the generator's latent size; pass {param('latent_shape')}")

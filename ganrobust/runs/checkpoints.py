@@ -35,6 +35,7 @@ from ganrobust.families.layouts import check_finite, one_network, partner_file
 from ganrobust.runs.architectures import infer_latent_shape, load_into
 from ganrobust.runs.store import (CHECKPOINT, MANIFEST, CheckpointError, load_snapshot, persisted_steps,
                                   read_manifest, read_sibling_manifest, verify_run_file)
+from ganrobust.errors import marked, param
 
 __all__ = ["CheckpointError", "LoadedGAN", "load_gan", "load_run_snapshot", "partner_file", "run_models"]
 
@@ -57,7 +58,7 @@ def _read(path: Path, trust: bool) -> Any:
         if not trust and "Unsupported global" in str(err):  # a pickled class, not bad bytes
             raise CheckpointError(
                 f"{path} holds pickled Python objects (a whole saved module?), which weights-only loading refuses: "
-                f"unpickling can run arbitrary code. If you trust its source, pass --trust-checkpoint") from None
+                f"unpickling can run arbitrary code. If you trust its source, pass {param('trust')}") from None
         raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: {_first_line(err)}") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, AttributeError, ImportError,
             ModuleNotFoundError, TypeError, KeyError, IndexError, UnicodeDecodeError, MemoryError, OverflowError) as err:
@@ -69,7 +70,7 @@ def _read_pickle(path: Path, trust: bool) -> Any:
     """A plain pickle (StyleGAN2-ADA/StyleGAN3 ``network-snapshot-*.pkl``): only when trusted."""
     if not trust:
         raise CheckpointError(f"{path} is a Python pickle (StyleGAN2-ADA/StyleGAN3 snapshots are): unpickling runs code "
-                              f"from the file. If you trust its source, pass --trust-checkpoint")
+                              f"from the file. If you trust its source, pass {param('trust')}")
     try:
         with open(path, "rb") as f:
             return pickle.load(f)
@@ -104,11 +105,11 @@ def run_models(run_dir: Path) -> tuple[nn.Module, nn.Module, dict[str, Any]]:
     try:
         manifest = read_manifest(run_dir)
     except ValueError as err:
-        raise CheckpointError(f"{err}; and there is no checkpoint.pt") from None
+        raise CheckpointError(f"{marked(err)}; and there is no checkpoint.pt") from None
     try:
         G, D = families.rebuild(manifest)
     except CheckpointError as err:
-        raise CheckpointError(f"{run_dir}: {err}") from None
+        raise CheckpointError(f"{run_dir}: {marked(err)}") from None
     return G, D, manifest
 
 
@@ -121,7 +122,7 @@ def load_run_snapshot(run_dir: Path, step: int | None = None, *, verify: bool = 
     steps = persisted_steps(run_dir)
     if not steps:
         raise CheckpointError(f"{run_dir} has no checkpoint.pt and no persisted snapshot yet: the run stopped before "
-                              f"its first snapshot (--snapshot-every / WatchConfig.snapshot_every)")
+                              f"its first snapshot ({param('snapshot_every')})")
     step = steps[-1] if step is None else step
     if step not in steps:
         raise CheckpointError(f"{run_dir} has no persisted snapshot of step {step}; available: {steps[:10]}")
@@ -202,13 +203,13 @@ def _found(path: str | Path | None, generator: str | Path | None, discriminator:
             raise CheckpointError(
                 f"{path} holds one network's weights and no file next to it has the partner's name "
                 f"(G.pth/D.pth, netG_*/netD_*, generator_*/discriminator_*, model=G-*/model=D-*); "
-                f"pass --generator FILE --discriminator FILE")
+                f"pass {param('generator')} FILE {param('discriminator')} FILE")
         raws = (obj, read(files[1])) if files[0] == Path(path) else (read(files[0]), obj)
         return Found(options, read, generator=files[0], discriminator=files[1], g_raw=raws[0], d_raw=raws[1],
                      notes=[f"paired {files[0].name} with {files[1].name} by name"])
     if path is None:
         if generator is None or discriminator is None:
-            raise CheckpointError("pass a checkpoint, or both --generator and --discriminator files")
+            raise CheckpointError(f"pass a checkpoint, or both {param('generator')} and {param('discriminator')} files")
         g, d = Path(generator), Path(discriminator)
         return Found(options, read, generator=g, discriminator=d, g_raw=read(g), d_raw=read(d))
     p = Path(path)

@@ -24,7 +24,7 @@ from ganrobust.config import UNRECORDED_BN, AuditConfig, WatchConfig
 from ganrobust.module_state import evaluation_state, preserved_rng
 from ganrobust.optimizers import infer_optimizer_class
 from ganrobust.runs.checkpoints import LoadedGAN
-from ganrobust.errors import InputError
+from ganrobust.errors import InputError, param
 
 #: ``ganrobust train --loss`` -> the audit's name of the same generator loss
 #: (trainer: ns is softplus(−s); hinge and wgan are −s)
@@ -95,7 +95,7 @@ def resolve_settings(loaded: LoadedGAN, *, bn: str | None = None, d_output: str 
     train_loss = (loaded.train_config or {}).get("loss")
     if train_loss is not None and train_loss not in TRAIN_G_LOSS:
         raise InputError(f"the run's manifest records train_config.loss {train_loss!r}; expected one of "
-                         f"{sorted(TRAIN_G_LOSS)}: pass --g-loss")
+                         f"{sorted(TRAIN_G_LOSS)}: pass {param('g_loss')}")
     update = loaded.update
     family_loss = update.g_loss if update is not None else None
     prob = trailing_sigmoid(loaded.D) if sigmoid is None else sigmoid
@@ -132,7 +132,7 @@ def batch_setting(loaded: LoadedGAN, batch: int | None = None) -> Setting:
     (``score.g_batch``), a ``ganrobust train`` run's ``train_config.batch``, else the default."""
     if batch is not None:
         if batch < 1:
-            raise InputError(f"expected --batch >= 1, got {batch}")
+            raise InputError(f"expected {param('batch')} >= 1, got {batch}")
         return Setting(int(batch), "option")
     seen = _recorded(loaded, "g_batch")
     if seen is not None:

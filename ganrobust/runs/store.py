@@ -44,7 +44,7 @@ from safetensors.torch import save_file as save_tensors
 
 from ganrobust import metrics, records
 from ganrobust.records import RUN_SCHEMA, SUPPORTED_SCHEMAS, StepRecord
-from ganrobust.errors import InputError
+from ganrobust.errors import InputError, param
 CHECKPOINT = "checkpoint.pt"
 MANIFEST = "manifest.json"
 SNAPSHOT_KINDS = ("D", "G_before", "G_after")
@@ -98,7 +98,7 @@ def verify_run_file(run_dir: str | os.PathLike[str], relpath: str, verify: bool 
     """
     if verify and file_matches(run_dir, relpath) is False:
         raise IntegrityError(f"{Path(run_dir) / relpath} does not match the SHA-256 recorded in the run's "
-                             f"manifest.json (corrupted or changed since it was written); pass --no-verify to "
+                             f"manifest.json (corrupted or changed since it was written); pass {param('verify')} to "
                              f"use it anyway")
 
 
