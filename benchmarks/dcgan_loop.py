@@ -88,7 +88,8 @@ def main() -> None:
     parser.add_argument("--watch", action="store_true", help="add the one line: ganrobust.watch(netG, netD, ...)")
     parser.add_argument("--every", type=int, default=None, help="watch option every= (default: the hook's)")
     parser.add_argument("--precision", default=None, help="watch option precision= (default: the hook's)")
-    parser.add_argument("--overlap", action="store_true", help="watch option overlap=True (the measurement thread)")
+    parser.add_argument("--overlap", choices=["auto", "on", "off"], default=None,
+                        help="watch option overlap= (default: the hook's, auto; off: the synchronous hook)")
     parser.add_argument("--profile", action="store_true", help="time the hook by part (adds overhead)")
     parser.add_argument("--run-dir", default=None)
     parser.add_argument("--deterministic", action="store_true",
@@ -122,7 +123,7 @@ def main() -> None:
             from hook_profile import HookProfile  # benchmarks/hook_profile.py, beside this script
             profile = HookProfile()
         options = {k: v for k, v in {"every": args.every, "precision": args.precision,
-                                     "overlap": args.overlap or None}.items() if v is not None}
+                                     "overlap": {"auto": "auto", "on": True, "off": False}.get(args.overlap)}.items() if v is not None}
         watcher = ganrobust.watch(netG, netD, args.run_dir or tmp.name + "/run", **options)  # the one line
 
     loop_start = time.perf_counter()

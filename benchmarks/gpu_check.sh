@@ -51,7 +51,7 @@ for v in plain plain2 watched overlap; do
     case $v in
         plain|plain2) extra=();;
         watched) extra=(--watch);;
-        overlap) extra=(--watch --overlap);;
+        overlap) extra=(--watch --overlap on);;
     esac
     "$PY" benchmarks/dcgan_loop.py --device "$DEVICE" --steps "$STEPS" --deterministic "${extra[@]}" > "$WORK/$v.json"
 done

@@ -153,12 +153,12 @@ def run_loop(steps: int, *extra: str) -> tuple[float, dict]:
 def whole_process(steps: int, everies: list[int], pairs: int) -> None:
     print(host_line())
     print(f"pytorch/examples DCGAN loop (benchmarks/dcgan_loop.py, 32x32, batch 64, ngf=ndf=32), {steps} steps, "
-          f"1 thread, fresh interpreter per run, {pairs} rounds of plain / watched / watched overlap=True in "
-          f"rotating order; the host is shared (7 engineers on 2 cores this round), so read the ratios within "
-          f"a round, not the seconds")
+          f"1 thread, fresh interpreter per run, {pairs} rounds of plain / watched (defaults: overlap='auto', the "
+          f"measurement thread on an idle core) / watched overlap=False (synchronous) in rotating order; read "
+          f"the ratios within a round, not the seconds")
     for every in everies:
         variants = {"plain": [], "watched": ["--watch", "--every", str(every)],
-                    "watched overlap": ["--watch", "--every", str(every), "--overlap"]}
+                    "watched sync": ["--watch", "--every", str(every), "--overlap", "off"]}
         seconds: dict[str, list[float]] = {k: [] for k in variants}
         ratios: dict[str, list[float]] = {k: [] for k in variants if k != "plain"}
         identical = True
@@ -179,7 +179,7 @@ def whole_process(steps: int, everies: list[int], pairs: int) -> None:
             print(f"  {name:16s} {statistics.median(seconds[name]):7.2f} s, vs plain median {statistics.median(r):.3f}x "
                   f"(rounds: {', '.join(f'{x:.3f}' for x in r)})  [cpu capability "
                   f"{torch.backends.cpu.get_cpu_capability()}]")
-        _, prof = run_loop(steps, "--watch", "--every", str(every), "--profile")
+        _, prof = run_loop(steps, "--watch", "--every", str(every), "--overlap", "off", "--profile")
         measured = max(1, prof["measured_steps"])
         per = prof["profile"]
         print(f"  profiled watched run (synchronous): import ganrobust {prof['import_ganrobust_s'] * 1e3:.0f} ms, "
