@@ -322,6 +322,8 @@ def test_compare_arms_average_over_seeds_with_intervals_and_rerenders(seeded_run
     assert any(v.startswith("arm pgd (3 seeds) vs standard (3 seeds)") for v in report["verdicts"])
     md = (out / "summary.md").read_text()
     assert "## Over seeds" in md and "Student-t" in md and "Welch" in md
+    # the method sentence under "Over seeds" (lost once in a refactor: "seeds of one method; . Within-run")
+    assert report["methods"]["arms"] in md and "per arm: mean over its runs (seeds)" in md
     assert 'id="arms"' in (out / "index.html").read_text()
     again = CliRunner().invoke(cli, ["report", str(out)])
     assert again.exit_code == 0, again.output

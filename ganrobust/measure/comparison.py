@@ -55,6 +55,10 @@ def restate(report: dict[str, Any]) -> bool:
     return True
 
 
+#: how arms (several seeds each) are summarised and differenced; stated in every report with arms
+ARM_METHOD = (f"per arm: mean over its runs (seeds) of each run's number, Student-t 95% interval over seeds (from "
+              f"{MIN_SEEDS} seeds); between arms: difference of those means with a Welch t 95% interval over seeds")
+
 PERSISTENCE_METHOD_NOTE = ("persistence: pooled share of all flips that persist (Σ persisted / Σ flips over the "
                            "measured steps), Korn–Graubard 95% interval over steps (Clopper–Pearson at the effective sample size); no interval below "
                            f"{MIN_N} steps with flips")

@@ -42,7 +42,7 @@ from ganrobust.conventions import BatchNormMode, ScoreKind
 from ganrobust.data import BUILTIN, Dataset, eight_gaussians, load_dataset, real_subset
 from ganrobust.gan_call import DEFAULT, GanCall, gan_call_from_record
 from ganrobust.distributed import Context, item_seed
-from ganrobust.measure.comparison import PERSISTENCE_METHOD_NOTE, line_up, means_over_training
+from ganrobust.measure.comparison import ARM_METHOD, PERSISTENCE_METHOD_NOTE, line_up, means_over_training
 from ganrobust.measure.quality import FeatureSpace, image_quality, real_floor, ring_quality, train_feature_net
 from ganrobust.measure.replay import generate
 from ganrobust.module_copy import copy_module
@@ -206,7 +206,8 @@ def compare_runs(run_dirs: list[Path], *, labels: list[str] | None = None, arms:
         return None
     bounds = runs[0].manifest.get("data_range") or [-1.0, 1.0]
     out = {"runs": results, "quality": yardstick.describe(), "data": None if dataset is None else dataset.name,
-           "bounds": [float(b) for b in bounds], "methods": {"persistence": PERSISTENCE_METHOD_NOTE}}
+           "bounds": [float(b) for b in bounds],
+           "methods": {"persistence": PERSISTENCE_METHOD_NOTE, **({"arms": ARM_METHOD} if arms is not None else {})}}
     over = compare_arguments(results, arms)  # each run's arguments over training, per arm, against the baseline
     return {**out, **line_up(results, arms, cfg), **({"odena_over_training": over} if over else {})}
 
