@@ -61,7 +61,7 @@ from ganrobust.recipes import model_recipe
 from ganrobust.records import ErrorRecord, PersistsRecord, StepRecord
 from ganrobust.runs import RunWriter
 from ganrobust.runs.step_inputs import copy_optimizer_state, step_input_states
-from ganrobust.scorer import Scorer
+from ganrobust.scorer import Scorer, with_threshold
 from ganrobust.snapshots import SnapshotRing, StateView
 from ganrobust.errors import InputError
 
@@ -546,8 +546,7 @@ class Watcher:
         snapshot = current["snapshot"] if "snapshot" in current else self._ring.get(step)
         self._shadow_d_view.load(snapshot)
         scorer = self.scorer
-        if cfg.kind is ScoreKind.CRITIC and cfg.tau is None:
-            scorer = scorer.calibrate(self._real.to(current["x"].device), current["x"])
+        scorer = with_threshold(scorer, self._real, current["x"], tau_given=cfg.tau is not None)
         with_min_norm = self._min_norm is not None and self._measured % cfg.min_norm_every == 0
         # a batch-coupled D (minibatch std) is measured on the whole batch: coupling measured first, on the probes
         (scorer.conditioned(self.C, self.call) if self.call.binds else scorer).check_batch(current["x"])
@@ -598,10 +597,9 @@ class Watcher:
             self._shadow_d_view.load(snapshot)
             scorer = self.scorer
             x_next = pending["x_next"]
-            if self.config.kind is ScoreKind.CRITIC and self.config.tau is None:
-                # D_{t+1}'s own threshold: calibrated on this snapshot with the samples it now sees
-                # (G after the step), never D_t's carried over — a critic's scores drift freely
-                scorer = scorer.calibrate(self._real.to(x_next.device), x_next)
+            # D_{t+1}'s own threshold: calibrated on this snapshot with the samples it now sees
+            # (G after the step), never D_t's carried over — a critic's scores drift freely
+            scorer = with_threshold(scorer, self._real, x_next, tau_given=self.config.tau is not None)
             tau = scorer.tau
             rows = pending["rows"].to(x_next.device)
             if self.call.binds:  # the probes' own conditions, row for row

@@ -23,7 +23,7 @@ from ganrobust.conventions import BatchNormMode, Bounds, Direction, DirectionLik
 from ganrobust.model_checks import Coupling, ModelChecks, channels_last_agrees, detect_coupling, score_padded
 from ganrobust.module_copy import copy_module
 from ganrobust.module_state import evaluation_state, preserved_rng
-from ganrobust.errors import InputError
+from ganrobust.errors import InputError, param
 
 if TYPE_CHECKING:
     from ganrobust.attacks.precision import Precision
@@ -376,6 +376,20 @@ def check_finite(s: torch.Tensor, what: str) -> None:
             f"the discriminator returned NaN or inf {what} for {int(bad.sum())} of "
             f"{s.numel()} samples; check the weights (NaN after a diverged step?) and inputs"
         )
+
+
+def with_threshold(scorer: Scorer, real: torch.Tensor | None, fake: torch.Tensor, *, tau_given: bool,
+                   missing: str = "") -> Scorer:
+    """The scorer a measurement scores with, the one place a critic's threshold is set: a critic
+    (WGAN) D without a given ``tau`` is calibrated on this snapshot with ``real`` and ``fake``
+    (:meth:`Scorer.calibrate`: the midpoint of their mean scores), never a threshold carried over
+    from another snapshot; any other scorer is returned as it is. ``missing``: the one-line error
+    when a critic has no real samples."""
+    if scorer.kind is not ScoreKind.CRITIC or tau_given:
+        return scorer
+    if real is None:
+        raise InputError(missing or f"a critic D needs real samples to calibrate tau: pass {param('real')}")
+    return scorer.calibrate(real.to(fake.device), fake)
 
 
 def as_scorer(d: "Scorer | nn.Module", **kwargs: Any) -> Scorer:

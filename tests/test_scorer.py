@@ -170,3 +170,25 @@ def test_stochastic_forward_keeps_global_rng(noisy_d) -> None:
     rng = torch.get_rng_state()
     Scorer(d).score(x)
     assert torch.equal(rng, torch.get_rng_state())
+
+
+def test_a_critics_threshold_is_set_in_one_place_and_only_for_a_critic_without_one() -> None:
+    """``with_threshold`` (every measurement's calibration): the midpoint of the mean real and fake
+    scores for a critic without tau; a given tau, or a logit D, untouched; no real samples: one error."""
+    from ganrobust.errors import InputError
+    from ganrobust.scorer import with_threshold
+
+    lin = nn.Linear(3, 1)
+    real, fake = torch.randn(16, 3) + 1, torch.randn(16, 3) - 1
+    critic = Scorer(lin, kind="critic")
+    got = with_threshold(critic, real, fake, tau_given=False)
+    with torch.no_grad():
+        expected = 0.5 * (lin(real).mean() + lin(fake).mean()).item()
+    assert got.tau == pytest.approx(expected, rel=1e-5, abs=1e-6)
+    logit = Scorer(lin)
+    assert with_threshold(logit, real, fake, tau_given=False) is logit
+    fixed = Scorer(lin, kind="critic", tau=0.25)
+    assert with_threshold(fixed, real, fake, tau_given=True) is fixed
+    with pytest.raises(InputError) as err:
+        with_threshold(critic, None, fake, tau_given=False)
+    assert err.value.params == ("real",)

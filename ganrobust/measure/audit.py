@@ -42,7 +42,7 @@ from ganrobust.measure.replay import flat_params, finetune_robust_d, generate, r
 from ganrobust.gan_call import DEFAULT, GanCall
 from ganrobust.measure.update import by_class, measure_update
 from ganrobust.module_state import preserved_rng
-from ganrobust.scorer import Scorer
+from ganrobust.scorer import Scorer, with_threshold
 from ganrobust.correlated import paired_share_difference
 from ganrobust.errors import InputError, param
 from ganrobust.stats import clopper_pearson, difference, median_ci, significant
@@ -110,10 +110,7 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
         raise InputError("a conditional critic (WGAN) D is not supported: its threshold would be calibrated on real "
                          "samples scored with their labels")
     x = generate(G, Z, cfg.g_bn, call, C)
-    if scorer_options.get("kind") == "critic" and scorer_options.get("tau") is None:
-        if real is None:
-            raise InputError(f"a critic D needs real samples to calibrate tau: pass {param('real')}")
-        scorer = scorer.calibrate(real_probe, x)
+    scorer = with_threshold(scorer, real_probe, x, tau_given=scorer_options.get("tau") is not None)
     base = scorer  # D(x) scorer; below, scorers bound to the conditions of the batch they score
     if bind:
         scorer = base.conditioned(C, call)
@@ -182,9 +179,8 @@ def _audit_gan(G: nn.Module, D: nn.Module, *, scorer_options: dict[str, Any], la
         rob_scorer = Scorer(D_rob, **scorer_options)
         if bind:
             rob_scorer = rob_scorer.conditioned(C, call)
-        if rob_scorer.kind is ScoreKind.CRITIC and scorer_options.get("tau") is None:
-            # a critic's threshold belongs to its own snapshot: calibrated on the robust copy
-            rob_scorer = rob_scorer.calibrate(real_probe, x)
+        # a critic's threshold belongs to its own snapshot: calibrated on the robust copy
+        rob_scorer = with_threshold(rob_scorer, real_probe, x, tau_given=scorer_options.get("tau") is not None)
         same = measure_update(rob_scorer, x, x_next, eps=cfg.eps, efficiency_steps=cfg.efficiency_steps,
                               min_norm=min_norm, min_norm_probes=cfg.min_norm_probes, seed=cfg.seed,
                               precision=cfg.precision)
@@ -263,10 +259,10 @@ def audit_snapshot(G_before: nn.Module, G_after: nn.Module, D: nn.Module, *, sco
     (:func:`ganrobust.measure.arguments.snapshot_arguments`, random draws from ``seed``)."""
     base = scorer = Scorer(D, **scorer_options)
     x, x_next = generate(G_before, Z, cfg.g_bn, call, C), generate(G_after, Z, cfg.g_bn, call, C)
-    if scorer.kind is ScoreKind.CRITIC and scorer_options.get("tau") is None:
-        if real is None:
-            raise InputError(f"a critic D needs real samples to calibrate tau at each snapshot: pass {param('real')}")
-        base = scorer = scorer.calibrate(real_subset(real, Z.shape[0], seed=cfg.seed)[0].to(x.device), x)
+    if scorer.kind is ScoreKind.CRITIC and scorer_options.get("tau") is None:  # its threshold at this snapshot
+        base = scorer = with_threshold(
+            scorer, None if real is None else real_subset(real, Z.shape[0], seed=cfg.seed)[0], x, tau_given=False,
+            missing=f"a critic D needs real samples to calibrate tau at each snapshot: pass {param('real')}")
     if call.binds:
         scorer = scorer.conditioned(C, call)
     m = measure_update(scorer, x, x_next, eps=cfg.eps, efficiency_steps=cfg.efficiency_steps,

@@ -38,7 +38,7 @@ from torch import nn
 
 from ganrobust.attacks.robustness_curve import robustness_curve
 from ganrobust.config import CompareConfig
-from ganrobust.conventions import BatchNormMode, ScoreKind
+from ganrobust.conventions import BatchNormMode
 from ganrobust.data import BUILTIN, Dataset, eight_gaussians, load_dataset, real_subset
 from ganrobust.gan_call import DEFAULT, GanCall, gan_call_from_record
 from ganrobust.distributed import Context, item_seed
@@ -53,7 +53,7 @@ from ganrobust.runs.settings import batch_setting, g_bn_setting
 from ganrobust.measure.arguments_compare import compare_arguments
 from ganrobust.pipeline.compare_arguments import point_arguments
 from ganrobust.runs.store import CheckpointError, IntegrityError, load_snapshot, persisted_steps
-from ganrobust.scorer import Scorer
+from ganrobust.scorer import Scorer, with_threshold
 from ganrobust.stats import Estimate
 from ganrobust.errors import InputError, param
 
@@ -267,11 +267,9 @@ def _evaluate_point(run: Run, name: str, loaded: LoadedGAN, step: int, where: st
                     box=not getattr(call, "raw_output", False))
     if call.binds:  # each probe (z, c) scored with its own condition
         scorer = scorer.conditioned(C[: cfg.robustness_samples], call)
-    if scorer.kind is ScoreKind.CRITIC and score.get("tau") is None:
-        # a critic's threshold moves with training: recalibrated at every point, as the hook does
-        if yardstick.real is None:
-            raise InputError(f"{name} has a critic D (WGAN): its threshold needs real samples; pass {param('data')}")
-        scorer = scorer.calibrate(yardstick.real.to(dev), x[: cfg.robustness_samples])
+    # a critic's threshold moves with training: recalibrated at every point, as the hook does
+    scorer = with_threshold(scorer, yardstick.real, x[: cfg.robustness_samples], tau_given=score.get("tau") is not None,
+                            missing=f"{name} has a critic D (WGAN): its threshold needs real samples; pass {param('data')}")
     point: dict[str, Any] = {"step": step, "source": where, "tau": float(scorer.tau),
                              "quality": yardstick.score(shown[: yardstick.n].cpu(), cfg.seed) if yardstick.n else None,
                              "robustness": {"fake->real": _robustness(scorer, x[: cfg.robustness_samples], "fake->real", cfg)}}
