@@ -8,10 +8,9 @@ data units) and every result reports both units.
 
 from __future__ import annotations
 
-import dataclasses
 import copy
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -197,7 +196,7 @@ class Attack:
                                       s_clean, crossed, skip, active, result.iterations + r32.iterations,
                                       result.diagnostics, precision)
             if self.precision_check:
-                self._check_precision(result, scorer, x, eps, seed, whole=whole, full=full)
+                self._check_precision(result, scorer, x, eps, seed, whole=whole, float32_run=full)
         return result
 
     def _float32(self) -> "Attack":
@@ -250,19 +249,19 @@ class Attack:
 
     def _check_precision(self, result: AttackResult, scorer: Scorer, x: torch.Tensor,
                          eps: float | torch.Tensor | None, seed: int, *, whole: bool = False,
-                         full: AttackResult | None = None) -> None:
+                         float32_run: AttackResult | None = None) -> None:
         """Re-attack the first ``precision_check`` attacked samples with a float32 search (same
         seed, inside the whole batch) and flag a reduced-precision search that did worse. Under
         batch statistics (``whole``) the float32 search attacks every sample the call attacked,
-        as the reduced one did (``full``: that search, when it already ran), and the first
+        as the reduced one did (``float32_run``: that search, when it already ran), and the first
         ``precision_check`` are compared."""
         attacked = result.attacked
         sub = attacked & (attacked.cumsum(0) <= self.precision_check)
         n = int(sub.sum())
         if n == 0:
             return
-        if full is not None:
-            r32 = full
+        if float32_run is not None:
+            r32 = float32_run
         else:
             r32 = self._float32()(scorer, x, eps=eps, direction=result.direction, seed=seed,
                                   active=result.active if whole else sub)
@@ -347,5 +346,5 @@ def _more_successful(reduced: AttackResult, full: AttackResult) -> AttackResult:
     """Of two searches of the same whole batch, the one whose batch the float32 D finds more
     adversarial in (ties: the float32 search); the iterations of both are counted."""
     best = full if int(full.success.sum()) >= int(reduced.success.sum()) else reduced
-    return dataclasses.replace(best, iterations=reduced.iterations + full.iterations,
+    return replace(best, iterations=reduced.iterations + full.iterations,
                                diagnostics=reduced.diagnostics + full.diagnostics)
