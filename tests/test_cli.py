@@ -70,7 +70,10 @@ FAST = ["--n-probes", "16", "--k-steps", "1"]
 def test_a_d_ending_in_sigmoid_is_scored_as_probabilities_with_a_note(tmp_path) -> None:
     result = CliRunner().invoke(cli, ["audit", *_sigmoid_dcgan(tmp_path), "--out", str(tmp_path / "r"), *FAST])
     assert result.exit_code == 0, result.output
-    assert any(line.startswith("note: D ends in nn.Sigmoid") for line in result.stderr.splitlines())
+    assert any(line.startswith("note: D ends in nn.Sigmoid") and "pass --d-output logit" in line
+               for line in result.stderr.splitlines())
+    # notes are plain text: no parameter mark of ganrobust.errors.param left in them
+    assert "\x1f" not in result.stderr and "\u001f" not in (tmp_path / "r" / "report.json").read_text()
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert report["score"]["kind"] == "prob"
     assert report["source"]["settings"]["kind"] == {"value": "prob", "from": "detected"}

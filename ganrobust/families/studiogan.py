@@ -116,7 +116,7 @@ class StudioGAN(Family):
             loaded.update = Update(g_loss=LOSSES[loss], why=f"the StudioGAN config's LOSS.adv_loss {loss!r}")
         else:
             loaded.notes.append(f"StudioGAN's LOSS.adv_loss {loss!r} has no generator loss in ganrobust: "
-                                f"pass {param('g_loss')}")
+                                "pass --g-loss")
         loaded.latent_shape = (int(cfgs.MODEL.z_dim),)
         loaded.call = StudioGANCall(int(cfgs.DATA.num_classes))
         return loaded

@@ -134,7 +134,7 @@ def audit_checkpoint(checkpoint: Path | None, *, cfg: AuditConfig, load: dict[st
     if settings["kind"].source == "detected":
         head = loaded.score.get("head")
         note(f"D{'' if head is None else f' output {head}'} ends in nn.Sigmoid: scored as kind='prob' (the Sigmoid's "
-             f"input is the logit); pass {param('d_output')} logit to score its output as it is")
+             f"input is the logit); pass --d-output logit to score its output as it is")
     if loaded.update is not None and loaded.update.why and any(s.source == "family" for s in settings.values()):
         note(f"the {loaded.family} family's own update: {loaded.update.why}")
     note(f"audit settings: {describe(settings)}")

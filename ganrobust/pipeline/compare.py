@@ -95,14 +95,14 @@ def _run_data(runs: list[Run], data: Dataset | None) -> tuple[Dataset | None, st
     names = {(r.manifest.get("data") or {}).get("name") for r in runs}
     configs = [r.manifest.get("train_config") or {} for r in runs]
     if None in names:
-        return None, (f"a run does not record its data (runs from your own loop): pass {param('data')} to score sample quality "
+        return None, ("a run does not record its data (runs from your own loop): pass --data to score sample quality "
                       "and real->fake robustness")
     if len(names) > 1:
         raise InputError(f"the runs were trained on different data ({', '.join(sorted(map(str, names)))}); compare runs "
                          f"on the same data, or pass {param('data')} to score them all against one dataset")
     name = names.pop()
     if name not in BUILTIN and name not in ("eight_gaussians", "ring"):
-        return None, f"the runs were trained on {name!r}, not a built-in dataset: pass {param('data')} with that file"
+        return None, f"the runs were trained on {name!r}, not a built-in dataset: pass --data with that file"
     c = configs[0]
     return load_dataset(name, n=int(c.get("n_data", 10000)), seed=int(c.get("seed", 0)),
                         size=int(c.get("image_size", 32))), None
