@@ -160,8 +160,8 @@ def test_hook_leaves_no_grad_mode_or_statistic_behind(tmp_path) -> None:
     with ganrobust.watch(G, D, tmp_path / "h", config=CFG2D) as w:
         _tiny_loop(G, D, opt_g, opt_d, 1)
         grads = [None if p.grad is None else p.grad.clone() for p in G.parameters()]
-        w._on_pre(opt_g, (), {})  # an extra measured step on the current state
-        w._on_post(opt_g, (), {})
+        w.observer.pre_hook(opt_g, (), {})  # an extra measured step on the current state
+        w.observer.post_hook(opt_g, (), {})
         for g, p in zip(grads, G.parameters()):
             assert (g is None and p.grad is None) or torch.equal(g, p.grad)
         assert D.training and not G.training
@@ -203,10 +203,10 @@ def test_ring_buffer_is_preallocated_and_bounded(tmp_path) -> None:
     G, D, opt_g, opt_d = _mlp_pair()
     d_bytes = sum(t.numel() * t.element_size() for t in D.state_dict().values())
     with ganrobust.watch(G, D, tmp_path / "b", config=CFG2D.replace(ring_size=3)) as w:
-        slots = [[t.data_ptr() for t in slot] for slot in w._ring.slots]
+        slots = [[t.data_ptr() for t in slot] for slot in w.store.ring.slots]
         _tiny_loop(G, D, opt_g, opt_d, 7)
-        assert [[t.data_ptr() for t in slot] for slot in w._ring.slots] == slots  # no allocation per step
-        assert w._ring.nbytes == 3 * d_bytes
+        assert [[t.data_ptr() for t in slot] for slot in w.store.ring.slots] == slots  # no allocation per step
+        assert w.store.ring.nbytes == 3 * d_bytes
 
 
 def test_options_are_checked_where_they_enter(tmp_path) -> None:
