@@ -15,16 +15,16 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ganrobust.attacks.minimum_norm import MinimumNormAttack
 from ganrobust.attacks.precision import precision_record
-from ganrobust.config import HOOK_MIN_NORM_BISECTIONS, WatchConfig
+from ganrobust.config import WatchConfig
 from ganrobust.distributed import item_seed
 from ganrobust.errors import InputError
 from ganrobust.gan_call import GanCall
 from ganrobust.runs.step_inputs import copy_optimizer_state
 from ganrobust.scorer import Scorer, with_threshold
 from ganrobust.watching.guards import Guard
-from ganrobust.watching.measurer import later_scores, persists_record, probe_rows, step_record, train_rows
+from ganrobust.watching.measurer import (later_scores, min_norm_attack, persists_record, probe_rows, step_record,
+                                         train_rows)
 from ganrobust.watching.observer import GStepStarts
 from ganrobust.watching.shadows import SnapshotStore
 from ganrobust.watching.sharding import Sharding
@@ -41,8 +41,7 @@ class StepConductor:
         self.config, self.call, self.sharding, self.store = config, call, sharding, store
         self.scorer, self.guard, self.sink = scorer, guard, sink
         self.real = None if real is None else real.detach().clone()
-        self.min_norm = (MinimumNormAttack(norm=config.min_norm_norm, bisection_steps=HOOK_MIN_NORM_BISECTIONS,
-                                           precision=config.precision) if config.min_norm_every else None)
+        self.min_norm = min_norm_attack(config)
         self.Z: torch.Tensor | None = None
         self.C: torch.Tensor | None = None  # the probes' conditions (conditional GANs)
         self.measured = 0

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ganrobust.attacks.minimum_norm import MinimumNormAttack
-from ganrobust.config import WatchConfig
+from ganrobust.config import HOOK_MIN_NORM_BISECTIONS, WatchConfig
 from ganrobust.distributed import merge_rows
 from ganrobust.gan_call import GanCall
 from ganrobust.measure.update import by_class, eps_star_diagnostics, measure_update, persistence
@@ -34,6 +34,14 @@ class MeasuredStep:
 
     record: StepRecord
     arrays: dict[str, dict[str, np.ndarray]]
+
+
+def min_norm_attack(config: WatchConfig) -> MinimumNormAttack | None:
+    """The hook's minimum-norm search for ``eps_star`` (None when ``min_norm_every=0`` turns it off)."""
+    if not config.min_norm_every:
+        return None
+    return MinimumNormAttack(norm=config.min_norm_norm, bisection_steps=HOOK_MIN_NORM_BISECTIONS,
+                             precision=config.precision)
 
 
 def probe_rows(scorer: Scorer, call: GanCall, config: WatchConfig, *, step: int, x: torch.Tensor,
