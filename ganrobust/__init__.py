@@ -6,7 +6,7 @@ was taken against (Odena 2019, Open Questions about GANs, Problem 7).
 Data flows one way (README, "Layout"; tests/test_architecture.py holds it)::
 
     models + data -> snapshots -> measurement -> records -> run store -> report
-                     hook.py      measure/        records.py  runs/        report/
+                     watching/    measure/        records.py  runs/        report/
 
 This module is the public API: the hook (``watch``), the scorer convention and the shared
 vocabulary. Other modules import only ``__version__`` from it.

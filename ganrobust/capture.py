@@ -34,7 +34,7 @@ MAIN, REGULARISATION = "Gmain", "Greg"
 
 
 class ForwardCapture:
-    """Watches the loop's forwards for one G/D pair (:class:`ganrobust.hook.Watcher` owns one)."""
+    """Watches the loop's forwards for one G/D pair (:class:`ganrobust.watching.observer.LoopObserver` owns one)."""
 
     def __init__(self, G: nn.Module, D: nn.Module, call: Any) -> None:
         self.call = call

@@ -68,8 +68,8 @@ class StepConductor:
         the latents seen) and, when the step is persisted, G's optimizer state before it."""
         if self.Z is None:
             if seen is None:
-                raise InputError(f"no latent batch was seen in G's forward{f' ({train_error})' if train_error else ''}; "
-                                 f"pass latent_shape= to watch()")
+                why = f" ({train_error})" if train_error else ""
+                raise InputError(f"no latent batch was seen in G's forward{why}; pass latent_shape= to watch()")
             self.init_probes(tuple(seen[0].shape[1:]), seen[0].dtype, seen[0].device)
         if self.sink is not None and seen is not None and "g_batch" not in self.sink.manifest["score"]:
             # the latent batch of G's steps (this process's, under DDP): what an audit replays

@@ -67,8 +67,8 @@ class LoopObserver:
     def start(self) -> None:
         """Register the optimizer hooks and the forward capture (process-wide; :meth:`stop` removes them)."""
         self.forwards = ForwardCapture(self._G, self._D, self._call)
-        self._handles = [register_optimizer_step_pre_hook(self.pre_hook), register_optimizer_step_post_hook(self.post_hook),
-                         self.forwards]
+        self._handles = [register_optimizer_step_pre_hook(self.pre_hook),
+                         register_optimizer_step_post_hook(self.post_hook), self.forwards]
 
     def stop(self) -> None:
         for handle in self._handles:

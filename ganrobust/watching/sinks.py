@@ -89,7 +89,8 @@ class RunSink:
                 train: tuple[torch.Tensor, torch.Tensor | None] | None) -> dict[str, str]:
         """Write D and G before/after of ``step``, G's optimizer state before it and the step's own
         batch (``ganrobust.runs.step_inputs``; the run store records every SHA-256)."""
-        names = self.writer.save_snapshots(step, {"D": d, "G_before": (g_names, theta), "G_after": (g_names, theta_next)})
+        names = self.writer.save_snapshots(step, {"D": d, "G_before": (g_names, theta),
+                                                  "G_after": (g_names, theta_next)})
         opt_class, opt_state = optimizer or (None, None)
         z_train, c_train = train or (None, None)
         return {**names, **self.writer.save_step_inputs(step, step_input_states(
