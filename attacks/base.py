@@ -1,6 +1,6 @@
-"""The attack template: one ``__call__`` owns input checks, units and the result; subclasses
-implement only :meth:`Attack.run`. (One module: the template, its result type and the float32
-verification every attack shares; each algorithm lives in a module of its own.)
+"""The attack template: one ``__call__`` owns input checks, units, the float32 verification and
+the result (:mod:`ganrobust.attacks.result`); subclasses implement only :meth:`Attack.run`, and
+measurement runs that same search inside its scored batch with :meth:`Attack.search`.
 
 Budgets enter as a *fraction of the data range* (``8/255`` means ``8/255 * (hi - lo)`` in
 data units) and every result reports both units.
@@ -10,82 +10,17 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from ganrobust.attacks.precision import Precision, resolve_precision
+from ganrobust.attacks.result import AttackResult, Search
 from ganrobust.conventions import Bounds, Direction, DirectionLike, Norm, NormLike
 from ganrobust.diagnostics import Diagnostic
 from ganrobust.scorer import Scorer
-from ganrobust.stats import Estimate, clopper_pearson
-
-
-@dataclass
-class AttackResult:
-    """What one attack call found, per sample (B = batch size).
-
-    ``success`` is re-checked by ganrobust's own scorer on the returned inputs, whatever the
-    backend claimed; failed samples are returned unperturbed (``x_adv == x``), except under batch
-    statistics (``Scorer.whole_batch``), where the returned batch is the one verified, failed
-    samples where the search left them (their norms are still 0, or inf). Samples
-    already on the target side before the attack (``clean_crossed``) are not attacked and
-    are excluded from :attr:`success_rate`; so are samples outside the call's ``active`` mask
-    (they stay in the batch, unperturbed, so that batch statistics are those of the whole
-    scored batch; their ``success`` is False and their ``norms`` NaN).
-    """
-
-    x_adv: torch.Tensor            # (B, ...) perturbed inputs, inside the bounds
-    success: torch.Tensor          # (B,) bool: the decision is on the target side at x_adv
-    clean_crossed: torch.Tensor    # (B,) bool: already on the target side before the attack
-    scores_clean: torch.Tensor     # (B,) s at x
-    scores_adv: torch.Tensor       # (B,) s at x_adv
-    norms: torch.Tensor            # (B,) ||x_adv - x|| in data units (inf: no adversarial found
-                                   #      by a minimum-norm attack)
-    iterations: torch.Tensor       # (B,) gradient evaluations spent on each sample
-    eps: torch.Tensor | None       # (B,) budget in data units; None for unbounded min-norm
-    norm: Norm
-    direction: Direction
-    bounds: Bounds
-    attack: str                    # repr of the exact configuration
-    backend: str = "native"
-    loss: str = "margin"           # what the backend differentiated
-    diagnostics: list[Diagnostic] = field(default_factory=list)
-    active: torch.Tensor | None = None  # (B,) bool: the samples the call asked to attack (None: all)
-    precision: str = "fp32"        # what the search ran in (verification is always float32)
-
-    @property
-    def attacked(self) -> torch.Tensor:
-        """Samples that were attacked: asked for (``active``) and not already crossed."""
-        mask = ~self.clean_crossed
-        return mask if self.active is None else mask & self.active
-
-    @property
-    def success_rate(self) -> Estimate:
-        """Share of attacked samples (not already crossed) that the attack flipped."""
-        mask = self.attacked
-        return clopper_pearson(int((self.success & mask).sum()), int(mask.sum()))
-
-    @property
-    def norms_fraction(self) -> torch.Tensor:
-        return self.norms / self.bounds.width
-
-    @property
-    def eps_fraction(self) -> torch.Tensor | None:
-        return None if self.eps is None else self.eps / self.bounds.width
-
-    def summary(self) -> dict[str, Any]:
-        finite = self.norms[self.attacked & self.success]
-        return {
-            "attack": self.attack, "backend": self.backend, "loss": self.loss,
-            "norm": self.norm.value, "direction": self.direction.value,
-            "success_rate": self.success_rate.to_dict(),
-            "median_norm": float(finite.median()) if finite.numel() else math.inf,
-            "precision": self.precision,
-            "diagnostics": [d.code for d in self.diagnostics],
-        }
 
 
 class Attack:
@@ -302,6 +237,23 @@ class Attack:
             ) -> tuple[torch.Tensor, torch.Tensor, list[Diagnostic]]:
         """Return ``(x_adv, iterations per sample, diagnostics)``; ``eps`` is in data units."""
         raise NotImplementedError
+
+    def search(self, scorer: Scorer, x: torch.Tensor, eps: torch.Tensor | None, *, direction: Direction,
+               generator: torch.Generator, active: torch.Tensor | None = None, seed: int = 0,
+               on_copy: bool = True) -> Search:
+        """This attack's bare search of ``x`` (B, ...) inside the whole scored batch, as measurement
+        runs it: ``eps`` (B,) in data units, ``active`` (B,) the samples searched (all by default),
+        ``generator`` the caller's (a random start draws from it). No float32 verification and no
+        samples put back: the caller scores ``x_adv`` with its own scorer. The search runs on a
+        frozen copy in this attack's precision (``on_copy=False``: on ``scorer`` itself, for a D
+        being trained). ``crossed``: where the search's scorer sees ``x_adv`` on the target side."""
+        work = scorer.frozen(precision=resolve_precision(self.precision, x.device, scorer=scorer, x=x)) \
+            if on_copy else scorer
+        skip = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device) if active is None else ~active
+        x_adv, iterations, _ = self.run(work, x, eps, direction, skip, generator, seed)
+        with torch.no_grad():
+            crossed = direction.crossed(work(x_adv), work.tau) & ~skip
+        return Search(x_adv, iterations.to(torch.long), crossed)
 
 
 #: scale factors ``1 + k`` tried by :func:`settle`: float noise of another conv layout, and the

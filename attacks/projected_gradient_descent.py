@@ -21,7 +21,8 @@ from typing import Any, Literal
 import torch
 
 from ganrobust.attacks.base import Attack, _expand
-from ganrobust.attacks.precision import Precision
+from ganrobust.attacks.precision import Precision, resolve_precision
+from ganrobust.attacks.result import Search
 from ganrobust.config import PRECISION
 from ganrobust.conventions import Direction, Norm, NormLike
 from ganrobust.diagnostics import Diagnostic
@@ -231,6 +232,21 @@ class ProjectedGradientDescentAttack(Attack):
             rel_stepsize=self.rel_stepsize, random_start=self.random_start,
             early_stop=self.early_stop, generator=generator, active=~crossed, schedule=self.schedule)
         return x_adv, iterations, []
+
+    def search(self, scorer: Scorer, x: torch.Tensor, eps: torch.Tensor | None, *, direction: Direction,
+               generator: torch.Generator, active: torch.Tensor | None = None, seed: int = 0,
+               on_copy: bool = True) -> Search:
+        """:meth:`Attack.search` with PGD's own record of which samples crossed at some iterate
+        (per-sample early stop counts those iterations)."""
+        if eps is None:
+            raise ValueError(f"{self!r} searches within a budget: pass eps (B,) in data units")
+        work = scorer.frozen(precision=resolve_precision(self.precision, x.device, scorer=scorer, x=x)) \
+            if on_copy else scorer
+        x_adv, iterations, crossed = pgd(
+            work, x, eps, norm=self.norm, direction=direction, steps=self.steps, rel_stepsize=self.rel_stepsize,
+            random_start=self.random_start, early_stop=self.early_stop, generator=generator, active=active,
+            schedule=self.schedule)
+        return Search(x_adv, iterations, crossed)
 
 
 class FastGradientAttack(ProjectedGradientDescentAttack):

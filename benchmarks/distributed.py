@@ -40,7 +40,7 @@ def worker(run_dir: Path, out: Path, n_probes: int) -> None:
     from ganrobust.distributed import init_from_env, payload_bytes, shutdown
     from ganrobust.pipeline.sweep import audit_sharded
     from ganrobust.runs.checkpoints import load_gan
-    from ganrobust.runs.settings import configured, resolve_settings, scorer_options_for
+    from ganrobust.runs.settings import configured, resolve_settings, score_spec_for
 
     ctx = init_from_env("cpu")
     loaded = load_gan(run_dir)
@@ -54,7 +54,7 @@ def worker(run_dir: Path, out: Path, n_probes: int) -> None:
         done[:] = [time.perf_counter(), time.process_time()]
 
     _, records = audit_sharded(None, run_dir, loaded, out, selection="all", cfg=cfg,
-                               scorer_options=scorer_options_for(loaded, settings), tick=tick, ctx=ctx)
+                               scorer_options=score_spec_for(loaded, settings), tick=tick, ctx=ctx)
     own = (done[0] - started, done[1] - cpu)  # this rank's own items: wall, CPU seconds
     per_rank = ctx.gather(own)
     ctx.barrier()

@@ -122,7 +122,7 @@ def audit(checkpoint: Path | None, generator: Path | None, discriminator: Path |
         if snapshot_selection is not None and ctx.is_main:
             sbar = _progress(snapshot_count(Path(checkpoint or "."), snapshot_selection), "snapshots", "step",
                              first_is_start=False)
-        bar = _progress(7 if robust_d else 6) if ctx.is_main else None
+        bar = _progress() if ctx.is_main else None  # its total: the audit's sections that run (plan)
         try:
             audited = audit_checkpoint(
                 checkpoint, cfg=cfg, generator=generator,
@@ -202,12 +202,21 @@ def _fmt(est: dict[str, Any]) -> str:
 
 class _progress:
     """A tqdm bar on stderr over ``total`` units, opened at its first tick (so that the notes printed
-    before the work starts stand on lines of their own)."""
+    before the work starts stand on lines of their own). The audit's bar learns its total from the
+    audit itself (:meth:`plan`: the number of its sections that run)."""
 
-    def __init__(self, total: int, desc: str = "audit", unit: str = "stage", *, first_is_start: bool = True) -> None:
+    def __init__(self, total: int = 0, desc: str = "audit", unit: str = "stage", *,
+                 first_is_start: bool = True) -> None:
         self.total, self.desc, self.unit = total, desc, unit
         self.first_is_start = first_is_start  # a stage bar's first message starts stage 1
         self.bar: Any = None
+
+    def plan(self, total: int) -> None:
+        """Set the number of units before the first tick."""
+        self.total = total
+        if self.bar is not None:
+            self.bar.total = total
+            self.bar.refresh()
 
     def __call__(self, message: str | int) -> None:
         from tqdm import tqdm

@@ -57,6 +57,61 @@ COMPARE_OUT: Path = Path("reports/compare")
 
 
 @dataclass(frozen=True)
+class ScoreSpec:
+    """How a discriminator is scored (DESIGN.md, "Score"): the settings a
+    :class:`~ganrobust.scorer.Scorer` is built from (``Scorer.of(D, spec, call)``), typed once here
+    and read by the audit, the snapshot sweep, compare and the hook.
+
+    ``kind``: logit | prob | critic; ``tau``: the threshold (None: 0, or calibrated per snapshot for a
+    critic); ``bounds``: the data range; ``bn``: eval | batch; ``head``: the real/fake output of a D with
+    several; ``box``: False where D sees G's raw output (StyleGAN), so the range is the budgets' unit
+    and not a box (:meth:`for_call`)."""
+
+    kind: ScoreKind = ScoreKind.LOGIT
+    tau: float | None = None
+    bounds: tuple[float, float] = (-1.0, 1.0)
+    bn: BatchNormMode = BatchNormMode.EVAL
+    head: int | None = None
+    box: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", ScoreKind(self.kind))
+        object.__setattr__(self, "bn", BatchNormMode(self.bn))
+        object.__setattr__(self, "bounds", tuple(self.bounds))
+
+    @classmethod
+    def coerce(cls, spec: "ScoreSpec | dict[str, Any]") -> "ScoreSpec":
+        """A spec, or one from the Scorer keyword arguments that ``scorer_options`` dicts hold."""
+        if isinstance(spec, ScoreSpec):
+            return spec
+        unknown = set(spec) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise InputError(f"unknown scorer options {sorted(unknown)}; expected some of "
+                             f"{[f.name for f in dataclasses.fields(cls)]}")
+        return cls(**spec)
+
+    def for_call(self, call: Any) -> "ScoreSpec":
+        """This spec for a GAN called through ``call`` (a ``ganrobust.gan_call.GanCall``): no box
+        where the adapter feeds D G's raw output (``call.raw_output``, StyleGAN)."""
+        return dataclasses.replace(self, box=False) if getattr(call, "raw_output", False) else self
+
+    @property
+    def tau_given(self) -> bool:
+        """Whether the threshold is given: otherwise a critic's is calibrated on each snapshot."""
+        return self.tau is not None
+
+    @property
+    def critic(self) -> bool:
+        return self.kind is ScoreKind.CRITIC
+
+    def to_dict(self) -> dict[str, Any]:
+        """The score convention as a report states it: kind, bounds, bn, and box, tau and head where set."""
+        return {"kind": self.kind.value, "bounds": list(self.bounds), "bn": self.bn.value,
+                **({} if self.box else {"box": False}), **({} if self.tau is None else {"tau": self.tau}),
+                **({} if self.head is None else {"head": self.head})}
+
+
+@dataclass(frozen=True)
 class WatchConfig:
     """What the hook measures, how often, and what it keeps.
 
@@ -109,6 +164,12 @@ class WatchConfig:
             raise InputError(f"expected 0 < eps <= 1 (a fraction of the data range), got {self.eps}")
         if self.eps_l2 is not None and self.eps_l2 <= 0:
             raise InputError(f"expected eps_l2 > 0, got {self.eps_l2}")
+
+    def score(self, call: Any = None) -> ScoreSpec:
+        """How the hook scores D for a GAN called through ``call``: ``bn='auto'`` scores with running
+        statistics until D's mode at G's step is observed."""
+        bn = BatchNormMode.EVAL if self.bn is BatchNormMode.AUTO else self.bn
+        return ScoreSpec(kind=self.kind, tau=self.tau, bounds=self.bounds, bn=bn).for_call(call)
 
     def replace(self, **changes: Any) -> "WatchConfig":
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}

@@ -32,7 +32,8 @@ from torch import nn
 
 from ganrobust.config import D_TRAINING_METHODS, EPS, PRECISION
 from ganrobust.attacks.precision import Precision, resolve_precision
-from ganrobust.attacks.projected_gradient_descent import pgd
+from ganrobust.attacks.base import Attack
+from ganrobust.attacks.projected_gradient_descent import FastGradientAttack, ProjectedGradientDescentAttack
 from ganrobust.conventions import BatchNormMode, Bounds, Direction, Norm
 from ganrobust.errors import InputError
 
@@ -56,6 +57,8 @@ class RobustDLoss:
     """D's loss with adversarial training or a gradient regulariser (see the module doc).
 
     ``eps`` is a fraction of the data range ``bounds``; ``steps`` and ``rel_stepsize`` set PGD.
+    ``attack``: the attack that crafts the perturbed inputs of ``pgd``/``fgsm-rs`` (any
+    :class:`~ganrobust.attacks.base.Attack`; default: :meth:`default_attack`), searched on D itself.
     """
 
     method: str = "pgd"
@@ -72,6 +75,7 @@ class RobustDLoss:
     precision: str = PRECISION
     #: how D is called on (x, c) for conditional GANs (a ganrobust.gan_call.GanCall); None: D(x, c)
     call: Any = None
+    attack: Attack | None = None
 
     def __post_init__(self) -> None:
         self.precision = Precision.coerce(self.precision).value
@@ -88,6 +92,17 @@ class RobustDLoss:
         self.norm = Norm(self.norm)
         self._bounds = Bounds.coerce(self.bounds)
         self._calls = 0
+        if self.attack is None and self.method in ("pgd", "fgsm-rs"):
+            self.attack = self.default_attack()
+
+    def default_attack(self) -> Attack:
+        """``fgsm-rs``: FGSM from a random start (step 1.25 eps); ``pgd``: ``steps`` steps of
+        ``rel_stepsize`` (default 2.5 / steps) from a random start; no early stop."""
+        if self.method == "fgsm-rs":
+            return FastGradientAttack(norm=self.norm, random_start=True)
+        return ProjectedGradientDescentAttack(norm=self.norm, steps=self.steps,
+                                              rel_stepsize=self.rel_stepsize or 2.5 / self.steps,
+                                              random_start=True, early_stop=False)
 
     def _d(self, D: nn.Module, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
         if self.call is not None:
@@ -106,15 +121,12 @@ class RobustDLoss:
         scorer = Scorer(D, bounds=self._bounds, bn=BatchNormMode.BATCH).conditioned(c, self.call)
         scorer.autocast = resolve_precision(self.precision, x.device, scorer=scorer, x=x).dtype  # the search only
         gen = torch.Generator(device=x.device).manual_seed(self.seed * 1_000_003 + self._calls)
-        fgsm = self.method == "fgsm-rs"
-        steps = 1 if fgsm else self.steps
-        rel = 1.25 if fgsm else (self.rel_stepsize or 2.5 / steps)
         eps = torch.full((x.shape[0],), self._bounds.to_data(self.eps), device=x.device, dtype=x.dtype)
         active = torch.arange(x.shape[0], device=x.device) < n
-        x_adv, _, _ = pgd(scorer, x.detach().clamp(self._bounds.lo, self._bounds.hi), eps, norm=self.norm,
-                          direction=direction, steps=steps, rel_stepsize=rel, random_start=True, early_stop=False,
-                          generator=gen, active=active)
-        return x_adv.detach()
+        attack = self.attack or self.default_attack()
+        found = attack.search(scorer, x.detach().clamp(self._bounds.lo, self._bounds.hi), eps, direction=direction,
+                              generator=gen, active=active, on_copy=False)  # D is the one being trained
+        return found.x_adv.detach()
 
     def __call__(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor, c_real: torch.Tensor | None = None,
                  c_fake: torch.Tensor | None = None) -> torch.Tensor:

@@ -27,6 +27,7 @@ from ganrobust.errors import InputError, param
 
 if TYPE_CHECKING:
     from ganrobust.attacks.precision import Precision
+    from ganrobust.config import ScoreSpec
 
 Head = Union[int, Callable[[Any], torch.Tensor], None]
 
@@ -50,6 +51,8 @@ class Scorer:
         bounds: the data range ``(lo, hi)``; budgets are fractions of ``hi - lo``.
         bn: ``eval`` scores BatchNorm with running statistics; ``batch`` with the
             statistics of the scored batch, leaving the running statistics untouched.
+        call: the GAN adapter (``ganrobust.gan_call.GanCall``) that says how D takes a condition;
+            :meth:`on` binds a batch's conditions where it needs them.
 
     Outputs with more than one value per sample (PatchGAN maps) are averaged per sample.
     """
@@ -64,6 +67,7 @@ class Scorer:
         bounds: Bounds | tuple[float, float] = (-1.0, 1.0),
         bn: BatchNormMode | str = BatchNormMode.EVAL,
         box: bool = True,
+        call: Any = None,
     ) -> None:
         if not isinstance(module, nn.Module):
             raise InputError(f"expected a torch.nn.Module discriminator, got {type(module).__name__}")
@@ -101,8 +105,10 @@ class Scorer:
         #: None for D(x). Set with :meth:`conditioned`; attacks that score a subset of rows
         #: take the matching rows with :meth:`rows`.
         self.condition: torch.Tensor | None = None
-        #: how D is called on (x, c) (a ``ganrobust.gan_call.GanCall``); None: ``D(x, c)``
-        self.call: Any = None
+        #: the GAN adapter D is called through on (x, c) (a ``ganrobust.gan_call.GanCall``); None:
+        #: ``D(x)``, or ``D(x, c)`` once conditioned. A scorer built with its call conditions itself
+        #: (:meth:`on`)
+        self.call: Any = call
         #: what is learnt once per model (batch coupling, batch sizes, channels-last), shared by copies
         self.checks = ModelChecks()
 
@@ -140,6 +146,23 @@ class Scorer:
         if c is None and call is None:
             return self if self.condition is None else self._replace(condition=None)
         return self._replace(condition=None if c is None else c.detach(), call=call or self.call)
+
+    def on(self, c: torch.Tensor | None) -> "Scorer":
+        """This scorer for a batch whose row i has condition ``c[i]``: bound to them where its GAN
+        adapter calls D through itself (``call.binds``: conditional, or a custom adapter), else as it is."""
+        if self.call is None or not self.call.binds:
+            return self
+        return self.conditioned(c, self.call)
+
+    def through(self, call: Any) -> "Scorer":
+        """This scorer with D called through the GAN adapter ``call`` where it has none of its own."""
+        return self if self.call is not None or call is None else self._replace(call=call)
+
+    @classmethod
+    def of(cls, module: nn.Module, spec: "ScoreSpec", call: Any = None) -> "Scorer":
+        """The scorer of ``module`` as ``spec`` says, D called through ``call`` (a GanCall; None: D(x))."""
+        return cls(module, kind=spec.kind, tau=spec.tau, head=spec.head, bounds=spec.bounds, bn=spec.bn,
+                   box=spec.box, call=call)
 
     def rows(self, idx: torch.Tensor) -> "Scorer":
         """The scorer for the rows ``idx`` of the batch (an attack's still-active subset)."""

@@ -15,7 +15,7 @@ from ganrobust.pipeline.audit import not_replayed_notes
 from ganrobust.pipeline.sweep import audit_run_snapshots
 from ganrobust.runs import read_run, snapshot_file
 from ganrobust.runs.checkpoints import load_gan
-from ganrobust.runs.settings import configured, resolve_settings, scorer_options_for
+from ganrobust.runs.settings import configured, resolve_settings, score_spec_for
 from ganrobust.train import train
 
 CFG = AuditConfig(k_steps=3, pgd_iterations=8, efficiency_steps=2, min_norm_probes=4, eps_grid=(4 / 255, 8 / 255))
@@ -34,7 +34,7 @@ def _sweep(path, out, tick=None):
     loaded = load_gan(path)
     settings = resolve_settings(loaded)
     return audit_run_snapshots(path, loaded, out, selection="all", cfg=configured(CFG, settings),
-                               scorer_options=scorer_options_for(loaded, settings), tick=tick)
+                               scorer_options=score_spec_for(loaded, settings), tick=tick)
 
 
 @pytest.fixture(scope="module")

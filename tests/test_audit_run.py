@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from ganrobust import Scorer
 from ganrobust.config import AuditConfig
 from ganrobust.measure.replay import replay_steps
-from ganrobust.runs.settings import configured, resolve_settings, scorer_options_for
+from ganrobust.runs.settings import configured, resolve_settings, score_spec_for
 from ganrobust.runs.checkpoints import CheckpointError, load_gan
 from ganrobust.cli.main import cli
 from ganrobust.pipeline.compare import _models_at
@@ -47,7 +47,7 @@ def test_the_audit_replays_exactly_the_update_the_trainer_makes_next(hinge_run) 
     assert load_gan(run / "checkpoint.pt").train_config["loss"] == "hinge"
     cfg = configured(AuditConfig(batch=16), settings)
     z = torch.randn(16, 8, 1, 1, generator=torch.Generator().manual_seed(3))
-    (replayed,) = replay_steps(loaded.G, Scorer(loaded.D, **scorer_options_for(loaded, settings)), loaded.optimizer_g,
+    (replayed,) = replay_steps(loaded.G, Scorer.of(loaded.D, score_spec_for(loaded, settings)), loaded.optimizer_g,
                                settings["optimizer"].value, cfg, loaded.latent_shape, 1, z)
 
     # the trainer's next G step from the same state, by hand: D in train mode, the trainer's g_loss

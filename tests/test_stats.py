@@ -321,7 +321,7 @@ def test_by_class_rates_are_each_classes_own_count() -> None:
 def test_the_robust_swap_difference_is_paired_over_the_same_probes() -> None:
     """The audit's robust − standard difference: each D's share over its own fake-classified probes,
     with the paired interval of those per-probe arrays (not MOVER of the two summaries)."""
-    from ganrobust.measure.audit import _paired_differences
+    from ganrobust.measure.sections.robust_discriminator import paired_differences
 
     rng = np.random.default_rng(9)
     n = 300
@@ -331,7 +331,7 @@ def test_the_robust_swap_difference_is_paired_over_the_same_probes() -> None:
     flip_rob = fake_rob & (flip_std | (rng.random(n) < 0.03))  # the robust D mostly flips where the standard does
     robust = {"fake": fake_rob, "flip": flip_rob, "accidental": flip_rob & (rng.random(n) < 0.5)}
     standard = {"fake": fake_std, "flip": flip_std, "accidental": flip_std & robust["accidental"]}
-    out = _paired_differences(robust, standard)
+    out = paired_differences(robust, standard)
     for key, field in (("flip_rate", "flip"), ("aar", "accidental")):
         d = out[key]
         expected = paired_share_difference(robust[field], fake_rob, standard[field], fake_std)

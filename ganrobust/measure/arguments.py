@@ -24,12 +24,13 @@ import torch
 from torch import nn
 
 from ganrobust import metrics
-from ganrobust.attacks.projected_gradient_descent import pgd
+from ganrobust.attacks.base import Attack
 from ganrobust.config import AuditConfig
 from ganrobust.conventions import Direction, Norm
 from ganrobust.gan_call import DEFAULT, GanCall
+from ganrobust.measure.audit_context import AuditAttacks
 from ganrobust.measure.replay import flat_params, generate, param_space_attack, replay_steps
-from ganrobust.measure.update import measure_update
+from ganrobust.measure.update import measure
 from ganrobust.scorer import Scorer
 from ganrobust.stats import clopper_pearson, difference
 
@@ -44,22 +45,23 @@ def differences(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return {key: difference(a[key], b[key]) for key in metrics.keys("paired")}
 
 
-def one_step(scorer: Scorer, x: torch.Tensor, xs_k: list[torch.Tensor], fake: torch.Tensor, cfg: AuditConfig
-             ) -> dict[str, Any]:
-    """Argument 1 from the probes' samples before (``x``) and after k = 1..K steps (``xs_k``)."""
+def one_step(scorer: Scorer, x: torch.Tensor, xs_k: list[torch.Tensor], fake: torch.Tensor, cfg: AuditConfig,
+             attack: Attack) -> dict[str, Any]:
+    """Argument 1 from the probes' samples before (``x``) and after k = 1..K steps (``xs_k``);
+    ``attack`` is the one whose iterations are counted (linf PGD with early stop, by default)."""
     rows = []
     for k, xk in enumerate(xs_k, 1):
-        m = measure_update(scorer, x, xk, eps=cfg.eps, efficiency_steps=0, noise_draws=0)
+        m = measure(scorer, x, xk, eps=cfg.eps, noise_draws=0)
         rows.append({"k": k, "flip_rate": m.summary["flip_rate"], "aar": m.summary["aar"], "linf": m.summary["linf"]})
     # like with like: the AAR (flips with linf <= eps) against PGD held to eps; the flip rate
     # (no norm limit) against PGD held to each sample's own ||p_k||_inf, for k = 1 and k = K
     curve = pgd_iteration_curve(scorer, x, fake, torch.full_like(fake, scorer.bounds.to_data(cfg.eps), dtype=x.dtype),
-                                cfg)
+                                cfg, attack)
     own_budget: list[dict[str, Any]] = []
     for k in sorted({1, len(xs_k)}):
         own = Norm.LINF.of(xs_k[k - 1] - x)
         own_budget.append({"k": k, "pgd": pgd_iteration_curve(scorer, x, fake & (own > 0), own.clamp_min(1e-12), cfg,
-                                                               n=int(fake.sum()))})
+                                                               attack, n=int(fake.sum()))})
     by_k = {row["k"]: row["pgd"] for row in own_budget}
     for row in rows:
         row["pgd_iterations_for_same_aar"] = iterations_to_reach(curve, row["aar"])
@@ -76,36 +78,36 @@ def new_batch(trained: dict[str, Any], fresh: dict[str, Any], n_trained: int, n_
 
 def param_space(G: nn.Module, base: Scorer, scorer: Scorer, x: torch.Tensor, Z: torch.Tensor, C: torch.Tensor | None,
                 Z_train: torch.Tensor, C_train: torch.Tensor | None, update_size: float, update: dict[str, Any],
-                cfg: AuditConfig, call: GanCall = DEFAULT) -> dict[str, Any]:
+                cfg: AuditConfig, call: GanCall, attacks: AuditAttacks) -> dict[str, Any]:
     """Argument 3: the attack ascends on the batch the real update was computed on (Z_train), and
-    both are scored on the held-out probes: argument 3 alone, not mixed with argument 2's new batch."""
+    both are scored on the held-out probes: argument 3 alone, not mixed with argument 2's new batch.
+    The pixel-space side is ``attacks.pixel`` within each probe's parameter-attack ‖p‖₂."""
     device = x.device
     attacked = param_space_attack(G, base, Z_train, update_size, cfg.g_bn, call, C_train)
     x_param = generate(attacked, Z, cfg.g_bn, call, C)
-    param = measure_update(scorer, x, x_param, eps=cfg.eps, efficiency_steps=cfg.efficiency_steps, seed=cfg.seed)
+    param = measure(scorer, x, x_param, eps=cfg.eps, efficiency=attacks.pixel_efficiency(cfg), seed=cfg.seed)
     l2_param = torch.from_numpy(param.samples["l2"]).to(device)
-    x_pix, _, _ = pgd(scorer.frozen(), x, l2_param.clamp_min(1e-12), norm=Norm.L2, direction=Direction.FAKE_TO_REAL,
-                      steps=cfg.efficiency_steps, rel_stepsize=2.5 / cfg.efficiency_steps, random_start=False,
-                      early_stop=False, generator=torch.Generator(device=device).manual_seed(cfg.seed),
-                      active=l2_param > 0)
-    pixel = measure_update(scorer, x, x_pix, eps=cfg.eps, efficiency_steps=0, seed=cfg.seed)
+    x_pix = attacks.pixel.search(scorer, x, l2_param.clamp_min(1e-12), direction=Direction.FAKE_TO_REAL,
+                                 generator=torch.Generator(device=device).manual_seed(cfg.seed), active=l2_param > 0,
+                                 seed=cfg.seed).x_adv
+    pixel = measure(scorer, x, x_pix, eps=cfg.eps, seed=cfg.seed)
     return {"update_size_theta": update_size, "attacked_on": "training batch (Z_train), scored on probes Z",
             "real_update": rates(update), "parameter_attack": rates(param.summary),
             "pixel_pgd_same_norm": rates(pixel.summary)}
 
 
 def pgd_iteration_curve(scorer: Scorer, x: torch.Tensor, active: torch.Tensor, eps_data: torch.Tensor,
-                        cfg: AuditConfig, n: int | None = None) -> list[dict[str, Any]]:
-    """Share of the ``active`` samples that linf PGD (per-sample budgets ``eps_data``, data
-    units) has flipped after t = 0..T iterations, over ``n`` samples (default: the active ones).
-    The whole scored batch is attacked with a mask, so batch statistics stay those that scored it."""
+                        cfg: AuditConfig, attack: Attack, n: int | None = None) -> list[dict[str, Any]]:
+    """Share of the ``active`` samples that ``attack`` (per-sample budgets ``eps_data``, data
+    units) has flipped after t = 0..T iterations (T = ``cfg.pgd_iterations``), over ``n`` samples
+    (default: the active ones). The whole scored batch is attacked with a mask, so batch
+    statistics stay those that scored it."""
     n = int(active.sum()) if n is None else n
     if not n:
         return []
-    _, iters, ok = pgd(scorer.frozen(), x, eps_data, norm=Norm.LINF, direction=Direction.FAKE_TO_REAL,
-                       steps=cfg.pgd_iterations, rel_stepsize=0.1, random_start=False, early_stop=True,
-                       generator=torch.Generator(device=x.device).manual_seed(cfg.seed), active=active)
-    ok = ok & active
+    found = attack.search(scorer, x, eps_data, direction=Direction.FAKE_TO_REAL, active=active, seed=cfg.seed,
+                          generator=torch.Generator(device=x.device).manual_seed(cfg.seed))
+    iters, ok = found.iterations, found.crossed & active
     return [{"iterations": t, "flip_rate": clopper_pearson(int((ok & (iters <= t)).sum()), n).to_dict()}
             for t in range(cfg.pgd_iterations + 1)]
 
@@ -131,12 +133,14 @@ def replay_deviation(replayed: nn.Module, recorded: nn.Module) -> dict[str, floa
 def snapshot_arguments(G_before: nn.Module, G_after: nn.Module, scorer: Scorer, base: Scorer, x: torch.Tensor,
                        update: dict[str, Any], fake: torch.Tensor, *, Z: torch.Tensor, C: torch.Tensor | None, cfg: AuditConfig,
                        optimizer: tuple[str | None, dict[str, Any]] | None,
-                       batch: tuple[torch.Tensor, torch.Tensor | None] | None, call: GanCall = DEFAULT
-                       ) -> dict[str, Any]:
+                       batch: tuple[torch.Tensor, torch.Tensor | None] | None, call: GanCall = DEFAULT,
+                       attacks: AuditAttacks | None = None) -> dict[str, Any]:
     """Odena's arguments at one persisted step: ``x`` = G_before(Z), ``update`` the summary of the
     recorded update on the probes and ``fake`` its fake-classified mask, ``optimizer`` (class, state before the step) and ``batch``
     (z, c of the step) as persisted, None when the run kept none. Arguments that cannot be replayed
-    without them are left out and named in ``not_replayed`` with the reason."""
+    without them are left out and named in ``not_replayed`` with the reason. ``attacks``: what the
+    arguments search with (default: :meth:`AuditAttacks.of` ``cfg``)."""
+    attacks = attacks or AuditAttacks.of(cfg)
     out: dict[str, Any] = {"loss": cfg.g_loss, "not_replayed": {}}
     theta, theta_next = flat_params(G_before), flat_params(G_after)
     update_size = float((theta_next - theta).norm())
@@ -165,11 +169,12 @@ def snapshot_arguments(G_before: nn.Module, G_after: nn.Module, scorer: Scorer, 
         if cfg.k_steps > 1:
             later = replay_steps(G_before, base, opt_state, opt_class, replay_cfg, latent_shape, cfg.k_steps, z_train, call, c_train, continue_from=G_after)
             xs_k += [generate(Gk, Z, cfg.g_bn, call, C) for Gk in later[1:]]
-    out["one_step"] = one_step(scorer, x, xs_k, fake, cfg)
+    out["one_step"] = one_step(scorer, x, xs_k, fake, cfg, attacks.iterations)
     xt = generate(G_before, z_train, cfg.g_bn, call, c_train)
     xt_next = generate(G_after, z_train, cfg.g_bn, call, c_train)
-    trained = measure_update(base.conditioned(c_train, call) if call.binds else scorer, xt, xt_next, eps=cfg.eps,
-                             efficiency_steps=cfg.efficiency_steps, seed=cfg.seed)
+    trained = measure(base.on(c_train), xt, xt_next, eps=cfg.eps, efficiency=attacks.pixel_efficiency(cfg),
+                      seed=cfg.seed)
     out["new_batch"] = new_batch(trained.summary, update, z_train.shape[0], Z.shape[0])
-    out["param_space"] = param_space(G_before, base, scorer, x, Z, C, z_train, c_train, update_size, update, cfg, call)
+    out["param_space"] = param_space(G_before, base, scorer, x, Z, C, z_train, c_train, update_size, update, cfg, call,
+                                     attacks)
     return out

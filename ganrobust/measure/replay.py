@@ -42,14 +42,14 @@ def replay_steps(G: nn.Module, D_scorer: Scorer, opt_state: dict[str, Any] | Non
     step training took, with the optimizer moments as the replay left them."""
     work = copy_module(G).train()
     opt = make_optimizer(work, opt_state, opt_class, cfg)
-    frozen = D_scorer.frozen()
+    frozen = D_scorer.frozen().through(call)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     states = []
     device = next(work.parameters()).device
     for i in range(k):
         z, c = (z_first, c_first) if i == 0 else call.sample(cfg.batch, latent_shape, gen, device)
         opt.zero_grad(set_to_none=True)
-        on = frozen.conditioned(c, call) if call.binds else frozen
+        on = frozen.on(c)
         with on.session(), torch.enable_grad():
             loss = generator_loss(cfg.g_loss, on.forward(call.generate(work, z, c)))
         loss.backward()
@@ -94,7 +94,7 @@ def param_space_attack(G: nn.Module, scorer: Scorer, z: torch.Tensor, size: floa
                        call: GanCall = DEFAULT, c: torch.Tensor | None = None) -> nn.Module:
     """θ + size·g/‖g‖ with g = ∇_θ mean s(G_θ(z, c)): the steepest parameter step of the given size."""
     attacked = copy_module(G)
-    frozen = scorer.frozen().conditioned(c, call) if call.binds else scorer.frozen()
+    frozen = scorer.frozen().through(call).on(c)
     params = [p for p in attacked.parameters() if p.requires_grad]
     with frozen.session(), torch.enable_grad(), evaluation_state(attacked, bn):
         objective = frozen.forward(call.generate(attacked, z, c)).mean()

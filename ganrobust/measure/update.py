@@ -31,10 +31,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ganrobust.attacks.base import _expand
+from ganrobust.attacks.base import Attack, _expand
 from ganrobust.attacks.minimum_norm import MinimumNormAttack
-from ganrobust.attacks.precision import resolve_precision
-from ganrobust.attacks.projected_gradient_descent import pgd
+from ganrobust.attacks.projected_gradient_descent import ProjectedGradientDescentAttack
 from ganrobust.attacks.random_noise import random_direction
 from ganrobust.conventions import Direction, Norm
 from ganrobust.diagnostics import Diagnostic
@@ -58,6 +57,13 @@ class Measurement:
         return len(self.samples["s"])
 
 
+def efficiency_pgd(steps: int, precision: str = "fp32") -> ProjectedGradientDescentAttack:
+    """The attack ``s_pgd`` comes from: L2 PGD within each sample's own ``‖p‖₂``, ``steps`` steps of
+    ``2.5 / steps`` of the budget from x itself (no random start), every step taken (no early stop)."""
+    return ProjectedGradientDescentAttack(norm=Norm.L2, steps=steps, rel_stepsize=2.5 / steps, random_start=False,
+                                          early_stop=False, precision=precision)
+
+
 def measure_update(
     scorer: Scorer,
     x: torch.Tensor,
@@ -74,11 +80,35 @@ def measure_update(
     index: torch.Tensor | None = None,
     n_total: int | None = None,
 ) -> Measurement:
+    """:func:`measure` with the efficiency attack given by its step count: :func:`efficiency_pgd`
+    of ``efficiency_steps`` steps searching in ``precision`` (``fp32``, ``bf16``, ``fp16``,
+    ``auto``; 0 steps: no efficiency), as the watch hook configures it."""
+    efficiency = efficiency_pgd(efficiency_steps, precision) if efficiency_steps > 0 else None
+    return measure(scorer, x, x_next, eps=eps, eps_l2=eps_l2, efficiency=efficiency, noise_draws=noise_draws,
+                   min_norm=min_norm, min_norm_probes=min_norm_probes, seed=seed, index=index, n_total=n_total)
+
+
+def measure(
+    scorer: Scorer,
+    x: torch.Tensor,
+    x_next: torch.Tensor,
+    *,
+    eps: float,
+    eps_l2: float | None = None,
+    efficiency: Attack | None = None,
+    noise_draws: int = 1,
+    min_norm: MinimumNormAttack | None = None,
+    min_norm_probes: int | None = None,
+    seed: int = 0,
+    index: torch.Tensor | None = None,
+    n_total: int | None = None,
+) -> Measurement:
     """Measure the update ``x -> x_next`` against ``scorer`` (D_t). Budgets are fractions of the range.
 
-    ``precision`` is the search precision of the efficiency PGD (``fp32``, ``bf16``, ``fp16``,
-    ``auto``); its ``s_pgd`` is scored by ``scorer`` in float32 like every other field. The
-    minimum-norm attack carries its own precision.
+    ``efficiency`` is the attack whose search within each sample's ``‖p‖₂`` gives ``s_pgd``
+    (any :class:`~ganrobust.attacks.base.Attack`, searched inside the whole batch in its own
+    precision; None: no efficiency); ``s_pgd`` is scored by ``scorer`` in float32 like every other
+    field. ``min_norm`` gives ``eps_star`` (None: not measured) and carries its own precision.
 
     ``index`` (N,) and ``n_total``: these samples are rows ``index`` of a probe batch of
     ``n_total`` that is measured in shards (one per rank under DDP). Every random draw is then
@@ -108,11 +138,9 @@ def measure_update(
     cos = torch.where((l2 > 0) & (g_norm > 0), cos, torch.full_like(cos, math.nan))
 
     moved = l2 > 0
-    if efficiency_steps > 0 and moved.any():
-        work = scorer.frozen(precision=resolve_precision(precision, x.device, scorer=scorer, x=x))  # auto: timed
-        x_pgd, _, _ = pgd(work, x, l2.clamp_min(1e-12), norm=Norm.L2, direction=F2R, steps=efficiency_steps,
-                          rel_stepsize=2.5 / efficiency_steps, random_start=False, early_stop=False,
-                          generator=generator, active=moved)
+    if efficiency is not None and moved.any():
+        x_pgd = efficiency.search(scorer, x, l2.clamp_min(1e-12), direction=F2R, generator=generator, active=moved,
+                                  seed=seed).x_adv
         with torch.no_grad():
             s_pgd = scorer(x_pgd)
         gain = s_pgd - s

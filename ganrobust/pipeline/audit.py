@@ -21,7 +21,7 @@ from ganrobust.pipeline.sweep import audit_sharded, parse_selection
 from ganrobust.report.envelope import audit_report
 from ganrobust.runs import CHECKPOINT, read_run
 from ganrobust.runs.checkpoints import LoadedGAN, load_gan
-from ganrobust.runs.settings import configured, describe, resolve_settings, scorer_options_for, sigmoid_output
+from ganrobust.runs.settings import configured, describe, resolve_settings, score_spec_for, sigmoid_output
 from ganrobust.runs.store import is_run, persisted_steps
 from ganrobust.errors import InputError, param
 
@@ -111,6 +111,7 @@ def audit_checkpoint(checkpoint: Path | None, *, cfg: AuditConfig, load: dict[st
                                 sigmoid=sigmoid_output(loaded.D, x, c, call if call.binds else None,
                                                        loaded.score.get("head")))
     cfg = configured(cfg, settings, loaded.train_config)
+    spec = score_spec_for(loaded, settings, call)
     if folder:  # images at the model's resolution, channels and range
         from ganrobust.image_folder import load_image_folder
 
@@ -122,13 +123,12 @@ def audit_checkpoint(checkpoint: Path | None, *, cfg: AuditConfig, load: dict[st
         note(f"{len(dataset)} images from {data}, resized to {shape[1]}x{shape[2]}, {shape[0]} channel(s), scaled to "
              f"[{loaded.bounds[0]:g}, {loaded.bounds[1]:g}]"
              + (f", {len(dataset.classes)} classes from sub-folders" if dataset.classes else ""))
-    if settings["kind"].value == "critic" and real is None:
+    if spec.critic and real is None:
         raise InputError(f"D is a critic (kind=critic, from the {settings['kind'].source}): its threshold is "
                          f"calibrated on real samples; pass {param('data')}")
     if real is not None and tuple(real.shape[1:]) != shape:
         raise InputError(f"{param('data')} samples have shape {tuple(real.shape[1:])} but G makes {shape}; pass data of the "
                          f"model's size and channels")
-    scorer_options = scorer_options_for(loaded, settings, call)
     for line in loaded.notes:
         note(line)
     if settings["kind"].source == "detected":
@@ -140,14 +140,14 @@ def audit_checkpoint(checkpoint: Path | None, *, cfg: AuditConfig, load: dict[st
     note(f"audit settings: {describe(settings)}")
 
     def audit_itself() -> dict[str, Any]:
-        return audit_gan(loaded.G, loaded.D, scorer_options=scorer_options, latent_shape=loaded.latent_shape,
+        return audit_gan(loaded.G, loaded.D, scorer_options=spec, latent_shape=loaded.latent_shape,
                          opt_state=None if fresh_optimizer else loaded.optimizer_g,
                          opt_class=settings["optimizer"].value, cfg=cfg, real=real, progress=progress,
                          robust_d_steps=robust_d, call=call, real_labels=None if dataset is None else dataset.y)
 
     # item 0 is the checkpoint's audit, the persisted snapshots follow; item i runs on rank i mod world
     measured, snapshots = audit_sharded(audit_itself, Path(checkpoint or ".") if snapshot_selection else None, loaded,
-                                        out, selection=snapshot_selection, cfg=cfg, scorer_options=scorer_options,
+                                        out, selection=snapshot_selection, cfg=cfg, scorer_options=spec,
                                         tick=snapshot_tick, verify=verify, real=real, ctx=ctx, call=call)
     if measured is None:  # not rank 0: rank 0 alone builds the report
         return None
@@ -164,7 +164,7 @@ def audit_checkpoint(checkpoint: Path | None, *, cfg: AuditConfig, load: dict[st
               "replay": _replay(loaded, settings, cfg, fresh_optimizer)}
     run = read_run(checkpoint) if checkpoint is not None and is_run(checkpoint) else None
     report = audit_report(measured, source=source, config=cfg.to_dict(),
-                          score={**scorer_options, "bounds": list(loaded.bounds)}, command=command, started=started,
+                          score=spec.to_dict(), command=command, started=started,
                           title=str(checkpoint or generator), snapshots=snapshots, run=run)
     return Audited(report, measured["samples"], measured["images"])
 

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from ganrobust.attacks.robustness_curve import robustness_curve
-from ganrobust.config import CompareConfig
+from ganrobust.config import CompareConfig, ScoreSpec
 from ganrobust.conventions import BatchNormMode
 from ganrobust.data import BUILTIN, Dataset, eight_gaussians, load_dataset, real_subset
 from ganrobust.gan_call import DEFAULT, GanCall, gan_call_from_record
@@ -263,10 +263,9 @@ def _evaluate_point(run: Run, name: str, loaded: LoadedGAN, step: int, where: st
         samples = shown[:16].cpu().numpy()
     if not torch.isfinite(x).all():
         return {"step": step, "source": where, "error": "G produced NaN or inf samples"}, samples
-    scorer = Scorer(D, kind=score.get("kind", "logit"), tau=score.get("tau"), bounds=loaded.bounds, bn=bn,
-                    box=not getattr(call, "raw_output", False))
-    if call.binds:  # each probe (z, c) scored with its own condition
-        scorer = scorer.conditioned(C[: cfg.robustness_samples], call)
+    spec = ScoreSpec(kind=score.get("kind", "logit"), tau=score.get("tau"), bounds=loaded.bounds, bn=bn).for_call(call)
+    # each probe (z, c) scored with its own condition
+    scorer = Scorer.of(D, spec, call).on(None if C is None else C[: cfg.robustness_samples])
     # a critic's threshold moves with training: recalibrated at every point, as the hook does
     scorer = with_threshold(scorer, yardstick.real, x[: cfg.robustness_samples], tau_given=score.get("tau") is not None,
                             missing=f"{name} has a critic D (WGAN): its threshold needs real samples; pass {param('data')}")

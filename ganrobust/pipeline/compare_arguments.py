@@ -16,7 +16,7 @@ from ganrobust.measure.audit import audit_snapshot
 from ganrobust.pipeline.sweep import step_inputs
 from ganrobust.runs import Run
 from ganrobust.runs.checkpoints import LoadedGAN
-from ganrobust.runs.settings import configured, resolve_settings, scorer_options_for
+from ganrobust.runs.settings import configured, resolve_settings, score_spec_for
 from ganrobust.runs.store import load_snapshot
 
 #: the arguments' settings in a comparison: the audit's, on the run's own probes, with a shorter
@@ -32,9 +32,9 @@ def point_arguments(run: Run, loaded: LoadedGAN, step: int, cfg: CompareConfig, 
     acfg = configured(dataclasses.replace(COMPARE_AUDIT, seed=cfg.seed, eps=cfg.eps, eps_grid=(cfg.eps,)), settings,
                       loaded.train_config)
     call = gan_call_from_record(run.manifest.get("gan_call"))
-    options = scorer_options_for(loaded, settings, call)
+    spec = score_spec_for(loaded, settings, call)
     if cfg.bn is not None:
-        options["bn"] = cfg.bn.value
+        spec = dataclasses.replace(spec, bn=cfg.bn)
     Z = run.probes().to(dev)
     C = run.probe_conditions()
     C = None if C is None or not call.conditional else C.to(dev)
@@ -42,6 +42,6 @@ def point_arguments(run: Run, loaded: LoadedGAN, step: int, cfg: CompareConfig, 
                for kind in ("G_before", "G_after", "D")}
     for kind, module in modules.items():
         module.load_state_dict(load_snapshot(run.dir, step, kind, verify=cfg.verify))
-    measured = audit_snapshot(modules["G_before"], modules["G_after"], modules["D"], scorer_options=options, Z=Z,
+    measured = audit_snapshot(modules["G_before"], modules["G_after"], modules["D"], scorer_options=spec, Z=Z,
                               cfg=acfg, real=real, C=C, call=call, inputs=step_inputs(run.dir, step, acfg, cfg.verify))
     return measured["odena"]

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ganrobust.config import DemoConfig
+from ganrobust.config import DemoConfig, ScoreSpec
+from ganrobust.conventions import BatchNormMode
 from ganrobust.measure.audit import audit_gan
 from ganrobust.pipeline.audit import Audited
 from ganrobust.pipeline.sweep import audit_run_snapshots
@@ -31,10 +32,10 @@ def run_demo(cfg: DemoConfig, *, command: str, started: float, note: Callable[[s
     note("Odena's three arguments at the persisted snapshots")
     loaded = LoadedGAN(G=result.G, D=result.D, source="ganrobust demo", latent_shape=(train_cfg.nz, 1, 1))
     clear_snapshot_results(cfg.out)  # the demo regenerates everything under --out: nothing to resume
-    snapshots = audit_run_snapshots(run_dir, loaded, cfg.out, selection="all", cfg=audit_cfg,
-                                    scorer_options={"bn": "batch"})
+    score = ScoreSpec(bn=BatchNormMode.BATCH)  # the trainer's D scores with batch statistics at G's step
+    snapshots = audit_run_snapshots(run_dir, loaded, cfg.out, selection="all", cfg=audit_cfg, scorer_options=score)
     note("auditing the final checkpoint")
-    measured = audit_gan(result.G, result.D, scorer_options={"bn": "batch"}, latent_shape=(train_cfg.nz, 1, 1),
+    measured = audit_gan(result.G, result.D, scorer_options=score, latent_shape=(train_cfg.nz, 1, 1),
                          opt_state=result.opt_g.state_dict(), opt_class="Adam", cfg=audit_cfg, real=result.data.x,
                          robust_d_steps=cfg.robust_d)
     run = read_run(run_dir)

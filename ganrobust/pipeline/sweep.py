@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import torch
 
-from ganrobust.config import AuditConfig
+from ganrobust.config import AuditConfig, ScoreSpec
 from ganrobust.distributed import Context, item_seed
 from ganrobust.gan_call import DEFAULT, GanCall
 from ganrobust.measure.audit import audit_snapshot
@@ -51,7 +51,7 @@ def step_inputs(run_dir: Path, step: int, cfg: AuditConfig, verify: bool = True)
 
 
 def audit_run_snapshots(run_dir: Path, loaded: LoadedGAN, out: Path, *, selection: str | None, cfg: AuditConfig,
-                        scorer_options: dict[str, Any], tick: Callable[[int], None] | None = None,
+                        scorer_options: ScoreSpec, tick: Callable[[int], None] | None = None,
                         verify: bool = True, real: torch.Tensor | None = None,
                         call: GanCall = DEFAULT) -> list[dict[str, Any]]:
     """Audit the selected persisted steps; each snapshot file is checked against the SHA-256 the
@@ -62,7 +62,7 @@ def audit_run_snapshots(run_dir: Path, loaded: LoadedGAN, out: Path, *, selectio
 
 
 def audit_sharded(main: Callable[[], Any] | None, run_dir: Path | None, loaded: LoadedGAN, out: Path, *,
-                  selection: str | None, cfg: AuditConfig, scorer_options: dict[str, Any],
+                  selection: str | None, cfg: AuditConfig, scorer_options: ScoreSpec,
                   tick: Callable[[int], None] | None = None, verify: bool = True, real: torch.Tensor | None = None,
                   ctx: Context | None = None, call: GanCall = DEFAULT) -> tuple[Any, list[dict[str, Any]] | None]:
     """The whole audit of a run as one list of items sharded over ranks (item ``i`` on rank

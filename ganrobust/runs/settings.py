@@ -20,7 +20,7 @@ from torch import nn
 
 from ganrobust.conventions import BatchNormMode
 
-from ganrobust.config import UNRECORDED_BN, AuditConfig, WatchConfig
+from ganrobust.config import UNRECORDED_BN, AuditConfig, ScoreSpec, WatchConfig
 from ganrobust.module_state import evaluation_state, preserved_rng
 from ganrobust.optimizers import infer_optimizer_class
 from ganrobust.runs.checkpoints import LoadedGAN
@@ -168,19 +168,15 @@ def configured(cfg: AuditConfig, settings: dict[str, Setting], train_config: dic
     return dataclasses.replace(cfg, **changes)
 
 
-def scorer_options_for(loaded: LoadedGAN, settings: dict[str, Setting], call: Any = None) -> dict[str, Any]:
-    """The Scorer's keyword arguments: resolved kind and BatchNorm mode, the data range, a recorded
-    tau (a critic's is calibrated on each snapshot instead); ``box=False`` where ``call`` feeds D
-    G's raw output (StyleGAN), so the range is the budgets' unit and not a box."""
-    kind = settings["kind"].value
-    options: dict[str, Any] = {"kind": kind, "bounds": loaded.bounds, "bn": settings["bn"].value}
-    if getattr(call, "raw_output", False):
-        options["box"] = False
-    if loaded.score.get("tau") is not None and kind != "critic":
-        options["tau"] = loaded.score["tau"]
-    if loaded.score.get("head") is not None:  # a D with several outputs (AC-GAN): the real/fake one
-        options["head"] = int(loaded.score["head"])
-    return options
+def score_spec_for(loaded: LoadedGAN, settings: dict[str, Setting], call: Any = None) -> ScoreSpec:
+    """How the audit scores ``loaded``'s D: the resolved kind and BatchNorm mode, the data range, a
+    recorded tau (a critic's is calibrated on each snapshot instead) and head, for a GAN called
+    through ``call`` (:meth:`ScoreSpec.for_call`: no box where D sees G's raw output)."""
+    spec = ScoreSpec(kind=settings["kind"].value, bounds=loaded.bounds, bn=settings["bn"].value,
+                     head=None if loaded.score.get("head") is None else int(loaded.score["head"]))
+    if loaded.score.get("tau") is not None and not spec.critic:
+        spec = dataclasses.replace(spec, tau=loaded.score["tau"])
+    return spec.for_call(call)
 
 
 def describe(settings: dict[str, Setting]) -> str:
