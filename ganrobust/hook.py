@@ -105,9 +105,7 @@ class Watcher:
         # (:meth:`_observe_bn`); until then, and for a D without batch statistics, running statistics
         self._bn_observed: BatchNormMode | None = None
         self._d_has_bn = any(isinstance(m, _BatchNorm) for m in self.D.modules())
-        self.scorer = Scorer(self.store.shadow_d, kind=config.kind, tau=config.tau, bounds=config.bounds,
-                             bn=BatchNormMode.EVAL if config.bn is BatchNormMode.AUTO else config.bn,
-                             box=not getattr(self.call, "raw_output", False))
+        self.scorer = Scorer.of(self.store.shadow_d, config.score(self.call), self.call)
         # overlap: measurements run on a background thread, in step order (one process only); under
         # 'auto' the first measurement runs here and checks that it leaves the global RNG alone
         self.scheduler = Scheduler(config.overlap, sharded=self.ctx.sharded, device=self._device())

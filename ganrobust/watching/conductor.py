@@ -142,7 +142,7 @@ class StepConductor:
         scorer = with_threshold(self.scorer, self.real, current.x, tau_given=cfg.tau is not None)
         with_min_norm = self.min_norm is not None and self.measured % cfg.min_norm_every == 0
         # a batch-coupled D (minibatch std) is measured on the whole batch: coupling measured first, on the probes
-        (scorer.conditioned(self.C, self.call) if self.call.binds else scorer).check_batch(current.x)
+        scorer.on(self.C).check_batch(current.x)
         rows = self.sharding.rows(cfg.n_probes, self.scorer)
         shipped = RankRows(rows=rows.numpy(), probe=None, train_error=current.train_error)
         flip = np.zeros(0, dtype=bool)
@@ -193,7 +193,7 @@ class StepConductor:
         if self.scorer.coupling is None:  # once: its check seeds the RNG, which only this thread may do
             wait()  # nothing in flight uses the shadow D
             self.store.load_d(snapshot)
-            (self.scorer.conditioned(self.C, self.call) if self.call.binds else self.scorer).check_batch(current.x)
+            self.scorer.on(self.C).check_batch(current.x)
         theta = theta_next = None
         if self.is_persisted(step):
             theta, theta_next = [t.clone() for t in self.store.theta], [t.clone() for t in view.tensors]

@@ -50,8 +50,7 @@ def probe_rows(scorer: Scorer, call: GanCall, config: WatchConfig, *, step: int,
     """The per-sample arrays of probe ``rows``: ``x[rows] -> x_next[rows]`` scored by D_t, each row
     with its own condition, the whole batch's x given (G's batch statistics made it)."""
     index = rows.to(x_next.device)
-    if call.binds:  # each probe row scored with its own condition
-        scorer = scorer.conditioned(None if C is None else C.index_select(0, index), call)
+    scorer = scorer.through(call).on(None if C is None else C.index_select(0, index))  # row i: its own condition
     return measure_update(
         scorer, x[index], x_next[index], eps=config.eps, eps_l2=config.eps_l2,
         efficiency_steps=config.efficiency_steps, noise_draws=config.noise_draws,
@@ -63,7 +62,7 @@ def probe_rows(scorer: Scorer, call: GanCall, config: WatchConfig, *, step: int,
 def train_rows(scorer: Scorer, call: GanCall, config: WatchConfig, *, seed: int, x: torch.Tensor,
                x_next: torch.Tensor, c: torch.Tensor | None) -> dict[str, np.ndarray]:
     """The per-sample arrays of the step's own batch (no efficiency search: its PGD is the probes')."""
-    return measure_update(scorer.conditioned(c, call) if call.binds else scorer, x, x_next,
+    return measure_update(scorer.through(call).on(c), x, x_next,
                           eps=config.eps, eps_l2=config.eps_l2, efficiency_steps=0,
                           noise_draws=config.noise_draws, seed=seed).samples
 
@@ -98,8 +97,7 @@ def later_scores(scorer: Scorer, call: GanCall, *, x_next: torch.Tensor, rows: t
                  C: torch.Tensor | None) -> np.ndarray:
     """D_{t+1}(x') on this rank's probe rows (``scorer`` over D_{t+1}, with its own threshold)."""
     index = rows.to(x_next.device)
-    if call.binds:  # the probes' own conditions, row for row
-        scorer = scorer.conditioned(None if C is None else C.index_select(0, index), call)
+    scorer = scorer.through(call).on(None if C is None else C.index_select(0, index))  # row i: its own condition
     return scorer.score(x_next[index]).cpu().numpy() if len(index) else np.zeros(0, dtype=np.float32)
 
 
