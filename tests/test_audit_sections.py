@@ -13,7 +13,9 @@ from ganrobust.attacks.projected_gradient_descent import ProjectedGradientDescen
 from ganrobust.config import AuditConfig, ScoreSpec
 from ganrobust.measure.audit import audit_gan
 from ganrobust.measure.audit_context import AuditAttacks
-from ganrobust.measure.sections import SECTIONS, Part, Section, planned
+from ganrobust.measure.sections import SECTIONS, Part, Rendering, Section, planned
+from ganrobust.report.html import render_html
+from ganrobust.report.text import summary_markdown
 
 CFG = AuditConfig(n_probes=16, batch=8, k_steps=2, pgd_iterations=5, efficiency_steps=2, min_norm_probes=4,
                   eps_grid=(4 / 255,))
@@ -55,6 +57,22 @@ def test_a_registered_section_appears_in_the_report() -> None:
     assert report["mean_score"]["n_fake"] == report["update"]["n_fake"]
     assert list(report)[-3:] == ["mean_score", "samples", "images"]
     assert bar.titles[-1] == "mean score"
+    assert "section_tables" not in audit_gan(G, D, scorer_options={}, latent_shape=(4,), cfg=CFG)  # built-ins: none
+
+
+def test_a_registered_section_with_a_rendering_is_a_table_in_both_reports() -> None:
+    """A new section's table reaches summary.md and index.html from report.json alone: no edit of report/."""
+    G, D = _pair()
+    rows = Section("score_quartiles", "score quartiles", lambda ctx, parts: Part({"score_quartiles": [
+        {"q": q, "score": float(ctx.scorer.score(ctx.x).quantile(q))} for q in (0.25, 0.5, 0.75)]}),
+        rendering=Rendering(heading="Score quartiles", table="score_quartiles"))
+    report = audit_gan(G, D, scorer_options={}, latent_shape=(4,), cfg=CFG, sections=[*SECTIONS, rows])
+    assert report["section_tables"] == [{"heading": "Score quartiles", "table": "score_quartiles"}]
+    median = f"{report['score_quartiles'][1]['score']:.4g}"
+    md = summary_markdown(report)
+    assert "## Score quartiles" in md and "| q | score |" in md and f"| 0.5 | {median} |" in md
+    html = render_html(report, None)
+    assert "<h2>Score quartiles</h2>" in html and f"<td>{median}</td>" in html
 
 
 class _CountingPGD(ProjectedGradientDescentAttack):

@@ -13,7 +13,7 @@ from jinja2 import Environment, select_autoescape
 from ganrobust.report import arguments_over_training as over_training
 from ganrobust.report import figures
 from ganrobust.report.text import (arms_text, fmt, persistence_text, compare_tables, headline_rows,
-                                   run_headline_rows)
+                                   run_headline_rows, section_tables)
 from ganrobust.runs import to_jsonable
 
 
@@ -110,6 +110,9 @@ both amplified to the full range.</p>
 {% if diagnostics %}<table><tr><th>code</th><th>message</th><th>raised if</th><th>explanation</th></tr>
 {% for d in diagnostics %}<tr><td><code>{{ d.code }}</code></td><td>{{ d.message }}</td><td>{{ d.raised_if }}</td><td>{{ d.explanation }}</td></tr>{% endfor %}
 </table>{% else %}<p class="explain">None raised.</p>{% endif %}</section>
+{% for heading, rows in section_tables %}
+<section class="section-table"><h2>{{ heading }}</h2><table><tr>{% for c in rows[0] %}<th>{{ c }}</th>{% endfor %}</tr>
+{% for row in rows[1:] %}<tr>{% for c in row %}<td>{{ c }}</td>{% endfor %}</tr>{% endfor %}</table></section>{% endfor %}
 
 <section id="configuration"><h2>Configuration, versions, command</h2>
 <p>Reproduce with: <code>{{ command }}</code></p>
@@ -156,7 +159,7 @@ def render_html(report: dict[str, Any], samples: dict[str, np.ndarray] | None) -
         diagnostics=report.get("diagnostics", []), command=report.get("command", ""),
         robust_d=report.get("robust_d"), by_class=report.get("by_class"), fmt=fmt, run_headline=run_headline_rows(report.get("run_headline")),
         run_method=(report.get("run_headline") or {}).get("method", ""), intervals=report.get("intervals"),
-        over=over, over_labels=over_training.LABELS,
+        over=over, over_labels=over_training.LABELS, section_tables=section_tables(report),
         over_tables={key: over_training.table(over, key) for key in over_training.LABELS} if over else {},
         config=json.dumps(to_jsonable(config), indent=2))
 

@@ -105,6 +105,8 @@ def summary_markdown(report: dict[str, Any]) -> str:
                          f"{fmt(r['cos_z'], False)} | {fmt(rob['real_called_real'][which])} |")
     if report.get("diagnostics"):
         lines += ["", "## Diagnostics", ""] + [f"* `{d['code']}`: {d['message']}" for d in report["diagnostics"]]
+    for heading, rows in section_tables(report):
+        lines += ["", f"## {heading}", ""] + _md_table(rows)
     if report.get("intervals"):  # which kind of interval each number carries (reports written before: none)
         lines += ["", "## Intervals", ""] + [f"* **{k}**: {v}" for k, v in report["intervals"].items()]
     lines += ["", f"Command: `{report.get('command', '')}`", ""]
@@ -186,6 +188,24 @@ def arms_text(report: dict[str, Any]) -> str:
     return (f"Each arm's runs are seeds of one method; {(report.get('methods') or {}).get('arms', '')}. "
             "Within-run numbers (intervals over steps or samples of one run) are in the tables below; "
             "* marks a difference whose interval excludes 0.")
+
+
+def section_tables(report: dict[str, Any]) -> list[tuple[str, list[list[str]]]]:
+    """The tables of the audit sections without a hand-written layout (``report["section_tables"]``,
+    a section's ``Rendering``): a heading, and a header row then one row per entry of its list of dicts."""
+    out = []
+    for t in report.get("section_tables") or []:
+        entries = report.get(t["table"]) or []
+        if entries:
+            columns = list(entries[0])
+            out.append((t["heading"], [columns] + [[_cell(e.get(c)) for c in columns] for e in entries]))
+    return out
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, dict) and "value" in v:
+        return fmt(v, pct=False)
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 def _md_table(rows: list[list[str]]) -> list[str]:

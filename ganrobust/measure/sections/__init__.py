@@ -83,7 +83,12 @@ def assembled(sections: Sequence[Section], parts: dict[str, Part]) -> dict[str, 
             samples.update(part.samples)
             images.update(part.images)
     ordered = {key: entries[key] for key in REPORT_ORDER if key in entries}
-    return {**ordered, **{k: v for k, v in entries.items() if k not in ordered}, "samples": samples, "images": images}
+    rest = {k: v for k, v in entries.items() if k not in ordered}
+    tables = [{"heading": s.rendering.heading, "table": s.rendering.table} for s in sections
+              if s.rendering is not None and s.name in parts]
+    if tables:  # sections without a hand-written layout, shown by summary.md and index.html as tables
+        rest["section_tables"] = tables
+    return {**ordered, **rest, "samples": samples, "images": images}
 
 
 __all__ = ["Part", "REPORT_ORDER", "Rendering", "SECTIONS", "Section", "assembled", "planned", "run_sections", "section"]

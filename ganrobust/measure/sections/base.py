@@ -14,17 +14,13 @@ from ganrobust.measure.audit_context import AuditContext
 
 @dataclass(frozen=True)
 class Rendering:
-    """How the reports show a section. ``table``: a report key whose rows (a list of dicts with the
-    same keys) are shown as a table under ``heading``; ``figure``: the name of a figure of
-    :mod:`ganrobust.report.figures` drawn from the report; ``verdict``: a key of
-    ``report["odena"]["verdicts"]`` that states the section in one sentence. The built-in sections'
-    own layouts in summary.md and index.html are written in :mod:`ganrobust.report.text` and
-    :mod:`ganrobust.report.html`; a new section is rendered from these three names alone."""
+    """How summary.md and index.html show a section that has no hand-written layout (the built-in
+    sections' layouts are written in :mod:`ganrobust.report.text` and :mod:`ganrobust.report.html`):
+    the report entry ``table`` (a list of dicts with the same keys) as a table under ``heading``.
+    The report lists such sections in ``section_tables``, so a re-render needs no registry."""
 
-    heading: str | None = None
-    table: str | None = None
-    figure: str | None = None
-    verdict: str | None = None
+    heading: str
+    table: str
 
 
 @dataclass
@@ -53,6 +49,6 @@ class Section:
     name: str
     title: str  # the progress bar's message while it runs
     measure: Measure
-    rendering: Rendering = Rendering()
+    rendering: Rendering | None = None  # None: no table of its own (or a hand-written layout)
     runs: Callable[[AuditContext], bool] = always
     absent: dict[str, Any] = field(default_factory=dict)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ganrobust.measure.audit_context import AuditContext
-from ganrobust.measure.sections.base import Part, Rendering, Section
+from ganrobust.measure.sections.base import Part, Section
 from ganrobust.measure.update import by_class
 
 
@@ -19,5 +19,5 @@ def conditions(ctx: AuditContext, _parts: dict[str, Part]) -> Part:
     return Part(entries, samples={"label": label})
 
 
-SECTION = Section("conditions", "rates by class", conditions, Rendering(heading="By class", table="by_class"),
+SECTION = Section("conditions", "rates by class", conditions,
                   runs=lambda ctx: ctx.call.conditional)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ganrobust.diagnostics import Diagnostic, diagnose_scorer
 from ganrobust.measure.audit_context import AuditContext
-from ganrobust.measure.sections.base import Part, Rendering, Section
+from ganrobust.measure.sections.base import Part, Section
 
 
 def diagnostics(ctx: AuditContext, parts: dict[str, Part]) -> Part:
@@ -20,4 +20,4 @@ def diagnostics(ctx: AuditContext, parts: dict[str, Part]) -> Part:
     return Part({"diagnostics": found})
 
 
-SECTION = Section("diagnostics", "diagnostics", diagnostics, Rendering(heading="Diagnostics", table="diagnostics"))
+SECTION = Section("diagnostics", "diagnostics", diagnostics)

@@ -7,7 +7,7 @@ import torch
 
 from ganrobust.conventions import Direction, Norm
 from ganrobust.measure.audit_context import AuditContext
-from ganrobust.measure.sections.base import Part, Rendering, Section
+from ganrobust.measure.sections.base import Part, Section
 
 #: probes shown
 SHOWN = 8
@@ -26,4 +26,4 @@ def images(ctx: AuditContext, _parts: dict[str, Part]) -> Part:
                             "x_pgd": export(x_pgd[:SHOWN]).cpu()})
 
 
-SECTION = Section("images", "drawing the probes", images, Rendering(figure="image_grid"))
+SECTION = Section("images", "drawing the probes", images)

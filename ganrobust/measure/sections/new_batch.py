@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ganrobust.measure import arguments
 from ganrobust.measure.audit_context import AuditContext
-from ganrobust.measure.sections.base import Part, Rendering, Section
+from ganrobust.measure.sections.base import Part, Section
 from ganrobust.measure.update import measure
 
 
@@ -17,4 +17,4 @@ def new_batch(ctx: AuditContext, _parts: dict[str, Part]) -> Part:
     return Part({"odena.new_batch": arguments.new_batch(trained.summary, ctx.update.summary, cfg.batch, cfg.n_probes)})
 
 
-SECTION = Section("new_batch", "argument 2: new batch", new_batch, Rendering(figure="new_batch", verdict="new_batch"))
+SECTION = Section("new_batch", "argument 2: new batch", new_batch)

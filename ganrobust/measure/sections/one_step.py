@@ -8,7 +8,7 @@ import torch
 
 from ganrobust.measure import arguments
 from ganrobust.measure.audit_context import AuditContext
-from ganrobust.measure.sections.base import Part, Rendering, Section
+from ganrobust.measure.sections.base import Part, Section
 
 
 def one_step(ctx: AuditContext, _parts: dict[str, Part]) -> Part:
@@ -17,4 +17,4 @@ def one_step(ctx: AuditContext, _parts: dict[str, Part]) -> Part:
     return Part({"odena.one_step": arguments.one_step(ctx.scorer, ctx.x, xs_k, fake, ctx.cfg, ctx.attacks.iterations)})
 
 
-SECTION = Section("one_step", "argument 1: one step", one_step, Rendering(figure="one_step", verdict="one_step"))
+SECTION = Section("one_step", "argument 1: one step", one_step)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ganrobust.measure import arguments
 from ganrobust.measure.audit_context import AuditContext
-from ganrobust.measure.sections.base import Part, Rendering, Section
+from ganrobust.measure.sections.base import Part, Section
 
 
 def param_space(ctx: AuditContext, _parts: dict[str, Part]) -> Part:
@@ -14,5 +14,4 @@ def param_space(ctx: AuditContext, _parts: dict[str, Part]) -> Part:
         ctx.update.summary, ctx.cfg, ctx.call, ctx.attacks)})
 
 
-SECTION = Section("param_space", "argument 3: parameter space", param_space,
-                  Rendering(figure="param_space", verdict="param_space"))
+SECTION = Section("param_space", "argument 3: parameter space", param_space)

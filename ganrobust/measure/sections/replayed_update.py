@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ganrobust import metrics
 from ganrobust.measure.audit_context import AuditContext
-from ganrobust.measure.sections.base import Part, Rendering, Section
+from ganrobust.measure.sections.base import Part, Section
 
 
 def replayed_update(ctx: AuditContext, _parts: dict[str, Part]) -> Part:
@@ -16,5 +16,4 @@ def replayed_update(ctx: AuditContext, _parts: dict[str, Part]) -> Part:
     return Part({"summary": summary, "update": update.summary}, samples=update.samples)
 
 
-SECTION = Section("update", "replaying and measuring the next generator update", replayed_update,
-                  Rendering(heading="Headline", figure="norm_histogram"))
+SECTION = Section("update", "replaying and measuring the next generator update", replayed_update)

@@ -14,7 +14,7 @@ from ganrobust.errors import InputError, param
 from ganrobust.measure import arguments
 from ganrobust.measure.audit_context import AuditContext
 from ganrobust.measure.replay import finetune_robust_d
-from ganrobust.measure.sections.base import Part, Rendering, Section
+from ganrobust.measure.sections.base import Part, Section
 from ganrobust.stats import clopper_pearson, significant
 
 
@@ -53,5 +53,5 @@ def paired_differences(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> di
     return out
 
 
-SECTION = Section("robust_d", "fine-tuning a robust D", robust_d, Rendering(heading="Robust D", figure="robust_d"),
+SECTION = Section("robust_d", "fine-tuning a robust D", robust_d,
                   runs=lambda ctx: ctx.robust_d_steps > 0, absent={"robust_d": None})

@@ -11,7 +11,7 @@ import torch
 from ganrobust.attacks.robustness_curve import robustness_curve
 from ganrobust.conventions import Direction
 from ganrobust.measure.audit_context import AuditContext
-from ganrobust.measure.sections.base import Part, Rendering, Section
+from ganrobust.measure.sections.base import Part, Section
 from ganrobust.scorer import Scorer
 from ganrobust.stats import median_ci
 
@@ -54,5 +54,4 @@ def _grad_norms(scorer: Scorer, x: torch.Tensor) -> dict[str, float | int]:
     return median_ci(g.reshape(g.shape[0], -1).norm(dim=1).cpu().numpy()).to_dict()
 
 
-SECTION = Section("robustness", "robustness sweep", robustness,
-                  Rendering(heading="Robustness of D", table="robustness", figure="robustness"))
+SECTION = Section("robustness", "robustness sweep", robustness)
