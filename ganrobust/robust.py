@@ -92,8 +92,6 @@ class RobustDLoss:
         self.norm = Norm(self.norm)
         self._bounds = Bounds.coerce(self.bounds)
         self._calls = 0
-        if self.attack is None and self.method in ("pgd", "fgsm-rs"):
-            self.attack = self.default_attack()
 
     def default_attack(self) -> Attack:
         """``fgsm-rs``: FGSM from a random start (step 1.25 eps); ``pgd``: ``steps`` steps of
@@ -123,7 +121,7 @@ class RobustDLoss:
         gen = torch.Generator(device=x.device).manual_seed(self.seed * 1_000_003 + self._calls)
         eps = torch.full((x.shape[0],), self._bounds.to_data(self.eps), device=x.device, dtype=x.dtype)
         active = torch.arange(x.shape[0], device=x.device) < n
-        attack = self.attack or self.default_attack()
+        attack = self.attack if self.attack is not None else self.default_attack()
         found = attack.search(scorer, x.detach().clamp(self._bounds.lo, self._bounds.hi), eps, direction=direction,
                               generator=gen, active=active, on_copy=False)  # D is the one being trained
         return found.x_adv.detach()
